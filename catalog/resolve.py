@@ -1,0 +1,68 @@
+"""Turn :class:`~lakehouse.settings.Settings` into a live pyiceberg catalog."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from pyiceberg.catalog import Catalog, load_catalog
+from pyiceberg.utils.config import Config
+
+from lakehouse.errors import ConfigError
+from lakehouse.settings import Settings
+
+log = logging.getLogger(__name__)
+
+EMBEDDED_NAME = "lakehouse"
+
+
+def embedded_catalog_properties(settings: Settings) -> dict[str, str]:
+    """Properties of the embedded catalog: SQLite at ``$LAKEHOUSE_HOME/catalog.db``,
+    warehouse ``file://$LAKEHOUSE_HOME/warehouse``."""
+    home = settings.home.expanduser().resolve()
+    return {
+        "type": "sql",
+        "uri": f"sqlite:///{home / 'catalog.db'}",
+        "warehouse": (home / "warehouse").as_uri(),
+        "init_catalog_tables": "true",
+    }
+
+
+def open_catalog(settings: Settings) -> Catalog:
+    """Open the catalog the settings name, creating the embedded one on first use."""
+    if settings.catalog is None:
+        home = settings.home.expanduser().resolve()
+        try:
+            (home / "warehouse").mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot create LAKEHOUSE_HOME at {home}: {exc}. Set LAKEHOUSE_HOME or --home "
+                "to a writable folder"
+            ) from exc
+        props: dict[str, Any] = embedded_catalog_properties(settings)
+        return _load(EMBEDDED_NAME, props)
+    # pyiceberg reads its environment once, at import; read it again now so the
+    # configuration in force when this is called is the one used.
+    props = Config().get_catalog_config(settings.catalog) or {}
+    if not props:
+        raise ConfigError(
+            f"catalog {settings.catalog!r} is not configured. Configure it in .pyiceberg.yaml or "
+            f"with PYICEBERG_CATALOG__{settings.catalog.upper()}__URI (and __TYPE, __WAREHOUSE, ...), "
+            "or unset LAKEHOUSE_CATALOG / --catalog to use the embedded catalog"
+        )
+    return _load(settings.catalog, dict(props))
+
+
+def _load(name: str, props: dict[str, Any]) -> Catalog:
+    try:
+        return load_catalog(name, **props)
+    except ValueError as exc:
+        raise ConfigError(
+            f"catalog {name!r} is not configured: {exc}. Configure it in .pyiceberg.yaml or with "
+            f"PYICEBERG_CATALOG__{name.upper()}__URI (and __TYPE, __WAREHOUSE, ...), or unset "
+            "LAKEHOUSE_CATALOG / --catalog to use the embedded catalog"
+        ) from exc
+    except ImportError as exc:
+        raise ConfigError(f"catalog {name!r} needs a package that is not installed: {exc}") from exc
+    except Exception as exc:  # connection refused, bad URI, ...
+        raise ConfigError(f"cannot open catalog {name!r}: {type(exc).__name__}: {exc}") from exc

@@ -1,0 +1,43 @@
+"""The project's exception hierarchy: one root, with retryable and terminal kinds.
+
+Library errors are wrapped with ``raise ... from exc`` so the cause stays visible.
+The CLI maps :class:`ConfigError` and :class:`UsageError` to exit code 2.
+"""
+
+from __future__ import annotations
+
+
+class LakehouseError(Exception):
+    """Root of every error this project raises on purpose."""
+
+    retryable: bool = False
+
+
+class RetryableError(LakehouseError):
+    """A transient failure (commit conflict, throttling, a server restarting): try again."""
+
+    retryable = True
+
+
+class TerminalError(LakehouseError):
+    """A failure that retrying will not fix."""
+
+
+class ConfigError(TerminalError):
+    """A setting is missing or invalid. The message names the setting and how to set it."""
+
+
+class UsageError(TerminalError):
+    """The caller asked for something that cannot be done as asked."""
+
+
+class SchemaConflictError(TerminalError):
+    """Incoming data conflicts with the table's schema in a way that is not a per-record reject."""
+
+
+class CommitError(RetryableError):
+    """A catalog commit failed after its retries; nothing from it is visible."""
+
+
+class ComponentError(TerminalError):
+    """An external component (Trino, PostgreSQL, an emulator) could not be used."""

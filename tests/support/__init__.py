@@ -1,0 +1,1 @@
+"""Test support: real components (PostgreSQL, ...) started for the test session."""
