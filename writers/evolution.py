@@ -1,0 +1,115 @@
+"""Automatic schema evolution and conformance to the table's schema.
+
+New plain, scalar top-level fields become optional columns (type inferred: boolean, long,
+double, string, timestamptz), the way a crawler adds them. A value whose type conflicts
+with its existing column is rejected with a reason; an integer is widened into a double
+column (lossless), nothing else is coerced.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from pyiceberg.exceptions import CommitFailedException
+from pyiceberg.schema import Schema
+from pyiceberg.table import Table
+from pyiceberg.types import (
+    BooleanType,
+    DoubleType,
+    IcebergType,
+    IntegerType,
+    LongType,
+    StringType,
+    TimestamptzType,
+)
+
+from lakehouse.errors import CommitError
+from lakehouse.schema import iceberg_type_for_arrow
+from writers.parse import ROW_COLUMN
+
+log = logging.getLogger(__name__)
+
+
+def new_columns(tables: Iterable[pa.Table], schema: Schema) -> dict[str, IcebergType]:
+    """Columns the table lacks, typed by the first chunk that carries them."""
+    known = {f.name for f in schema.fields}
+    found: dict[str, IcebergType] = {}
+    for table in tables:
+        for field in table.schema:
+            if field.name in known or field.name in found or field.name == ROW_COLUMN:
+                continue
+            iceberg_type = iceberg_type_for_arrow(field.type)
+            if isinstance(iceberg_type, IcebergType):
+                found[field.name] = iceberg_type
+    return found
+
+
+def evolve(table: Table, columns: dict[str, IcebergType], *, attempts: int = 10) -> list[str]:
+    """Add the missing columns as optional fields; concurrent evolutions are retried.
+    Returns the names this call added."""
+    for attempt in range(attempts):
+        table.refresh()
+        known = {f.name for f in table.schema().fields}
+        missing = {k: v for k, v in columns.items() if k not in known}
+        if not missing:
+            return []
+        try:
+            with table.update_schema() as update:
+                for name, iceberg_type in missing.items():
+                    update.add_column(name, iceberg_type, doc="added by schema evolution")
+            log.info("schema evolution on %s: added %s", table.name(), ", ".join(missing))
+            return list(missing)
+        except CommitFailedException as exc:
+            log.info("schema evolution conflict (attempt %d): %s", attempt + 1, exc)
+    raise CommitError(f"could not add columns {sorted(columns)} after {attempts} attempts")
+
+
+def _compatible(values: pa.Array, target: IcebergType) -> pa.Array | None:
+    """``values`` cast to the target column's type, or None when the types conflict."""
+    t = values.type
+    if isinstance(target, StringType):
+        return values if (pa.types.is_string(t) or pa.types.is_large_string(t)) else None
+    if isinstance(target, (LongType, IntegerType)):
+        return pc.cast(values, pa.int64()) if pa.types.is_integer(t) else None
+    if isinstance(target, DoubleType):
+        return pc.cast(values, pa.float64()) if (pa.types.is_floating(t) or pa.types.is_integer(t)) else None
+    if isinstance(target, BooleanType):
+        return values if pa.types.is_boolean(t) else None
+    if isinstance(target, TimestamptzType):
+        return values if (pa.types.is_timestamp(t) and t.tz is not None) else None
+    return None
+
+
+def conform(table: pa.Table, schema: Schema) -> tuple[pa.Table, list[tuple[int, str]]]:
+    """Cast a normalised chunk to the table's Arrow schema (``__row`` kept last).
+    Rows carrying a value of a conflicting type are returned as rejects."""
+    target = schema.as_arrow()
+    n = table.num_rows
+    arrays: list[pa.Array] = []
+    bad = pa.array([False] * n)
+    why: pa.Array = pa.nulls(n, pa.string())
+    names = set(table.column_names)
+    for field in schema.fields:
+        arrow_field = target.field(field.name)
+        if field.name not in names:
+            arrays.append(pa.nulls(n, arrow_field.type))
+            continue
+        col = table.column(field.name).combine_chunks()
+        cast = _compatible(col, field.field_type) if pa.types.is_null(col.type) is False else col
+        if cast is None:
+            conflict = pc.is_valid(col)
+            why = pc.if_else(pc.and_(conflict, pc.is_null(why)), f"{field.name}: column is {field.field_type}, got {col.type}", why)
+            bad = pc.or_(bad, conflict)
+            arrays.append(pa.nulls(n, arrow_field.type))
+            continue
+        arrays.append(pc.cast(cast, arrow_field.type))
+    rejected: list[tuple[int, str]] = []
+    rows = table.column(ROW_COLUMN).combine_chunks()
+    out = pa.Table.from_arrays([*arrays, rows], schema=target.append(pa.field(ROW_COLUMN, pa.int64())))
+    if pc.any(bad).as_py():
+        rejected = list(zip(pc.filter(rows, bad).to_pylist(), pc.filter(why, bad).to_pylist(), strict=True))
+        out = out.filter(pc.invert(bad))
+    return out, rejected

@@ -1,0 +1,232 @@
+"""Landing-zone ingest: newline-delimited JSON files (gzipped or not), exactly once per file.
+
+Files are listed in key order and grouped into few commits. For each group the events
+are committed (idempotency key = the group's files), then its rejects, then one row per
+file in the ``<table>_ingested`` log. A re-run skips logged files; a run killed between
+those steps re-forms the same group, whose events commit is then found by its key, and
+event-level dedupe covers any other regrouping. So every event lands exactly once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import pyarrow as pa
+from pyarrow import fs as pafs
+
+from lakehouse.errors import UsageError
+from lakehouse.schema import INGESTED_SCHEMA
+from lakehouse.settings import Settings
+from writers import commit
+from writers.parse import Parsed, parse_ndjson
+from writers.results import IngestResult, WriteResult
+from writers.writer import EventWriter
+
+log = logging.getLogger(__name__)
+
+SUFFIXES = (".ndjson", ".jsonl", ".json")
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    uri: str
+    path: str
+    size: int
+    mtime: datetime
+
+
+Progress = Callable[[int, int], None]
+"""Called after each group with (files done in it, bytes done in it)."""
+
+
+def _filesystem(location: str) -> tuple[pafs.FileSystem, str, str]:
+    """A pyarrow filesystem, the path within it, and the URI prefix to name files by."""
+    if "://" in location:
+        filesystem, path = pafs.FileSystem.from_uri(location)
+        scheme = location.split("://", 1)[0]
+        return filesystem, path, f"{scheme}://"
+    from pathlib import Path
+
+    return pafs.LocalFileSystem(), str(Path(location).expanduser().resolve()), "file://"
+
+
+def _is_data_file(path: str) -> bool:
+    name = path.rsplit("/", 1)[-1]
+    if name.startswith((".", "_")):
+        return False
+    base = name[:-3] if name.endswith(".gz") else name
+    return base.endswith(SUFFIXES)
+
+
+def discover(locations: Sequence[str]) -> tuple[pafs.FileSystem, list[SourceFile]]:
+    """Files under the given files/directories (recursive), in key order, no repeats."""
+    found: dict[str, SourceFile] = {}
+    filesystem: pafs.FileSystem | None = None
+    for location in locations:
+        fs_, path, prefix = _filesystem(location)
+        filesystem = filesystem or fs_
+        info = fs_.get_file_info(path)
+        if info.type == pafs.FileType.NotFound:
+            raise UsageError(f"no such file or directory: {location}")
+        infos = (
+            fs_.get_file_info(pafs.FileSelector(path, recursive=True))
+            if info.type == pafs.FileType.Directory
+            else [info]
+        )
+        for item in infos:
+            if item.type != pafs.FileType.File or not _is_data_file(item.path):
+                continue
+            uri = prefix + (item.path if item.path.startswith("/") or prefix != "file://" else "/" + item.path)
+            mtime = item.mtime if item.mtime is not None else datetime.now(UTC)
+            if mtime.tzinfo is None:
+                mtime = mtime.replace(tzinfo=UTC)
+            found[uri] = SourceFile(uri, item.path, int(item.size or 0), mtime)
+    if filesystem is None:
+        raise UsageError("no paths given to ingest")
+    return filesystem, [found[k] for k in sorted(found)]
+
+
+def read_source(filesystem: pafs.FileSystem, source: SourceFile) -> Parsed:
+    """Read and parse one file; gzip is recognised by its magic bytes. A truncated or
+    corrupt gzip stream keeps the complete lines before the damage and rejects the rest."""
+    with filesystem.open_input_stream(source.path, compression=None) as stream:
+        data = stream.read()
+    damage: str | None = None
+    if data[:2] == GZIP_MAGIC:
+        data, damage = _gunzip(data)
+    parsed = parse_ndjson(data, source.uri)
+    if damage:
+        parsed.failures.append((source.uri, None, None, damage))
+        parsed.records += 1
+    return parsed
+
+
+def _gunzip(data: bytes) -> tuple[bytes, str | None]:
+    out: list[bytes] = []
+    rest = data
+    while rest:
+        d = zlib.decompressobj(wbits=31)
+        try:
+            out.append(d.decompress(rest))
+        except zlib.error as exc:
+            return _complete_lines(b"".join(out)), f"corrupt gzip data: {exc}; lines after the damage are lost"
+        if not d.eof:
+            return _complete_lines(b"".join(out)), "truncated gzip file; its last partial line was not read"
+        rest = d.unused_data
+        if rest and rest[:2] != GZIP_MAGIC:
+            break  # trailing garbage after the last member
+    return b"".join(out), None
+
+
+def _complete_lines(data: bytes) -> bytes:
+    cut = data.rfind(b"\n")
+    return data[: cut + 1] if cut >= 0 else b""
+
+
+def ingested_sources(writer: EventWriter) -> set[str]:
+    table = writer.tables.ingested
+    table.refresh()
+    if table.current_snapshot() is None:
+        return set()
+    return set(table.scan(selected_fields=("source",)).to_arrow().column("source").to_pylist())
+
+
+def groups(files: Sequence[SourceFile], *, max_files: int, max_bytes: int) -> Iterator[list[SourceFile]]:
+    """Consecutive files, bounded by count and (compressed) bytes per group."""
+    group: list[SourceFile] = []
+    size = 0
+    for f in files:
+        if group and (len(group) >= max_files or size + f.size > max_bytes):
+            yield group
+            group, size = [], 0
+        group.append(f)
+        size += f.size
+    if group:
+        yield group
+
+
+def group_key(group: Sequence[SourceFile]) -> str:
+    digest = hashlib.blake2b(digest_size=16)
+    for f in group:
+        digest.update(f"{f.uri}\x00{f.size}\x00".encode())
+    return "f-" + digest.hexdigest()
+
+
+def ingest(
+    locations: Sequence[str],
+    settings: Settings | None = None,
+    *,
+    writer: EventWriter | None = None,
+    max_group_files: int = 2000,
+    max_group_bytes: int = 128 * 1024 * 1024,
+    progress: Progress | None = None,
+    on_plan: Callable[[int, int, int], None] | None = None,
+) -> IngestResult:
+    """Ingest every not-yet-ingested data file under ``locations``.
+
+    ``on_plan(files_pending, bytes_pending, files_skipped)`` is called once files are
+    listed; ``progress(files, bytes)`` after each committed group.
+    """
+    started = time.perf_counter()
+    writer = writer or EventWriter(settings, max_records=1 << 62, max_bytes=1 << 62, max_age=1e12)
+    filesystem, files = discover(locations)
+    done = ingested_sources(writer)
+    pending = [f for f in files if f.uri not in done]
+    skipped = tuple(f.uri for f in files if f.uri in done)
+    if on_plan:
+        on_plan(len(pending), sum(f.size for f in pending), len(skipped))
+    total = WriteResult()
+    commits = 0
+    bytes_read = 0
+    for group in groups(pending, max_files=max_group_files, max_bytes=max_group_bytes):
+        key = group_key(group)
+        counts: list[int] = []
+        for source in group:
+            parsed = read_source(filesystem, source)
+            counts.append(parsed.records)
+            writer.add_parsed(parsed, receipt_time=source.mtime)
+        result = writer.flush(batch_key=key)
+        _log_files(writer, group, counts, key)
+        total = total + result
+        commits += 1
+        group_bytes = sum(f.size for f in group)
+        bytes_read += group_bytes
+        if progress:
+            progress(len(group), group_bytes)
+    return IngestResult(
+        files=len(pending),
+        files_skipped=len(skipped),
+        bytes_read=bytes_read,
+        commits=commits,
+        records_read=total.records_read,
+        records_written=total.records_written,
+        duplicates_dropped=total.duplicates_dropped,
+        records_rejected=total.records_rejected,
+        late_records=total.late_records,
+        snapshot_ids=total.snapshot_ids,
+        seconds=time.perf_counter() - started,
+        skipped_sources=skipped,
+    )
+
+
+def _log_files(writer: EventWriter, group: Sequence[SourceFile], counts: Sequence[int], key: str) -> None:
+    schema = INGESTED_SCHEMA.as_arrow()
+    now = datetime.now(UTC)
+    rows = pa.table(
+        {
+            "source": pa.array([f.uri for f in group], schema.field("source").type),
+            "size": pa.array([f.size for f in group], pa.int64()),
+            "records": pa.array(list(counts), pa.int64()),
+            "batch_key": pa.array([key] * len(group), schema.field("batch_key").type),
+            "ingested_at": pa.array([now] * len(group), schema.field("ingested_at").type),
+        },
+        schema=schema,
+    )
+    commit.append_with_key(writer.tables.ingested, rows, key=key, kind="ingested")

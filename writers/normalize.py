@@ -1,0 +1,293 @@
+"""Validate and normalise one parsed chunk, vectorised.
+
+* required fields present and non-empty; ``event_id``/``user_id``/``event_type``/``session_id``
+  are strings (a number is a type conflict, never coerced);
+* ``client_ts``/``server_ts``: ISO-8601 with an offset or ``Z``, epoch milliseconds, or a
+  zone-aware Arrow timestamp, to UTC microseconds; ``server_ts`` defaults to the receipt time;
+* ``client_ts`` more than ``max_future_skew`` after the receipt time is rejected;
+* ``properties`` is JSON object text; nested values outside it, and fields whose names are
+  not plain lower-case identifiers, are folded into it;
+* other scalar fields are kept as candidate columns (schema evolution decides on them).
+
+Every rejected row gets a reason; nothing is silently coerced or dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from lakehouse.schema import CORE_COLUMNS, TIMESTAMP_ARROW
+from writers.parse import ROW_COLUMN
+
+_COLUMN_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,127}$")
+MIN_CLIENT_TS = datetime.fromisoformat("2000-01-01T00:00:00+00:00")
+_STRING_COLUMNS = ("event_id", "user_id", "event_type", "session_id")
+_REQUIRED_INPUT = ("event_id", "user_id", "event_type", "client_ts")
+
+
+@dataclass
+class Normalized:
+    """Valid rows (core columns typed, extra scalar columns as inferred, ``__row``)
+    and the rejected rows as ``(row, reason)`` pairs."""
+
+    table: pa.Table
+    rejected: list[tuple[int, str]]
+
+
+class _Reasons:
+    """The first reason found for each row; null while the row is still valid."""
+
+    def __init__(self, n: int) -> None:
+        self.values: pa.Array = pa.nulls(n, pa.string())
+
+    def flag(self, mask: pa.Array, reason: str | pa.Array) -> None:
+        mask = pc.fill_null(mask, False)
+        if not pc.any(mask).as_py():
+            return
+        self.values = pc.if_else(pc.and_(mask, pc.is_null(self.values)), reason, self.values)
+
+    @property
+    def valid(self) -> pa.Array:
+        return pc.is_null(self.values)
+
+
+def is_plain_name(name: str) -> bool:
+    return bool(_COLUMN_NAME.match(name)) and not name.startswith("__")
+
+
+def _is_nested(t: pa.DataType) -> bool:
+    return pa.types.is_nested(t) or pa.types.is_map(t)
+
+
+def _is_scalar_column(t: pa.DataType) -> bool:
+    return (
+        pa.types.is_boolean(t)
+        or pa.types.is_integer(t)
+        or pa.types.is_floating(t)
+        or pa.types.is_string(t)
+        or pa.types.is_large_string(t)
+        or (pa.types.is_timestamp(t) and t.tz is not None)
+    )
+
+
+def to_timestamps(col: pa.Array, name: str, reasons: _Reasons) -> pa.Array:
+    """Convert one column to ``timestamp[us, UTC]``; unconvertible values become null and
+    are flagged with a reason."""
+    t = col.type
+    n = len(col)
+    if pa.types.is_null(t):
+        return pa.nulls(n, TIMESTAMP_ARROW)
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        try:
+            return pc.cast(col, TIMESTAMP_ARROW)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            return _parse_iso_slowly(col, name, reasons)
+    if pa.types.is_integer(t) or pa.types.is_floating(t):
+        values = pc.cast(col, pa.float64()) if pa.types.is_floating(t) else pc.cast(col, pa.int64())
+        if pa.types.is_floating(t):
+            finite = pc.is_finite(values)
+            reasons.flag(pc.invert(finite), f"{name}: not a finite number")
+            values = pc.if_else(finite, values, None)
+            values = pc.cast(pc.round(pc.multiply(values, 1000.0)), pa.int64(), safe=False)
+            millis_ok = pc.less(pc.abs(values), 2**62)
+        else:
+            millis_ok = pc.less(pc.abs(values), 2**53)
+            values = pc.if_else(millis_ok, values, None)
+            values = pc.multiply(values, 1000)
+        reasons.flag(pc.invert(millis_ok), f"{name}: epoch milliseconds out of range")
+        return pc.cast(values, pa.int64()).cast(TIMESTAMP_ARROW)
+    if pa.types.is_timestamp(t):
+        if t.tz is None:
+            reasons.flag(pc.is_valid(col), f"{name}: timestamp has no time zone")
+            return pa.nulls(n, TIMESTAMP_ARROW)
+        return pc.cast(col, TIMESTAMP_ARROW, safe=False)
+    reasons.flag(pc.is_valid(col), f"{name}: expected an ISO-8601 string or epoch milliseconds, got {t}")
+    return pa.nulls(n, TIMESTAMP_ARROW)
+
+
+def _parse_iso_slowly(col: pa.Array, name: str, reasons: _Reasons) -> pa.Array:
+    out: list[datetime | None] = []
+    why: list[str | None] = []
+    for value in col.to_pylist():
+        if value is None:
+            out.append(None)
+            why.append(None)
+            continue
+        try:
+            parsed = datetime.fromisoformat(value.strip())
+        except ValueError:
+            out.append(None)
+            why.append(f"{name}: not an ISO-8601 timestamp: {value[:64]!r}")
+            continue
+        if parsed.tzinfo is None:
+            out.append(None)
+            why.append(f"{name}: timestamp has no UTC offset (add Z or +hh:mm): {value[:64]!r}")
+            continue
+        out.append(parsed)
+        why.append(None)
+    why_arr = pa.array(why, pa.string())
+    reasons.flag(pc.is_valid(why_arr), why_arr)
+    return pa.array(out, TIMESTAMP_ARROW)
+
+
+def _dumps(value: object) -> str:
+    return json.dumps(value, default=str, ensure_ascii=False, separators=(",", ":"))
+
+
+def _json_objects(table: pa.Table) -> pa.Array:
+    """Encode each row of ``table`` (columns = keys) as JSON object text. Null values are
+    left out (pyarrow fills keys other rows have with nulls); all-null rows give null."""
+    import polars as pl
+
+    if table.num_columns == 0:
+        return pa.nulls(table.num_rows, pa.string())
+    try:
+        df = pl.from_arrow(table)
+        assert isinstance(df, pl.DataFrame)
+        fragments = [
+            pl.when(pl.col(c).is_not_null()).then(
+                pl.struct(pl.col(c)).struct.json_encode().str.strip_prefix("{").str.strip_suffix("}")
+            )
+            for c in df.columns
+        ]
+        body = pl.concat_str(fragments, separator=",", ignore_nulls=True)
+        encoded = df.select(
+            pl.when(body.str.len_bytes() > 0).then(pl.concat_str([pl.lit("{"), body, pl.lit("}")])).alias("j")
+        )
+        return pc.cast(encoded.to_series().to_arrow(), pa.string())
+    except Exception:  # exotic types polars cannot encode: take the slow, sure path
+        rows = [{k: v for k, v in r.items() if v is not None} for r in table.to_pylist()]
+        return pa.array([_dumps(r) if r else None for r in rows], pa.string())
+
+
+def _properties(table: pa.Table, fold: list[str], reasons: _Reasons) -> pa.Array:
+    n = table.num_rows
+    struct_keys: set[str] | None = None
+    props = table.column("properties").combine_chunks() if "properties" in table.column_names else None
+    if props is not None and pa.types.is_null(props.type):
+        props = None
+    if props is not None and not (
+        pa.types.is_string(props.type) or pa.types.is_large_string(props.type) or pa.types.is_struct(props.type)
+        or pa.types.is_map(props.type)
+    ):
+        reasons.flag(pc.is_valid(props), f"properties: expected a JSON object, got {props.type}")
+        props = None
+    if props is not None and (pa.types.is_struct(props.type) or pa.types.is_map(props.type)):
+        # a struct of properties: encode it (an empty struct type has no fields to encode)
+        valid = pc.is_valid(props)
+        struct_keys = {f.name for f in props.type} if pa.types.is_struct(props.type) else None
+        if pa.types.is_struct(props.type) and props.type.num_fields > 0:
+            encoded = pc.fill_null(_json_objects(pa.Table.from_struct_array(props)), "{}")
+        elif pa.types.is_struct(props.type):
+            encoded = pa.array(["{}"] * n, pa.string())
+        else:  # a map: rare, take the Python path
+            encoded = pa.array([_dumps(dict(m)) if m is not None else None for m in props.to_pylist()], pa.string())
+        props = pc.if_else(valid, encoded, pa.nulls(n, pa.string()))
+    if props is not None:
+        props = pc.cast(props, pa.string())
+    if not fold:
+        return props if props is not None else pa.nulls(n, pa.string())
+    folded = _json_objects(table.select(fold))
+    if props is None:
+        return folded
+    if struct_keys is not None and not struct_keys & set(fold):
+        # both are objects we encoded, with distinct keys: splice the texts together
+        inner = pc.utf8_slice_codeunits(folded, 1)
+        spliced = pc.binary_join_element_wise(pc.utf8_slice_codeunits(props, 0, -1), inner, ",")
+        spliced = pc.if_else(pc.equal(props, "{}"), folded, spliced)
+        return pc.if_else(pc.is_null(folded), props, pc.if_else(pc.is_null(props), folded, spliced))
+    merged: list[str | None] = []
+    for p, f in zip(props.to_pylist(), folded.to_pylist(), strict=True):
+        base = json.loads(f) if f else {}
+        try:
+            own = json.loads(p) if p else {}
+        except ValueError:
+            own = {"properties": p}
+        if not isinstance(own, dict):
+            own = {"properties": own}
+        for key, value in base.items():
+            own.setdefault(key if key not in own else f"{key}__top_level", value)
+        merged.append(_dumps(own) if own or p is not None else None)
+    return pa.array(merged, pa.string())
+
+
+def normalize(table: pa.Table, *, receipt_time: datetime, max_future_skew: timedelta) -> Normalized:
+    """Normalise one homogeneous chunk; see the module docstring for the rules."""
+    n = table.num_rows
+    reasons = _Reasons(n)
+    names = set(table.column_names)
+    for name in _REQUIRED_INPUT:
+        if name not in names:
+            reasons.flag(pa.array([True] * n), f"missing required field {name}")
+    columns: dict[str, pa.Array] = {}
+    for name in _STRING_COLUMNS:
+        if name not in names or pa.types.is_null(table.schema.field(name).type):
+            columns[name] = pa.nulls(n, pa.string())
+            continue
+        col = table.column(name).combine_chunks()
+        if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
+            reasons.flag(pc.is_valid(col), f"{name}: expected a string, got {col.type}")
+            columns[name] = pa.nulls(n, pa.string())
+            continue
+        col = pc.cast(col, pa.string())
+        if name != "session_id":
+            reasons.flag(pc.equal(pc.utf8_length(col), 0), f"{name} is empty")
+        columns[name] = col
+    for name in ("event_id", "user_id", "event_type"):
+        reasons.flag(pc.is_null(columns[name]), f"missing required field {name}")
+
+    receipt = pa.scalar(receipt_time, TIMESTAMP_ARROW)
+    client = (
+        to_timestamps(table.column("client_ts").combine_chunks(), "client_ts", reasons)
+        if "client_ts" in names
+        else pa.nulls(n, TIMESTAMP_ARROW)
+    )
+    reasons.flag(pc.is_null(client), "missing required field client_ts")
+    server = (
+        to_timestamps(table.column("server_ts").combine_chunks(), "server_ts", reasons)
+        if "server_ts" in names
+        else pa.nulls(n, TIMESTAMP_ARROW)
+    )
+    server = pc.fill_null(server, receipt)
+    reasons.flag(
+        pc.greater(server, pa.scalar(receipt_time + max_future_skew, TIMESTAMP_ARROW)),
+        "server_ts is in the future",
+    )
+    reasons.flag(
+        pc.greater(client, pc.add(server, pa.scalar(max_future_skew, pa.duration("us")))),
+        f"client_ts is more than {max_future_skew} after its receipt time (device clock skew)",
+    )
+    reasons.flag(pc.less(client, pa.scalar(MIN_CLIENT_TS, TIMESTAMP_ARROW)), "client_ts is before 2000-01-01")
+    columns["client_ts"] = client
+    columns["server_ts"] = server
+
+    fold: list[str] = []
+    extras: dict[str, pa.Array] = {}
+    for name in table.column_names:
+        if name in CORE_COLUMNS or name == ROW_COLUMN:
+            continue
+        col = table.column(name).combine_chunks()
+        if pa.types.is_null(col.type):
+            continue  # only nulls: nothing to keep
+        if not is_plain_name(name) or _is_nested(col.type) or not _is_scalar_column(col.type):
+            fold.append(name)
+            continue
+        if pa.types.is_floating(col.type):
+            reasons.flag(pc.invert(pc.is_finite(col)), f"{name}: NaN or Infinity is not a valid value")
+        extras[name] = col
+    columns["properties"] = _properties(table, fold, reasons)
+
+    out = pa.table({**{c: columns[c] for c in CORE_COLUMNS}, **extras, ROW_COLUMN: table.column(ROW_COLUMN)})
+    valid = reasons.valid
+    rows = table.column(ROW_COLUMN).combine_chunks()
+    bad = pc.invert(valid)
+    rejected = list(
+        zip(pc.filter(rows, bad).to_pylist(), pc.filter(reasons.values, bad).to_pylist(), strict=True)
+    )
+    return Normalized(out.filter(valid), rejected)

@@ -1,0 +1,239 @@
+"""The writer: takes events in any accepted form, buffers them like a delivery stream,
+and commits them to the events table by size, age, or on close."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from pyiceberg.catalog import Catalog
+
+from lakehouse.settings import Settings
+from lakehouse.tables import EventTables, ensure_tables
+from writers import commit, dedupe, evolution
+from writers.normalize import normalize
+from writers.parse import ROW_COLUMN, Chunk, Parsed, parse_any
+from writers.rejects import Reject, rejects_to_arrow
+from writers.results import WriteResult
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Buffer:
+    pieces: list[tuple[pa.Table, Chunk]] = field(default_factory=list)
+    rejects: list[Reject] = field(default_factory=list)
+    records: int = 0
+    nbytes: int = 0
+    batch_ids: list[str | None] = field(default_factory=list)
+    opened: float | None = None
+
+    def clear(self) -> None:
+        self.pieces.clear()
+        self.rejects.clear()
+        self.batch_ids.clear()
+        self.records = self.nbytes = 0
+        self.opened = None
+
+
+class EventWriter:
+    """Write events to the lakehouse.
+
+    >>> with EventWriter(Settings.from_env()) as writer:
+    ...     writer.write([{"event_id": "e1", "user_id": "u1", "event_type": "view",
+    ...                    "client_ts": "2024-05-01T10:00:00Z"}])
+
+    ``write`` accepts iterables of dicts, ``pyarrow`` tables/record batches and ``polars``
+    DataFrames. Rows are validated at once (the receipt time is the call's time); they are
+    committed when the buffer holds ``max_records`` rows or ``max_bytes`` bytes, when its
+    oldest row is ``max_age`` old (checked on each ``write`` and by ``flush_if_due``), on
+    ``flush()`` and on close. Each commit returns a :class:`WriteResult`.
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        catalog: Catalog | None = None,
+        tables: EventTables | None = None,
+        max_records: int | None = None,
+        max_bytes: int | None = None,
+        max_age: float | None = None,
+        clock: Callable[[], datetime] | None = None,
+        on_commit: Callable[[WriteResult], None] | None = None,
+    ) -> None:
+        self.settings = settings or Settings.from_env()
+        if tables is None:
+            if catalog is None:
+                from catalog import open_catalog
+
+                catalog = open_catalog(self.settings)
+            tables, _ = ensure_tables(catalog, self.settings.table)
+        self.tables = tables
+        self.max_records = max_records or self.settings.buffer_max_records
+        self.max_bytes = max_bytes or self.settings.buffer_max_bytes
+        self.max_age = max_age if max_age is not None else self.settings.buffer_max_age.total_seconds()
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._on_commit = on_commit
+        self.writer_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._buffer = _Buffer()
+        self.totals = WriteResult()
+        self._closed = False
+
+    # -- intake -----------------------------------------------------------------------
+
+    def write(self, data: Any, *, batch_id: str | None = None, source: str | None = None) -> WriteResult | None:
+        """Validate and buffer ``data``; commit if a threshold is reached (that commit's
+        result is returned, else None)."""
+        if self._closed:
+            raise RuntimeError("this writer is closed")
+        label = source or f"batch:{batch_id or uuid.uuid4().hex[:12]}"
+        self.add_parsed(parse_any(data, label), receipt_time=self._clock(), batch_id=batch_id)
+        return self.flush_if_due()
+
+    def add_parsed(self, parsed: Parsed, *, receipt_time: datetime, batch_id: str | None = None) -> None:
+        """Buffer rows parsed elsewhere (the landing-zone reader uses this)."""
+        buf = self._buffer
+        if buf.opened is None:
+            buf.opened = time.monotonic()
+        buf.records += parsed.records
+        buf.batch_ids.append(batch_id)
+        for source, line, raw, reason in parsed.failures:
+            buf.rejects.append(Reject(reason, source, line, raw))
+        for chunk in parsed.chunks:
+            result = normalize(
+                chunk.table, receipt_time=receipt_time, max_future_skew=self.settings.max_future_skew
+            )
+            buf.rejects.extend(_rejects(chunk, result.rejected))
+            if result.table.num_rows:
+                buf.pieces.append((result.table, chunk))
+                buf.nbytes += result.table.nbytes
+
+    def due(self) -> bool:
+        buf = self._buffer
+        if buf.records == 0:
+            return False
+        aged = buf.opened is not None and time.monotonic() - buf.opened >= self.max_age
+        return buf.records >= self.max_records or buf.nbytes >= self.max_bytes or aged
+
+    def flush_if_due(self) -> WriteResult | None:
+        return self.flush() if self.due() else None
+
+    # -- commit -----------------------------------------------------------------------
+
+    def flush(self, *, batch_key: str | None = None) -> WriteResult:
+        """Commit everything buffered as one batch. ``batch_key`` is the idempotency key;
+        by default it is derived from the batch ids given to ``write`` or from the content."""
+        buf = self._buffer
+        if buf.records == 0:
+            return WriteResult()
+        started = time.perf_counter()
+        events = self.tables.events
+        added = evolution.evolve(events, evolution.new_columns((t for t, _ in buf.pieces), events.schema()))
+        schema = events.schema()
+        parts: list[pa.Table] = []
+        rejects = list(buf.rejects)
+        for table, chunk in buf.pieces:
+            conformed, conflicts = evolution.conform(table, schema)
+            rejects.extend(_rejects(chunk, conflicts))
+            if conformed.num_rows:
+                parts.append(conformed.drop_columns([ROW_COLUMN]))
+        batch = pa.concat_tables(parts) if parts else schema.as_arrow().empty_table()
+        batch, in_batch_dupes = dedupe.sort_and_dedupe(batch)
+        key = batch_key or self._derive_key(batch, rejects)
+
+        events.refresh()
+        already = bool(commit.snapshots_with_key(events, key))
+        if already:
+            fresh, committed_dupes = batch.slice(0, 0), batch.num_rows
+        else:
+            fresh, committed_dupes = dedupe.drop_committed(batch, events)
+        late = dedupe.late_mask(fresh, self.settings.allowed_lateness) if fresh.num_rows else pa.array([], pa.bool_())
+        late_rows = fresh.filter(late) if fresh.num_rows else fresh
+        on_time_rows = fresh.filter(pc.invert(late)) if fresh.num_rows else fresh
+        late_hours = dedupe.hours_of(late_rows.column("client_ts")) if late_rows.num_rows else []
+        snapshot_ids = commit.snapshots_with_key(events, key) if already else commit.commit_events(
+            events, on_time_rows, late_rows, key=key, late_hours=late_hours, writer=self.writer_id
+        )
+        if rejects:
+            now = self._clock()
+            commit.append_with_key(
+                self.tables.rejected, rejects_to_arrow(rejects, batch_key=key, at=now), key=key, kind="rejects"
+            )
+        result = WriteResult(
+            records_read=buf.records,
+            records_written=fresh.num_rows,
+            duplicates_dropped=in_batch_dupes + committed_dupes,
+            records_rejected=len(rejects),
+            late_records=late_rows.num_rows,
+            on_time_records=on_time_rows.num_rows,
+            snapshot_ids=tuple(snapshot_ids),
+            batch_keys=(key,),
+            already_committed=1 if already else 0,
+            new_columns=tuple(added),
+            late_hours=tuple(commit.hour_label(h) for h in late_hours),
+            seconds=time.perf_counter() - started,
+        )
+        assert result.records_read == result.records_written + result.duplicates_dropped + result.records_rejected, result
+        buf.clear()
+        self.totals = self.totals + result
+        log.info(
+            "committed batch %s: %d written (%d late), %d duplicates, %d rejected in %.2fs",
+            key, result.records_written, result.late_records, result.duplicates_dropped,
+            result.records_rejected, result.seconds,
+        )
+        if self._on_commit:
+            self._on_commit(result)
+        return result
+
+    def _derive_key(self, batch: pa.Table, rejects: list[Reject]) -> str:
+        ids = self._buffer.batch_ids
+        if ids and all(i is not None for i in ids):
+            return "b-" + hashlib.blake2b("\x00".join(sorted(ids)).encode(), digest_size=16).hexdigest()  # type: ignore[arg-type]
+        key = commit.content_key(batch)
+        if rejects:
+            digest = hashlib.blake2b(key.encode(), digest_size=16)
+            for r in sorted(rejects, key=lambda r: (r.raw or "", r.reason)):
+                digest.update((r.raw or "").encode("utf-8", "backslashreplace") + b"\x00" + r.reason.encode())
+            key = "c-" + digest.hexdigest()
+        return key
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    def close(self) -> WriteResult:
+        """Commit what is buffered and close. Returns the totals over the writer's life."""
+        if not self._closed:
+            self.flush()
+            self._closed = True
+        return self.totals
+
+    def __enter__(self) -> EventWriter:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            # Buffered rows were never acknowledged; commit them anyway so nothing that
+            # was handed over is lost, unless committing is what failed.
+            try:
+                self.close()
+            except Exception:  # the original error matters more
+                log.exception("could not commit the buffer while handling %s", exc_type.__name__)
+
+
+def _rejects(chunk: Chunk, rejected: list[tuple[int, str]]) -> list[Reject]:
+    return [Reject(reason, chunk.source, chunk.line_of(row), chunk.raw_of(row)) for row, reason in rejected]
