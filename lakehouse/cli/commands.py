@@ -1,9 +1,224 @@
-"""Core commands: init, ingest, demo, health."""
+"""Core commands: init, ingest, demo, health, config."""
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
 import click
+
+from lakehouse.cli.common import (
+    EXIT_OK,
+    EXIT_PROBLEMS,
+    handle_errors,
+    json_option,
+    print_json,
+    settings_options,
+)
+from lakehouse.cli.render import health_pairs, ingest_pairs, print_pairs
+from lakehouse.settings import Settings
 
 
 def register(group: click.Group) -> None:
     """Attach the core commands to the ``lakehouse`` group."""
+    for command in (init, ingest, demo, health, config):
+        group.add_command(command)
+
+
+def _open(settings: Settings, *, create: bool) -> Any:
+    from catalog import open_catalog
+    from lakehouse.tables import ensure_tables, load_tables
+
+    cat = open_catalog(settings)
+    if create:
+        return ensure_tables(cat, settings.table)[0]
+    return load_tables(cat, settings.table)
+
+
+@click.command()
+@settings_options
+@json_option
+@handle_errors
+def init(settings: Settings, json_output: bool) -> None:
+    """Create the events table and its companions (idempotent).
+
+    Creates NAMESPACE.NAME (partitioned by hour(client_ts), sorted by client_ts,
+    event_id; Parquet zstd), NAME_rejected (records refused, with reasons) and
+    NAME_ingested (landing-zone files already committed). Running it again changes nothing.
+    """
+    from catalog import open_catalog
+    from lakehouse.tables import ensure_tables
+
+    tables, created = ensure_tables(open_catalog(settings), settings.table)
+    out = {"table": str(settings.table), "catalog": settings.catalog_label, "created": created,
+           "location": tables.events.location()}
+    if json_output:
+        print_json(out)
+    elif created:
+        click.echo(f"created {', '.join(created)} in catalog {settings.catalog_label}")
+        click.echo(f"table location: {out['location']}")
+    else:
+        click.echo(f"{settings.table} already exists in catalog {settings.catalog_label}; nothing to do")
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[tuple[Any, Any]]:
+    """A rich progress bar over files when stderr is a terminal; silent otherwise."""
+    if not enabled or not sys.stderr.isatty():
+        yield None, None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(
+        TextColumn("[bold]ingest"), BarColumn(), MofNCompleteColumn(), TextColumn("files"),
+        TimeRemainingColumn(), console=Console(stderr=True), transient=True,
+    ) as bar:
+        task = bar.add_task("ingest", total=None)
+
+        def on_plan(files: int, nbytes: int, skipped: int) -> None:
+            bar.update(task, total=files)
+
+        def advance(files: int, nbytes: int) -> None:
+            bar.advance(task, files)
+
+        yield on_plan, advance
+
+
+def run_ingest(paths: list[str], settings: Settings, *, show_progress: bool = True) -> Any:
+    from writers import EventWriter
+    from writers.landing import ingest as ingest_files
+
+    tables = _open(settings, create=True)
+    writer = EventWriter(settings, tables=tables, max_records=1 << 62, max_bytes=1 << 62, max_age=1e12)
+    with _progress(show_progress) as (on_plan, advance):
+        return ingest_files(paths, settings, writer=writer, progress=advance, on_plan=on_plan)
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True)
+@settings_options
+@json_option
+@handle_errors
+def ingest(paths: tuple[str, ...], settings: Settings, json_output: bool) -> None:
+    """Ingest newline-delimited JSON files from a landing zone, exactly once per file.
+
+    PATHS are files or folders (searched recursively) of .ndjson, .jsonl or .json files,
+    gzip-compressed or not; they are read in key order and grouped into few commits.
+    Files already ingested are skipped, so re-running over the same landing zone commits
+    nothing new, and a run that was killed can simply be run again.
+
+    Exit code: 0 when every record was accepted, 1 when some were rejected (they are kept
+    in the NAME_rejected table with the reason, file and line), 2 for usage errors.
+    """
+    result = run_ingest(list(paths), settings)
+    data = result.to_dict()
+    if json_output:
+        print_json(data)
+    else:
+        print_pairs(f"ingest into {settings.table} ({settings.catalog_label} catalog)", ingest_pairs(data))
+        if result.records_rejected:
+            click.secho(
+                f"{result.records_rejected} record(s) rejected; see table {settings.table}_rejected",
+                fg="yellow",
+            )
+    sys.exit(EXIT_PROBLEMS if result.records_rejected else EXIT_OK)
+
+
+@click.command()
+@click.option("--events", default=200_000, show_default=True, help="How many events to generate.")
+@click.option("--days", default=3, show_default=True, help="Days of activity the events span.")
+@click.option("--seed", default=7, show_default=True, help="Random seed (same seed, same landing zone).")
+@click.option(
+    "--landing",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Landing-zone folder [default: LAKEHOUSE_HOME/landing/demo-<seed>-<events>].",
+)
+@settings_options
+@json_option
+@handle_errors
+def demo(events: int, days: int, seed: int, landing: Path | None, settings: Settings, json_output: bool) -> None:
+    """Generate a realistic landing zone, ingest it, and show what happened.
+
+    Users with sessions follow a shopping funnel; about 7% of events arrive hours to
+    days late, about 3% are sent twice, a few lines are malformed. Files are laid out
+    by arrival time (YYYY/MM/DD/HH/) as a delivery stream writes them. Running the demo
+    again reuses the landing zone and commits nothing new.
+    """
+    from lakehouse.demo import DemoSpec, write_landing
+
+    if events < 1 or days < 1:
+        raise click.BadParameter("--events and --days must be at least 1")
+    root = landing or settings.home / "landing" / f"demo-{seed}-{events}"
+    if not json_output:
+        click.echo(f"generating {events:,} events over {days} day(s) into {root} ...")
+    zone = write_landing(root, DemoSpec(events=events, days=days, seed=seed))
+    result = run_ingest([str(root)], settings, show_progress=not json_output)
+    from lakehouse.health import health as table_health
+
+    report = table_health(_open(settings, create=False), settings)
+    if json_output:
+        print_json({"landing": zone.to_dict(), "ingest": result.to_dict(), "health": report.to_dict()})
+        return
+    print_pairs(
+        "landing zone" + (" (reused)" if zone.reused else ""),
+        [("folder", str(root)), ("files", zone.files), ("events generated", zone.events),
+         ("delivered late (>2h)", zone.late_events), ("sent twice", zone.resent_events),
+         ("malformed lines", zone.malformed_lines)],
+    )
+    print_pairs(f"ingest into {settings.table}", ingest_pairs(result.to_dict()))
+    print_pairs("health", health_pairs(report.to_dict()))
+    click.echo("\nnext: `lakehouse health`, `lakehouse maintain run`, or explore with notebooks/")
+
+
+@click.command()
+@settings_options
+@json_option
+@handle_errors
+def health(settings: Settings, json_output: bool) -> None:
+    """Show the table's health: snapshots, files, small files, files per hour partition,
+    late events committed, rejected records (and maintenance lag when available)."""
+    from lakehouse.health import health as table_health
+
+    report = table_health(_open(settings, create=False), settings)
+    if json_output:
+        print_json(report)
+    else:
+        print_pairs(f"health of {settings.table} ({settings.catalog_label} catalog)", health_pairs(report.to_dict()))
+
+
+@click.group()
+def config() -> None:
+    """Inspect the resolved configuration."""
+
+
+@config.command("show")
+@settings_options
+@json_option
+@handle_errors
+def config_show(settings: Settings, json_output: bool) -> None:
+    """Print the settings in force and the catalog they resolve to (secrets redacted)."""
+    from lakehouse.redact import catalog_summary
+
+    data = {
+        "home": str(settings.home.expanduser().resolve()),
+        "catalog": settings.catalog_label,
+        "table": str(settings.table),
+        "allowed_lateness": settings.allowed_lateness,
+        "max_future_skew": settings.max_future_skew,
+        "target_file_size": settings.target_file_size,
+        "catalog_properties": catalog_summary(settings),
+    }
+    if json_output:
+        print_json(data)
+    else:
+        from lakehouse.cli.common import to_jsonable
+
+        flat = to_jsonable(data)
+        props = flat.pop("catalog_properties")
+        print_pairs("settings", list(flat.items()))
+        print_pairs("catalog properties", list(props.items()))
