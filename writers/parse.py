@@ -178,6 +178,18 @@ def _dumps(record: Any) -> str:
         return repr(record)
 
 
+def _records_to_table(part: list[dict[str, Any]]) -> pa.Table:
+    """Columns over the union of keys (``from_pylist`` would only look at the first
+    record and silently drop fields that appear later)."""
+    keys: dict[str, None] = {}
+    for record in part:
+        keys.update(dict.fromkeys(record))
+    for key in keys:
+        if not isinstance(key, str):
+            raise TypeError(f"field name {key!r} is not a string")
+    return pa.table({key: pa.array([r.get(key) for r in part]) for key in keys})
+
+
 def parse_records(records: Iterable[Any], source: str) -> Parsed:
     """Parse an iterable of dicts; records of mixed value types are split into
     homogeneous chunks the same way NDJSON lines are."""
@@ -197,7 +209,7 @@ def parse_records(records: Iterable[Any], source: str) -> Parsed:
         try:
             if not all(isinstance(r, dict) for r in part):
                 raise TypeError("not a dict")
-            table = pa.Table.from_pylist(part)
+            table = _records_to_table(part)
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError, ValueError, OverflowError) as exc:
             if hi - lo == 1:
                 rec = part[0]

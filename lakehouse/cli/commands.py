@@ -88,22 +88,33 @@ def _progress(enabled: bool) -> Iterator[tuple[Any, Any]]:
         yield on_plan, advance
 
 
-def run_ingest(paths: list[str], settings: Settings, *, show_progress: bool = True) -> Any:
+def run_ingest(
+    paths: list[str], settings: Settings, *, show_progress: bool = True, max_files_per_commit: int = 2000
+) -> Any:
     from writers import EventWriter
     from writers.landing import ingest as ingest_files
 
     tables = _open(settings, create=True)
     writer = EventWriter(settings, tables=tables, max_records=1 << 62, max_bytes=1 << 62, max_age=1e12)
     with _progress(show_progress) as (on_plan, advance):
-        return ingest_files(paths, settings, writer=writer, progress=advance, on_plan=on_plan)
+        return ingest_files(
+            paths, settings, writer=writer, progress=advance, on_plan=on_plan, max_group_files=max_files_per_commit
+        )
 
 
 @click.command()
 @click.argument("paths", nargs=-1, required=True)
+@click.option(
+    "--max-files-per-commit",
+    type=click.IntRange(min=1),
+    default=2000,
+    show_default=True,
+    help="Files grouped into one commit (a group is also capped at 128 MB of input).",
+)
 @settings_options
 @json_option
 @handle_errors
-def ingest(paths: tuple[str, ...], settings: Settings, json_output: bool) -> None:
+def ingest(paths: tuple[str, ...], max_files_per_commit: int, settings: Settings, json_output: bool) -> None:
     """Ingest newline-delimited JSON files from a landing zone, exactly once per file.
 
     PATHS are files or folders (searched recursively) of .ndjson, .jsonl or .json files,
@@ -114,7 +125,7 @@ def ingest(paths: tuple[str, ...], settings: Settings, json_output: bool) -> Non
     Exit code: 0 when every record was accepted, 1 when some were rejected (they are kept
     in the NAME_rejected table with the reason, file and line), 2 for usage errors.
     """
-    result = run_ingest(list(paths), settings)
+    result = run_ingest(list(paths), settings, show_progress=not json_output, max_files_per_commit=max_files_per_commit)
     data = result.to_dict()
     if json_output:
         print_json(data)
