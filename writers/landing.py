@@ -57,10 +57,13 @@ def _filesystem(location: str) -> tuple[pafs.FileSystem, str, str]:
     return pafs.LocalFileSystem(), str(Path(location).expanduser().resolve()), "file://"
 
 
-def _is_data_file(path: str) -> bool:
-    name = path.rsplit("/", 1)[-1]
-    if name.startswith((".", "_")):
+def _is_data_file(path: str, root: str) -> bool:
+    """A data file by suffix; files and folders below ``root`` whose names start with
+    ``.`` or ``_`` are skipped (in-progress and marker files, ``.lakehouse`` itself)."""
+    relative = path[len(root):] if path.startswith(root) else path.rsplit("/", 1)[-1]
+    if any(part.startswith((".", "_")) for part in relative.split("/") if part):
         return False
+    name = path.rsplit("/", 1)[-1]
     base = name[:-3] if name.endswith(".gz") else name
     return base.endswith(SUFFIXES)
 
@@ -81,7 +84,8 @@ def discover(locations: Sequence[str]) -> tuple[pafs.FileSystem, list[SourceFile
             else [info]
         )
         for item in infos:
-            if item.type != pafs.FileType.File or not _is_data_file(item.path):
+            root = path if info.type == pafs.FileType.Directory else ""
+            if item.type != pafs.FileType.File or not _is_data_file(item.path, root):
                 continue
             uri = prefix + (item.path if item.path.startswith("/") or prefix != "file://" else "/" + item.path)
             mtime = item.mtime if item.mtime is not None else datetime.now(UTC)

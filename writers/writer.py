@@ -166,10 +166,13 @@ class EventWriter:
         snapshot_ids = commit.snapshots_with_key(events, key) if already else commit.commit_events(
             events, on_time_rows, late_rows, key=key, late_hours=late_hours, writer=self.writer_id
         )
-        if rejects:
-            now = self._clock()
+        to_store = _not_yet_rejected(self.tables.rejected, rejects)  # counted either way
+        if to_store:
             commit.append_with_key(
-                self.tables.rejected, rejects_to_arrow(rejects, batch_key=key, at=now), key=key, kind="rejects"
+                self.tables.rejected,
+                rejects_to_arrow(to_store, batch_key=key, at=self._clock()),
+                key=key,
+                kind="rejects",
             )
         result = WriteResult(
             records_read=buf.records,
@@ -233,6 +236,22 @@ class EventWriter:
                 self.close()
             except Exception:  # the original error matters more
                 log.exception("could not commit the buffer while handling %s", exc_type.__name__)
+
+
+def _not_yet_rejected(table: Any, rejects: list[Reject]) -> list[Reject]:
+    """Drop file rejects already recorded (same source and line): a landing file that is
+    re-read after a crash must not have its bad lines recorded twice."""
+    from pyiceberg.expressions import In
+
+    sources = sorted({r.source for r in rejects if r.line is not None})
+    if not sources:
+        return rejects
+    table.refresh()
+    if table.current_snapshot() is None:
+        return rejects
+    seen = table.scan(row_filter=In("source", sources), selected_fields=("source", "line")).to_arrow()
+    known = set(zip(seen.column("source").to_pylist(), seen.column("line").to_pylist(), strict=True))
+    return [r for r in rejects if r.line is None or (r.source, r.line) not in known]
 
 
 def _rejects(chunk: Chunk, rejected: list[tuple[int, str]]) -> list[Reject]:
