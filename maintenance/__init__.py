@@ -1,0 +1,96 @@
+"""Table maintenance for the events table: late-aware compaction, manifest rewriting,
+snapshot expiry with file cleanup, orphan removal, a per-table lease, and the lag that
+``lakehouse health`` reports.
+
+Every operation plans before it acts (planning has no side effects), returns a frozen
+result of snake_case counts with ``to_dict()``, and defaults to the safe side: dry runs,
+retention windows, and never deleting a file a retained snapshot can read.
+
+    plan = plan_compaction(table, CompactionOptions.from_settings(settings))
+    result = compact(table, plan=plan)                    # one commit per group
+    run = run_maintenance(table, MaintenanceOptions())    # all jobs, under the lease
+    lag = maintenance_lag(table, settings)                # for `lakehouse health`
+
+An executor other than ours (Trino/Athena ``ALTER TABLE ... EXECUTE optimize``) can carry
+out the same :class:`CompactionPlan`: each :class:`RewriteGroup` names its hour range
+(:meth:`RewriteGroup.sql_predicate`).
+"""
+
+from maintenance.compact import compact
+from maintenance.errors import (
+    LeaseHeldError,
+    LeaseLostError,
+    LeaseUnsupportedError,
+    MaintenanceError,
+    RewriteConflictError,
+)
+from maintenance.expire import expire_snapshots, snapshots_to_expire
+from maintenance.health import MaintenanceLag, maintenance_lag
+from maintenance.inventory import (
+    KIND_COMPACTION,
+    KIND_MANIFESTS,
+    SUMMARY_COMPACTED_HOURS,
+    SUMMARY_DUPLICATES_REMOVED,
+    Inventory,
+    take_inventory,
+)
+from maintenance.lease import LEASE_PROPERTY, Lease, TableLease, read_lease
+from maintenance.manifests import rewrite_manifests
+from maintenance.orphans import remove_orphan_files
+from maintenance.paths import DeleteFn
+from maintenance.plan import CompactionOptions, CompactionPlan, RewriteGroup, plan_compaction
+from maintenance.progress import LogReporter, NullReporter, ProgressReporter, RichReporter
+from maintenance.results import (
+    CompactionResult,
+    ExpiryResult,
+    GroupFailure,
+    JobFailure,
+    ManifestResult,
+    OrphanResult,
+    RunResult,
+)
+from maintenance.runner import LAST_RUN_PROPERTY, MaintenanceOptions, run_maintenance
+
+__all__ = [
+    "KIND_COMPACTION",
+    "KIND_MANIFESTS",
+    "LAST_RUN_PROPERTY",
+    "LEASE_PROPERTY",
+    "SUMMARY_COMPACTED_HOURS",
+    "SUMMARY_DUPLICATES_REMOVED",
+    "CompactionOptions",
+    "CompactionPlan",
+    "CompactionResult",
+    "DeleteFn",
+    "ExpiryResult",
+    "GroupFailure",
+    "Inventory",
+    "JobFailure",
+    "Lease",
+    "LeaseHeldError",
+    "LeaseLostError",
+    "LeaseUnsupportedError",
+    "LogReporter",
+    "MaintenanceError",
+    "MaintenanceLag",
+    "MaintenanceOptions",
+    "ManifestResult",
+    "NullReporter",
+    "OrphanResult",
+    "ProgressReporter",
+    "RewriteConflictError",
+    "RewriteGroup",
+    "RichReporter",
+    "RunResult",
+    "TableLease",
+    "compact",
+    "expire_snapshots",
+    "maintenance_lag",
+    "plan_compaction",
+    "read_lease",
+    "remove_orphan_files",
+    "rewrite_manifests",
+    "run_maintenance",
+    "snapshots_to_expire",
+    "take_inventory",
+]

@@ -1,0 +1,201 @@
+"""Expire old snapshots, then delete the files only they could read.
+
+pyiceberg's ``expire_snapshots`` edits metadata only. Here, after the metadata commit,
+the data files, manifests and manifest lists reachable from the expired snapshots and
+from no retained snapshot (of any branch or tag) are deleted, and so are metadata files
+older than every one the table's metadata log still lists. A retained snapshot never
+loses a file it can read: the retained set is computed from the metadata *after* the
+commit, so snapshots committed concurrently are retained too.
+"""
+
+from __future__ import annotations
+
+import logging
+import posixpath
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from pyiceberg.exceptions import CommitFailedException
+from pyiceberg.io import FileIO
+from pyiceberg.manifest import ManifestEntryStatus
+from pyiceberg.table import Table
+from pyiceberg.table.metadata import TableMetadata
+from pyiceberg.table.refs import SnapshotRefType
+from pyiceberg.table.snapshots import Snapshot, ancestors_of
+from pyiceberg.utils.datetime import datetime_to_millis
+
+from lakehouse.errors import CommitError, UsageError
+from maintenance.paths import DeleteFn, canonical, delete_all, io_delete, list_files
+from maintenance.results import ExpiryResult
+
+log = logging.getLogger(__name__)
+
+DEFAULT_RETENTION = timedelta(days=5)
+_METADATA_NAME = re.compile(r"^(\d+)-[^/]*\.metadata\.json(\.gz)?$")
+
+
+def snapshots_to_expire(
+    metadata: TableMetadata, *, older_than: datetime, retain_last: int
+) -> set[int]:
+    """Snapshots older than ``older_than`` that no ref protects. Every branch keeps its
+    last ``retain_last`` ancestors (or its own ``min-snapshots-to-keep``); tags keep theirs."""
+    if retain_last < 1:
+        raise UsageError("retain_last must be at least 1 (the current snapshot is always kept)")
+    protected: set[int] = set()
+    for ref in metadata.refs.values():
+        if ref.snapshot_ref_type == SnapshotRefType.TAG:
+            protected.add(ref.snapshot_id)
+            continue
+        keep = max(retain_last, ref.min_snapshots_to_keep or 0)
+        head = metadata.snapshot_by_id(ref.snapshot_id)
+        for index, snapshot in enumerate(ancestors_of(head, metadata)):
+            if index >= keep:
+                break
+            protected.add(snapshot.snapshot_id)
+    cutoff = datetime_to_millis(older_than)
+    return {
+        s.snapshot_id
+        for s in metadata.snapshots
+        if s.timestamp_ms < cutoff and s.snapshot_id not in protected
+    }
+
+
+@dataclass
+class Reach:
+    """Files reachable from a set of snapshots (locations as written in metadata)."""
+
+    manifest_lists: dict[str, str] = field(default_factory=dict)  # canonical -> location
+    manifests: dict[str, str] = field(default_factory=dict)
+    live_files: dict[str, str] = field(default_factory=dict)  # data and delete files
+
+
+class ReachCache:
+    """Reads each manifest once, however many snapshots share it."""
+
+    def __init__(self, io: FileIO) -> None:
+        self.io = io
+        self._live: dict[str, list[str]] = {}
+
+    def reach(self, snapshots: list[Snapshot]) -> Reach:
+        out = Reach()
+        for snapshot in snapshots:
+            out.manifest_lists[canonical(snapshot.manifest_list)] = snapshot.manifest_list
+            for manifest in snapshot.manifests(self.io):
+                key = canonical(manifest.manifest_path)
+                out.manifests[key] = manifest.manifest_path
+                if key not in self._live:
+                    self._live[key] = [
+                        e.data_file.file_path
+                        for e in manifest.fetch_manifest_entry(self.io, discard_deleted=False)
+                        if e.status != ManifestEntryStatus.DELETED
+                    ]
+                for path in self._live[key]:
+                    out.live_files[canonical(path)] = path
+        return out
+
+
+def expire_snapshots(
+    table: Table,
+    *,
+    retention: timedelta = DEFAULT_RETENTION,
+    retain_last: int = 1,
+    now: datetime | None = None,
+    dry_run: bool = False,
+    delete: DeleteFn | None = None,
+) -> ExpiryResult:
+    """Expire snapshots older than ``retention`` (keeping ``retain_last`` per branch) and
+    delete the files no retained snapshot references. ``dry_run`` commits and deletes nothing."""
+    now = now or datetime.now(UTC)
+    delete = delete or io_delete(table.io)
+    before, expired_ids = _commit_expiry(table, now - retention, retain_last, dry_run)
+    after = (
+        [s for s in before.snapshots if s.snapshot_id not in expired_ids]
+        if dry_run
+        else table.metadata.snapshots
+    )
+    kept_ids = {s.snapshot_id for s in after}
+    gone = [s for s in before.snapshots if s.snapshot_id not in kept_ids]
+    cache = ReachCache(table.io)
+    retained, expired = cache.reach(list(after)), cache.reach(gone)
+    data = [loc for key, loc in expired.live_files.items() if key not in retained.live_files]
+    manifests = [loc for key, loc in expired.manifests.items() if key not in retained.manifests]
+    lists = [
+        loc for key, loc in expired.manifest_lists.items() if key not in retained.manifest_lists
+    ]
+    metadata_files = _old_metadata_files(
+        table.metadata if not dry_run else before, table.metadata_location
+    )
+    groups = (data, manifests, lists, metadata_files)
+    if dry_run:
+        counts = [len(g) for g in groups]
+        failures = 0
+    else:
+        counts, failures = [], 0
+        for locations in groups:  # data first: a crash never leaves a manifest without its files
+            done, failed = delete_all(locations, delete)
+            counts.append(done)
+            failures += failed
+    log.info(
+        "expired %s snapshots; deleted %s files (%s failures)", len(gone), sum(counts), failures
+    )
+    return ExpiryResult(
+        snapshots_expired=len(gone),
+        data_files_deleted=counts[0],
+        manifests_deleted=counts[1],
+        manifest_lists_deleted=counts[2],
+        metadata_files_deleted=counts[3],
+        files_deleted=sum(counts),
+        delete_failures=failures,
+        dry_run=dry_run,
+        expired_snapshot_ids=tuple(sorted(s.snapshot_id for s in gone)),
+        deleted_paths=tuple(loc for g in groups for loc in g) if dry_run else (),
+    )
+
+
+def _commit_expiry(
+    table: Table, older_than: datetime, retain_last: int, dry_run: bool, attempts: int = 5
+) -> tuple[TableMetadata, set[int]]:
+    """Commit the expiry (retrying on concurrent commits); returns the metadata it was
+    computed from and the ids it expired."""
+    for attempt in range(attempts):
+        table.refresh()
+        before = table.metadata
+        ids = snapshots_to_expire(before, older_than=older_than, retain_last=retain_last)
+        if not ids or dry_run:
+            return before, ids
+        try:
+            table.maintenance.expire_snapshots().by_ids(sorted(ids)).commit()
+            table.refresh()
+            return before, ids
+        except CommitFailedException as exc:
+            log.info("expiry commit lost a race (%s), retrying", exc)
+            time.sleep(0.1 * 2**attempt)
+    raise CommitError(f"could not commit snapshot expiry after {attempts} attempts")
+
+
+def _old_metadata_files(metadata: TableMetadata, current_location: str) -> list[str]:
+    """Metadata files older than every file the metadata log keeps (never the current)."""
+    kept = {
+        canonical(current_location),
+        *(canonical(e.metadata_file) for e in metadata.metadata_log),
+    }
+    versions = [_version(k) for k in kept]
+    floor = (
+        min(v for v in versions if v is not None) if any(v is not None for v in versions) else None
+    )
+    if floor is None:
+        return []
+    folder = posixpath.dirname(current_location)
+    old = []
+    for listed in list_files(folder):
+        version = _version(listed.key)
+        if version is not None and version < floor and listed.key not in kept:
+            old.append(listed.location)
+    return sorted(old)
+
+
+def _version(location: str) -> int | None:
+    match = _METADATA_NAME.match(posixpath.basename(location))
+    return int(match.group(1)) if match else None

@@ -1,0 +1,175 @@
+"""Rewrite one group: read its files, deduplicate by ``event_id`` (earliest ``server_ts``
+wins), sort by ``(client_ts, event_id)``, write files near the on-disk target size.
+
+Nothing is committed here (see :mod:`maintenance.replace`). Memory is bounded by the
+group: its rows, plus the key columns of the hour's other groups when an hour is split.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import polars as pl
+import pyarrow as pa
+from pyiceberg.io import FileIO
+from pyiceberg.io.pyarrow import _dataframe_to_data_files
+from pyiceberg.manifest import DataFile
+from pyiceberg.table import TableProperties
+from pyiceberg.table.metadata import TableMetadata
+
+from lakehouse.schema import SORT_COLUMNS
+from maintenance.checks import KEY_COLUMN, read_file
+from maintenance.inventory import DataFileInfo
+from maintenance.paths import delete_all, io_delete
+from maintenance.plan import RewriteGroup
+
+log = logging.getLogger(__name__)
+
+_FILE = "__lakehouse_file"
+_POS = "__lakehouse_pos"
+_ROW = "__lakehouse_row"
+# DataFile position of sort_order_id (pyiceberg 0.12 DATA_FILE_TYPE; tested in test_private_api).
+SORT_ORDER_ID_POS = 15
+# pyiceberg bin-packs by in-memory Arrow bytes; we size files ourselves, one call per file.
+_NO_SPLIT = str(2**62)
+
+
+@dataclass(frozen=True)
+class RewrittenGroup:
+    """The uncommitted output of a group rewrite."""
+
+    data_files: tuple[DataFile, ...]
+    records_in: int
+    records_out: int
+    bytes_in: int
+    bytes_out: int
+
+    @property
+    def duplicates_removed(self) -> int:
+        return self.records_in - self.records_out
+
+
+def rewrite_group(
+    metadata: TableMetadata,
+    io: FileIO,
+    group: RewriteGroup,
+    *,
+    target_file_size: int,
+    deduplicate: bool = True,
+) -> RewrittenGroup:
+    """Write the group's rows, deduplicated and sorted, into new data files."""
+    # Every file of the hour gets a rank (by path) so all groups of a split hour agree
+    # on which copy of a duplicated event_id survives.
+    everyone = sorted([*group.files, *group.siblings], key=lambda f: f.path)
+    rank = {f.path: i for i, f in enumerate(everyone)}
+    parts = []
+    for info in group.files:
+        part = read_file(metadata, io, info)
+        parts.append(_tag(part, rank[info.path]))
+    rows = pa.concat_tables(parts) if parts else pa.table({})
+    del parts
+    records_in = rows.num_rows
+    order = _survivor_order(rows, metadata, io, group.siblings, rank, deduplicate)
+    rows = rows.drop_columns([_FILE, _POS]).take(order)
+    bytes_in = group.bytes
+    written: list[DataFile] = []
+    try:
+        _write_sized(metadata, io, rows, bytes_in, records_in, target_file_size, into=written)
+    except BaseException:
+        delete_all([f.file_path for f in written], io_delete(io))
+        raise
+    return RewrittenGroup(
+        data_files=tuple(written),
+        records_in=records_in,
+        records_out=rows.num_rows,
+        bytes_in=bytes_in,
+        bytes_out=sum(int(f.file_size_in_bytes) for f in written),
+    )
+
+
+def _tag(part: pa.Table, file_rank: int) -> pa.Table:
+    n = part.num_rows
+    part = part.append_column(
+        _FILE, pa.array([file_rank] * n, pa.int32()) if n else pa.array([], pa.int32())
+    )
+    return part.append_column(_POS, pa.array(range(n), pa.int64()))
+
+
+def _survivor_order(
+    rows: pa.Table,
+    metadata: TableMetadata,
+    io: FileIO,
+    siblings: Sequence[DataFileInfo],
+    rank: dict[str, int],
+    deduplicate: bool,
+) -> pa.Array:
+    """Row indices to keep, in ``(client_ts, event_id)`` order."""
+    keys = pl.from_arrow(rows.select([*SORT_COLUMNS, "server_ts", _FILE, _POS]))
+    assert isinstance(keys, pl.DataFrame)
+    keys = keys.with_row_index(_ROW)
+    if deduplicate:
+        candidates = keys.select([KEY_COLUMN, "server_ts", _FILE, _POS])
+        for info in siblings:
+            other = pl.from_arrow(
+                _tag(read_file(metadata, io, info, [KEY_COLUMN, "server_ts"]), rank[info.path])
+            )
+            assert isinstance(other, pl.DataFrame)
+            candidates = pl.concat([candidates, other.select(candidates.columns)])
+        if candidates[KEY_COLUMN].is_duplicated().any():
+            winners = (
+                candidates.sort([KEY_COLUMN, "server_ts", _FILE, _POS])
+                .unique(subset=[KEY_COLUMN], keep="first", maintain_order=True)
+                .select([_FILE, _POS])
+            )
+            keys = keys.join(winners, on=[_FILE, _POS], how="semi")
+    ordered = keys.sort(list(SORT_COLUMNS))
+    return ordered[_ROW].cast(pl.Int64).to_arrow()
+
+
+def _write_sized(
+    metadata: TableMetadata,
+    io: FileIO,
+    rows: pa.Table,
+    bytes_in: int,
+    records_in: int,
+    target_file_size: int,
+    *,
+    into: list[DataFile],
+) -> None:
+    """Cut ``rows`` into contiguous slices near ``target_file_size`` on disk.
+
+    The first estimate of bytes per row comes from the inputs; after each file the
+    estimate is corrected with what the written files really weigh.
+    """
+    if rows.num_rows == 0:
+        return
+    props = {**metadata.properties, TableProperties.WRITE_TARGET_FILE_SIZE_BYTES: _NO_SPLIT}
+    write_meta = metadata.model_copy(update={"properties": props})
+    sort_order_id = metadata.default_sort_order_id
+    write_uuid = uuid.uuid4()
+    counter = itertools.count(0)
+    per_row = bytes_in / max(records_in, 1)
+    files = into
+    offset = 0
+    total = rows.num_rows
+    written_bytes = 0
+    while offset < total:
+        remaining = total - offset
+        n_files = max(1, round(remaining * per_row / target_file_size))
+        take = remaining if n_files == 1 else math.ceil(remaining / n_files)
+        chunk = rows.slice(offset, take)
+        out = list(
+            _dataframe_to_data_files(write_meta, chunk, io, write_uuid=write_uuid, counter=counter)
+        )
+        for data_file in out:
+            data_file[SORT_ORDER_ID_POS] = sort_order_id
+            files.append(data_file)
+            written_bytes += int(data_file.file_size_in_bytes)
+        offset += take
+        per_row = written_bytes / offset
+    log.debug("wrote %s files, %s rows, %s bytes", len(files), total, written_bytes)
