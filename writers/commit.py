@@ -14,16 +14,17 @@ from pyiceberg.table import Table
 
 from lakehouse import schema as spec
 from lakehouse.errors import CommitError
+from writers.files import write_sorted
 
 log = logging.getLogger(__name__)
 
 
 def content_key(batch: pa.Table) -> str:
-    """A key derived from the batch's content (its sorted ``event_id`` values): the same
-    rows give the same key, whatever order or buffering they arrived in."""
-    ids = pc.sort_indices(batch.column("event_id"))
+    """A key derived from the batch's content: its ``event_id`` values in the batch's
+    (deterministic) sort order, so the same rows give the same key, whatever order or
+    buffering they arrived in. The batch must be sorted and deduplicated."""
     digest = hashlib.blake2b(digest_size=16)
-    col = pc.take(batch.column("event_id"), ids).combine_chunks()
+    col = pc.cast(batch.column("event_id"), pa.large_string()).combine_chunks()
     for buf in col.buffers()[1:]:
         if buf is not None:
             digest.update(buf)
@@ -81,10 +82,15 @@ def commit_events(
         )
     if not parts:
         return []
+    merge = table.properties.get("commit.manifest-merge.enabled", "false").lower() == "true"
     try:
         with table.transaction() as tx:
             for rows, props in parts:
-                tx.append(rows, snapshot_properties=props)
+                files = write_sorted(table, tx.table_metadata, rows)
+                update = tx.update_snapshot(snapshot_properties=props)
+                with update.merge_append() if merge else update.fast_append() as producer:
+                    for data_file in files:
+                        producer.append_data_file(data_file)
     except CommitFailedException as exc:
         raise CommitError(f"commit of batch {key} to {table.name()} failed after retries: {exc}") from exc
     return snapshots_with_key(table, key)

@@ -3,7 +3,9 @@ hours the batch touches (an anti-join over only those hours, never a full scan).
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
 
 import polars as pl
 import pyarrow as pa
@@ -11,9 +13,10 @@ import pyarrow.compute as pc
 from pyiceberg.expressions import And, BooleanExpression, GreaterThanOrEqual, LessThan, Or
 from pyiceberg.table import Table
 
-from lakehouse.schema import TIMESTAMP_ARROW
+from writers.files import HOUR_US, micros
 
 HOUR = timedelta(hours=1)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def sort_and_dedupe(batch: pa.Table) -> tuple[pa.Table, int]:
@@ -22,19 +25,20 @@ def sort_and_dedupe(batch: pa.Table) -> tuple[pa.Table, int]:
     duplicates were dropped."""
     if batch.num_rows == 0:
         return batch, 0
-    df = pl.from_arrow(batch)
-    assert isinstance(df, pl.DataFrame)
-    df = df.sort(["client_ts", "event_id", "server_ts"])
-    unique = df.unique(subset=["event_id"], keep="first", maintain_order=True)
-    dropped = df.height - unique.height
-    out = unique.to_arrow().cast(batch.schema)
-    return out, dropped
+    keys = pl.from_arrow(batch.select(["client_ts", "event_id", "server_ts"]))
+    assert isinstance(keys, pl.DataFrame)
+    order = keys.select(pl.arg_sort_by(["client_ts", "event_id", "server_ts"])).to_series()
+    if keys.get_column("event_id").n_unique() == keys.height:
+        return batch.take(order.to_arrow()), 0
+    ids = keys.get_column("event_id").gather(order)
+    keep = order.filter(ids.is_first_distinct())
+    return batch.take(keep.to_arrow()), batch.num_rows - len(keep)
 
 
 def hours_of(client_ts: pa.Array | pa.ChunkedArray) -> list[datetime]:
     """The distinct hour partitions (hour starts, UTC) that timestamps fall in."""
-    floors = pc.unique(pc.floor_temporal(client_ts, unit="hour"))
-    return sorted(v for v in floors.to_pylist() if v is not None)
+    hours = np.unique(micros(client_ts) // HOUR_US)
+    return [EPOCH + timedelta(hours=int(h)) for h in hours]
 
 
 def hour_ranges_filter(hours: list[datetime]) -> BooleanExpression:
@@ -77,6 +81,6 @@ def drop_committed(batch: pa.Table, table: Table) -> tuple[pa.Table, int]:
 def late_mask(batch: pa.Table, allowed_lateness: timedelta) -> pa.Array:
     """True where the event's hour partition was closed when it was received: the hour's
     end plus the allowed lateness is at or before its receipt time (``server_ts``)."""
-    hour_start = pc.floor_temporal(batch.column("client_ts"), unit="hour")
-    closes = pc.add(hour_start, pa.scalar(HOUR + allowed_lateness, pa.duration("us")))
-    return pc.less_equal(pc.cast(closes, TIMESTAMP_ARROW), batch.column("server_ts"))
+    hour_start = micros(batch.column("client_ts")) // HOUR_US * HOUR_US
+    closes = hour_start + HOUR_US + allowed_lateness // timedelta(microseconds=1)
+    return pa.array(closes <= micros(batch.column("server_ts")))

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.json as pj
 
@@ -44,6 +45,10 @@ class Parsed:
     # (source, line, raw, reason) for records that could not be parsed at all.
     failures: list[tuple[str, int | None, str | None, str]] = field(default_factory=list)
     records: int = 0
+
+
+def _row_numbers(lo: int, hi: int) -> pa.Array:
+    return pa.array(np.arange(lo, hi, dtype=np.int64))
 
 
 def _with_rows(table: pa.Table, rows: pa.Array) -> pa.Table:
@@ -127,7 +132,7 @@ def parse_ndjson(data: bytes, source: str) -> Parsed:
             newlines = len(split()[0])
         if newlines == table.num_rows:
             out.records = table.num_rows
-            rows = pa.array(range(table.num_rows), pa.int64())
+            rows = _row_numbers(0, table.num_rows)
             if lines is None:  # no blank lines: row i is line i + 1
                 out.chunks.append(Chunk(_with_rows(table, rows), source, raw_at, lambda i: i + 1))
             else:
@@ -164,7 +169,7 @@ def _bisect(
         _bisect(lo, mid, lines, numbers, source, out, raw_at, line_at)
         _bisect(mid, hi, lines, numbers, source, out, raw_at, line_at)
         return
-    rows = pa.array(range(lo, hi), pa.int64())
+    rows = _row_numbers(lo, hi)
     out.chunks.append(Chunk(_with_rows(table, rows), source, raw_at, line_at))
 
 
@@ -222,7 +227,7 @@ def parse_records(records: Iterable[Any], source: str) -> Parsed:
             go(lo, mid)
             go(mid, hi)
             return
-        out.chunks.append(Chunk(_with_rows(table, pa.array(range(lo, hi), pa.int64())), source, raw_at, no_line))
+        out.chunks.append(Chunk(_with_rows(table, _row_numbers(lo, hi)), source, raw_at, no_line))
 
     go(0, len(items))
     return out
@@ -243,7 +248,7 @@ def parse_arrow(table: pa.Table, source: str) -> Parsed:
     def no_line(idx: int) -> None:
         return None
 
-    rows = pa.array(range(table.num_rows), pa.int64())
+    rows = _row_numbers(0, table.num_rows)
     out.chunks.append(Chunk(_with_rows(table, rows), source, raw_at, no_line))
     return out
 
