@@ -52,7 +52,12 @@ class JavaRuntime:
         return self.home / "bin" / "java"
 
     def to_dict(self) -> dict[str, object]:
-        return {"home": str(self.home), "version": self.version, "major": self.major, "source": self.source}
+        return {
+            "home": str(self.home),
+            "version": self.version,
+            "major": self.major,
+            "source": self.source,
+        }
 
 
 def parse_major(version: str) -> int | None:

@@ -1,0 +1,124 @@
+"""Query a local Trino with the ``trino`` DB-API client.
+
+The connection goes to ``127.0.0.1:<port>`` as user ``lakehouse``, catalog ``lakehouse``
+and, by default, the schema of the settings' events table (``analytics``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from lakehouse.settings import Settings
+from lakehouse.trino.config import CATALOG_NAME
+from lakehouse.trino.errors import TrinoNotRunningError, TrinoQueryError
+from lakehouse.trino.instance import DEFAULT_PORT, HOST
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from trino.dbapi import Connection
+
+log = logging.getLogger(__name__)
+
+USER = "lakehouse"
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    """Rows of a query with their column names and Trino type names."""
+
+    columns: tuple[str, ...]
+    types: tuple[str, ...]
+    rows: tuple[tuple[Any, ...], ...] = field(repr=False)
+    query_id: str | None = None
+
+    @property
+    def row_count(self) -> int:
+        return len(self.rows)
+
+    def dicts(self) -> list[dict[str, Any]]:
+        return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
+
+    def to_arrow(self) -> pa.Table:
+        import pyarrow as pa
+
+        arrays = [pa.array([row[i] for row in self.rows]) for i in range(len(self.columns))]
+        return pa.Table.from_arrays(arrays, names=list(self.columns))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "columns": list(self.columns),
+            "types": list(self.types),
+            "rows": [list(row) for row in self.rows],
+            "row_count": self.row_count,
+            "query_id": self.query_id,
+        }
+
+
+def connect(
+    settings: Settings,
+    port: int = DEFAULT_PORT,
+    *,
+    catalog: str = CATALOG_NAME,
+    schema: str | None = None,
+    request_timeout: float = 300.0,
+) -> Connection:
+    """A DB-API connection to the local server (no request is made until a query runs)."""
+    import trino
+
+    connection: Connection = trino.dbapi.connect(  # type: ignore[no-untyped-call]
+        host=HOST,
+        port=port,
+        user=USER,
+        catalog=catalog,
+        schema=schema or settings.table.namespace,
+        http_scheme="http",
+        request_timeout=request_timeout,
+        source="lakehouse",
+    )
+    return connection
+
+
+def query(
+    sql: str,
+    params: Sequence[Any] | None = None,
+    *,
+    settings: Settings | None = None,
+    port: int = DEFAULT_PORT,
+    connection: Connection | None = None,
+) -> QueryResult:
+    """Run one statement and fetch all its rows. ``params`` fill ``?`` placeholders."""
+    import requests
+    import trino
+
+    own = connection is None
+    conn = connection or connect(settings or Settings.from_env(), port)
+    cursor = conn.cursor()
+    try:
+        if params:
+            cursor.execute(sql, list(params))
+        else:
+            cursor.execute(sql)
+        rows = cursor.fetchall()
+        description = cursor.description or []
+        return QueryResult(
+            columns=tuple(d[0] for d in description),
+            types=tuple(str(d[1]) for d in description),
+            rows=tuple(tuple(r) for r in rows),
+            query_id=cursor.query_id,
+        )
+    except (requests.exceptions.ConnectionError, trino.exceptions.TrinoConnectionError) as exc:
+        raise TrinoNotRunningError(
+            f"no Trino answers on {HOST}:{conn.port}; start one with "
+            f"`lakehouse trino start --port {conn.port}`"
+        ) from exc
+    except trino.exceptions.TrinoQueryError as exc:
+        raise TrinoQueryError(f"{exc.error_name}: {exc.message}") from exc
+    except trino.exceptions.DatabaseError as exc:
+        raise TrinoQueryError(str(exc)) from exc
+    finally:
+        cursor.close()
+        if own:
+            conn.close()  # type: ignore[no-untyped-call]
