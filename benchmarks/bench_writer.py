@@ -26,15 +26,17 @@ import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import fresh_home, synthetic_events, timed  # noqa: E402
-from catalog import open_catalog  # noqa: E402
-from lakehouse.tables import ensure_tables  # noqa: E402
-from writers import EventWriter, ingest  # noqa: E402
+from benchmarks.common import fresh_home, synthetic_events, timed
+from catalog import open_catalog
+from lakehouse.tables import ensure_tables
+from writers import EventWriter, ingest
 
 
 def raw_parquet(table, repeat: int) -> float:
     with tempfile.TemporaryDirectory() as tmp:
-        seconds, _ = timed(lambda: pq.write_table(table, f"{tmp}/x.parquet", compression="zstd"), repeat)
+        seconds, _ = timed(
+            lambda: pq.write_table(table, f"{tmp}/x.parquet", compression="zstd"), repeat
+        )
     return seconds
 
 
@@ -71,7 +73,13 @@ def write_ndjson_files(table, folder: Path, files: int) -> list[Path]:
     for k in range(files):
         part = rows[k * per : (k + 1) * per]
         lines = "\n".join(
-            json.dumps({**r, "client_ts": r["client_ts"].isoformat(), "server_ts": r["server_ts"].isoformat()})
+            json.dumps(
+                {
+                    **r,
+                    "client_ts": r["client_ts"].isoformat(),
+                    "server_ts": r["server_ts"].isoformat(),
+                }
+            )
             for r in part
         )
         path = folder / f"{k:04d}.ndjson.gz"
@@ -130,7 +138,10 @@ def commit_latency(batches: int, per_batch: int) -> tuple[list[float], list[floa
                 writer.flush()
                 flush_times.append(time.perf_counter() - start)
                 if (b + 1) % 100 == 0:
-                    print(f"  micro-batch {b + 1}/{batches}: flush {flush_times[-1] * 1000:.1f} ms", file=sys.stderr)
+                    print(
+                        f"  micro-batch {b + 1}/{batches}: flush {flush_times[-1] * 1000:.1f} ms",
+                        file=sys.stderr,
+                    )
     finally:
         commit_module.commit_events = original
     return flush_times, commit_times
@@ -143,9 +154,13 @@ def window(values: list[float], at: int, half: int = 5) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--events", type=int, default=1_000_000)
-    parser.add_argument("--files", type=int, default=20, help="NDJSON files the events are spread over")
+    parser.add_argument(
+        "--files", type=int, default=20, help="NDJSON files the events are spread over"
+    )
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--micro-batches", type=int, default=1000)
     parser.add_argument("--batch-size", type=int, default=100)
@@ -168,7 +183,9 @@ def main() -> None:
         t_parse = parse_only(paths, args.repeat)
         t_json = writer_ndjson(Path(tmp), n, args.repeat)
     print(f"gunzip + pyarrow.json only  {n / t_parse:>12,.0f} events/s  ({t_parse:.3f} s)")
-    print(f"writer, gzip NDJSON ingest  {n / t_json:>12,.0f} events/s  ({t_json:.3f} s)   (target >= 500,000)")
+    print(
+        f"writer, gzip NDJSON ingest  {n / t_json:>12,.0f} events/s  ({t_json:.3f} s)   (target >= 500,000)"
+    )
     print(f"  ratio to parse only       {t_parse / t_json:>12.2f}")
     print(f"  ratio to raw parquet      {t_raw / t_json:>12.2f}")
 
@@ -178,9 +195,15 @@ def main() -> None:
         f10, flast = window(flush, 10), window(flush, last)
         c10, clast = window(commits, 10), window(commits, last)
         print(f"micro-batches of {args.batch_size} events: {last}")
-        print(f"  commit latency #10        {c10 * 1000:>9.1f} ms   whole flush {f10 * 1000:.1f} ms")
-        print(f"  commit latency #{last:<9}{clast * 1000:>9.1f} ms   whole flush {flast * 1000:.1f} ms")
-        print(f"  ratio #{last} / #10{'':<8}{clast / c10:>9.2f}      whole flush {flast / f10:.2f}   (target <= 2.0)")
+        print(
+            f"  commit latency #10        {c10 * 1000:>9.1f} ms   whole flush {f10 * 1000:.1f} ms"
+        )
+        print(
+            f"  commit latency #{last:<9}{clast * 1000:>9.1f} ms   whole flush {flast * 1000:.1f} ms"
+        )
+        print(
+            f"  ratio #{last} / #10{'':<8}{clast / c10:>9.2f}      whole flush {flast / f10:.2f}   (target <= 2.0)"
+        )
 
 
 if __name__ == "__main__":

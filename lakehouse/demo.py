@@ -108,8 +108,16 @@ def generate_events(spec: DemoSpec, end: datetime) -> list[dict[str, Any]]:
     return out[: spec.events]
 
 
-def _event(rng: random.Random, event_id: str, user: int, session: str, platform: str, kind: str,
-           t: datetime, delay: timedelta | None) -> dict[str, Any]:
+def _event(
+    rng: random.Random,
+    event_id: str,
+    user: int,
+    session: str,
+    platform: str,
+    kind: str,
+    t: datetime,
+    delay: timedelta | None,
+) -> dict[str, Any]:
     server = t + (delay if delay is not None else timedelta(seconds=rng.uniform(0.2, 20)))
     props: dict[str, Any] = {"page": f"/{kind.replace('_', '-')}"}
     if kind in {"view_product", "add_to_cart", "checkout", "purchase"}:
@@ -161,7 +169,9 @@ def write_landing(root: Path, spec: DemoSpec | None = None) -> DemoLanding:
         if rng.random() < spec.resend_fraction and server + timedelta(hours=1) < end:
             resent += 1
             again = server + timedelta(seconds=rng.uniform(30, 3600))
-            deliveries.append((again, json.dumps({**e, "server_ts": _iso(again)}, separators=(",", ":"))))
+            deliveries.append(
+                (again, json.dumps({**e, "server_ts": _iso(again)}, separators=(",", ":")))
+            )
     malformed = int(len(events) * spec.malformed_fraction)
     for k in range(malformed):
         at = deliveries[rng.randrange(len(deliveries))][0]
@@ -176,13 +186,17 @@ def write_landing(root: Path, spec: DemoSpec | None = None) -> DemoLanding:
         folder.mkdir(parents=True, exist_ok=True)
         for k in range(0, len(lines), spec.events_per_file):
             body = ("\n".join(lines[k : k + spec.events_per_file]) + "\n").encode()
-            (folder / f"events-{hour:%Y%m%d%H}-{k // spec.events_per_file:04d}.ndjson.gz").write_bytes(
-                gzip.compress(body, compresslevel=6, mtime=0)
-            )
+            (
+                folder / f"events-{hour:%Y%m%d%H}-{k // spec.events_per_file:04d}.ndjson.gz"
+            ).write_bytes(gzip.compress(body, compresslevel=6, mtime=0))
             files += 1
-    landing = DemoLanding(root, files, len(events), late, resent, malformed, end.isoformat(), reused=False)
+    landing = DemoLanding(
+        root, files, len(events), late, resent, malformed, end.isoformat(), reused=False
+    )
     info = landing.to_dict()
     info.pop("root")
     info.pop("reused")
-    marker.write_text(json.dumps({"spec": {**spec.to_dict(), "anchor": end.isoformat()}, "landing": info}))
+    marker.write_text(
+        json.dumps({"spec": {**spec.to_dict(), "anchor": end.isoformat()}, "landing": info})
+    )
     return landing

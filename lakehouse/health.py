@@ -71,10 +71,15 @@ def health(tables: EventTables, settings: Settings) -> HealthReport:
             if size < small_limit and per_hour[hour] > 1:
                 small += 1
     late_snaps = [
-        s for s in events.metadata.snapshots
+        s
+        for s in events.metadata.snapshots
         if s.summary and s.summary.additional_properties.get(spec.SUMMARY_KIND) == "late"
     ]
-    late_records = sum(int(s.summary.additional_properties.get("added-records", 0)) for s in late_snaps if s.summary)
+    late_records = sum(
+        int(s.summary.additional_properties.get("added-records", 0))
+        for s in late_snaps
+        if s.summary
+    )
     maintenance = _maintenance_lag(events, settings)
     return HealthReport(
         table=str(settings.table),

@@ -7,7 +7,9 @@ from typing import Any
 
 from lakehouse.settings import Settings
 
-_SECRET_KEY = re.compile(r"(secret|password|token|credential|session|private|access-key)", re.IGNORECASE)
+_SECRET_KEY = re.compile(
+    r"(secret|password|token|credential|session|private|access-key)", re.IGNORECASE
+)
 _URL_PASSWORD = re.compile(r"(://[^:/@]+:)([^@]+)(@)")
 
 
@@ -19,8 +21,9 @@ def redact_value(key: str, value: str) -> str:
 
 def catalog_summary(settings: Settings) -> dict[str, str]:
     """The catalog's properties as configured, with secrets redacted."""
-    from catalog import embedded_catalog_properties
     from pyiceberg.utils.config import Config
+
+    from catalog import embedded_catalog_properties
 
     if settings.catalog is None:
         props: dict[str, Any] = embedded_catalog_properties(settings)

@@ -25,7 +25,9 @@ def postgres_server() -> Iterator[PostgresServer]:
         unavailable("PostgreSQL", str(exc))
 
 
-def postgres_catalog_env(server: PostgresServer, home: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+def postgres_catalog_env(
+    server: PostgresServer, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> str:
     """Configure a fresh pyiceberg SQL catalog named ``pg`` on its own database."""
     url = server.create_database(f"lakehouse_{next(_db_counter)}")
     monkeypatch.setenv("PYICEBERG_CATALOG__PG__TYPE", "sql")
@@ -49,7 +51,9 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def settings(request: pytest.FixtureRequest, home: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+def settings(
+    request: pytest.FixtureRequest, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> Settings:
     """Settings on the embedded SQLite catalog, then on a real PostgreSQL catalog."""
     if request.param == "postgres":
         server = request.getfixturevalue("postgres_server")

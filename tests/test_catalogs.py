@@ -10,9 +10,12 @@ from lakehouse.tables import ensure_tables, load_tables
 
 def test_init_is_idempotent_and_tables_have_the_spec(settings: Settings) -> None:
     cat = open_catalog(settings)
-    tables, created = ensure_tables(cat, settings.table)
+    _, created = ensure_tables(cat, settings.table)
     assert created == [
-        "analytics", "analytics.events", "analytics.events_rejected", "analytics.events_ingested"
+        "analytics",
+        "analytics.events",
+        "analytics.events_rejected",
+        "analytics.events_ingested",
     ]
     _, again = ensure_tables(cat, settings.table)
     assert again == []
@@ -20,7 +23,8 @@ def test_init_is_idempotent_and_tables_have_the_spec(settings: Settings) -> None
     assert [f.name for f in events.spec().fields] == ["client_ts_hour"]
     assert str(events.spec().fields[0].transform) == "hour"
     assert [events.schema().find_field(f.source_id).name for f in events.sort_order().fields] == [
-        "client_ts", "event_id"
+        "client_ts",
+        "event_id",
     ]
     assert events.properties["write.parquet.compression-codec"] == "zstd"
     assert events.properties["commit.manifest-merge.enabled"] == "true"

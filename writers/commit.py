@@ -65,7 +65,14 @@ def commit_events(
     parts = []
     if on_time.num_rows:
         parts.append(
-            (on_time, {**base, spec.SUMMARY_KIND: "on-time", spec.SUMMARY_IDEMPOTENCY_KEY: f"{key}/on-time"})
+            (
+                on_time,
+                {
+                    **base,
+                    spec.SUMMARY_KIND: "on-time",
+                    spec.SUMMARY_IDEMPOTENCY_KEY: f"{key}/on-time",
+                },
+            )
         )
     if late.num_rows:
         parts.append(
@@ -92,7 +99,9 @@ def commit_events(
                     for data_file in files:
                         producer.append_data_file(data_file)
     except CommitFailedException as exc:
-        raise CommitError(f"commit of batch {key} to {table.name()} failed after retries: {exc}") from exc
+        raise CommitError(
+            f"commit of batch {key} to {table.name()} failed after retries: {exc}"
+        ) from exc
     return snapshots_with_key(table, key)
 
 
@@ -103,7 +112,9 @@ def append_with_key(table: Table, rows: pa.Table, *, key: str, kind: str) -> lis
     if existing or rows.num_rows == 0:
         return existing
     try:
-        table.append(rows, snapshot_properties={spec.SUMMARY_BATCH_KEY: key, spec.SUMMARY_KIND: kind})
+        table.append(
+            rows, snapshot_properties={spec.SUMMARY_BATCH_KEY: key, spec.SUMMARY_KIND: kind}
+        )
     except CommitFailedException as exc:
         raise CommitError(f"commit of {kind} for batch {key} failed after retries: {exc}") from exc
     return snapshots_with_key(table, key)

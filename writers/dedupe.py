@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
-
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -51,7 +50,9 @@ def hour_ranges_filter(hours: list[datetime]) -> BooleanExpression:
             ranges.append((hour, hour + HOUR))
     expr: BooleanExpression | None = None
     for lo, hi in ranges:
-        part = And(GreaterThanOrEqual("client_ts", lo.isoformat()), LessThan("client_ts", hi.isoformat()))
+        part = And(
+            GreaterThanOrEqual("client_ts", lo.isoformat()), LessThan("client_ts", hi.isoformat())
+        )
         expr = part if expr is None else Or(expr, part)
     assert expr is not None
     return expr

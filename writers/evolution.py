@@ -75,7 +75,11 @@ def _compatible(values: pa.Array, target: IcebergType) -> pa.Array | None:
     if isinstance(target, (LongType, IntegerType)):
         return pc.cast(values, pa.int64()) if pa.types.is_integer(t) else None
     if isinstance(target, DoubleType):
-        return pc.cast(values, pa.float64()) if (pa.types.is_floating(t) or pa.types.is_integer(t)) else None
+        return (
+            pc.cast(values, pa.float64())
+            if (pa.types.is_floating(t) or pa.types.is_integer(t))
+            else None
+        )
     if isinstance(target, BooleanType):
         return values if pa.types.is_boolean(t) else None
     if isinstance(target, TimestamptzType):
@@ -101,15 +105,23 @@ def conform(table: pa.Table, schema: Schema) -> tuple[pa.Table, list[tuple[int, 
         cast = _compatible(col, field.field_type) if pa.types.is_null(col.type) is False else col
         if cast is None:
             conflict = pc.is_valid(col)
-            why = pc.if_else(pc.and_(conflict, pc.is_null(why)), f"{field.name}: column is {field.field_type}, got {col.type}", why)
+            why = pc.if_else(
+                pc.and_(conflict, pc.is_null(why)),
+                f"{field.name}: column is {field.field_type}, got {col.type}",
+                why,
+            )
             bad = pc.or_(bad, conflict)
             arrays.append(pa.nulls(n, arrow_field.type))
             continue
         arrays.append(pc.cast(cast, arrow_field.type))
     rejected: list[tuple[int, str]] = []
     rows = table.column(ROW_COLUMN).combine_chunks()
-    out = pa.Table.from_arrays([*arrays, rows], schema=target.append(pa.field(ROW_COLUMN, pa.int64())))
+    out = pa.Table.from_arrays(
+        [*arrays, rows], schema=target.append(pa.field(ROW_COLUMN, pa.int64()))
+    )
     if pc.any(bad).as_py():
-        rejected = list(zip(pc.filter(rows, bad).to_pylist(), pc.filter(why, bad).to_pylist(), strict=True))
+        rejected = list(
+            zip(pc.filter(rows, bad).to_pylist(), pc.filter(why, bad).to_pylist(), strict=True)
+        )
         out = out.filter(pc.invert(bad))
     return out, rejected

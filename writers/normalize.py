@@ -107,7 +107,9 @@ def to_timestamps(col: pa.Array, name: str, reasons: _Reasons) -> pa.Array:
             reasons.flag(pc.is_valid(col), f"{name}: timestamp has no time zone")
             return pa.nulls(n, TIMESTAMP_ARROW)
         return pc.cast(col, TIMESTAMP_ARROW, safe=False)
-    reasons.flag(pc.is_valid(col), f"{name}: expected an ISO-8601 string or epoch milliseconds, got {t}")
+    reasons.flag(
+        pc.is_valid(col), f"{name}: expected an ISO-8601 string or epoch milliseconds, got {t}"
+    )
     return pa.nulls(n, TIMESTAMP_ARROW)
 
 
@@ -152,13 +154,18 @@ def _json_objects(table: pa.Table) -> pa.Array:
         assert isinstance(df, pl.DataFrame)
         fragments = [
             pl.when(pl.col(c).is_not_null()).then(
-                pl.struct(pl.col(c)).struct.json_encode().str.strip_prefix("{").str.strip_suffix("}")
+                pl.struct(pl.col(c))
+                .struct.json_encode()
+                .str.strip_prefix("{")
+                .str.strip_suffix("}")
             )
             for c in df.columns
         ]
         body = pl.concat_str(fragments, separator=",", ignore_nulls=True)
         encoded = df.select(
-            pl.when(body.str.len_bytes() > 0).then(pl.concat_str([pl.lit("{"), body, pl.lit("}")])).alias("j")
+            pl.when(body.str.len_bytes() > 0)
+            .then(pl.concat_str([pl.lit("{"), body, pl.lit("}")]))
+            .alias("j")
         )
         return pc.cast(encoded.to_series().to_arrow(), pa.string())
     except Exception:  # exotic types polars cannot encode: take the slow, sure path
@@ -169,11 +176,15 @@ def _json_objects(table: pa.Table) -> pa.Array:
 def _properties(table: pa.Table, fold: list[str], reasons: _Reasons) -> pa.Array:
     n = table.num_rows
     struct_keys: set[str] | None = None
-    props = table.column("properties").combine_chunks() if "properties" in table.column_names else None
+    props = (
+        table.column("properties").combine_chunks() if "properties" in table.column_names else None
+    )
     if props is not None and pa.types.is_null(props.type):
         props = None
     if props is not None and not (
-        pa.types.is_string(props.type) or pa.types.is_large_string(props.type) or pa.types.is_struct(props.type)
+        pa.types.is_string(props.type)
+        or pa.types.is_large_string(props.type)
+        or pa.types.is_struct(props.type)
         or pa.types.is_map(props.type)
     ):
         reasons.flag(pc.is_valid(props), f"properties: expected a JSON object, got {props.type}")
@@ -187,7 +198,9 @@ def _properties(table: pa.Table, fold: list[str], reasons: _Reasons) -> pa.Array
         elif pa.types.is_struct(props.type):
             encoded = pa.array(["{}"] * n, pa.string())
         else:  # a map: rare, take the Python path
-            encoded = pa.array([_dumps(dict(m)) if m is not None else None for m in props.to_pylist()], pa.string())
+            encoded = pa.array(
+                [_dumps(dict(m)) if m is not None else None for m in props.to_pylist()], pa.string()
+            )
         props = pc.if_else(valid, encoded, pa.nulls(n, pa.string()))
     if props is not None:
         props = pc.cast(props, pa.string())
@@ -228,14 +241,14 @@ def normalize(table: pa.Table, *, receipt_time: datetime, max_future_skew: timed
     columns: dict[str, pa.Array] = {}
     for name in _STRING_COLUMNS:
         if name not in names or pa.types.is_null(table.schema.field(name).type):
-            columns[name] = pa.nulls(n, pa.string())
+            columns[name] = pa.nulls(n, pa.large_string())
             continue
         col = table.column(name).combine_chunks()
         if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
             reasons.flag(pc.is_valid(col), f"{name}: expected a string, got {col.type}")
-            columns[name] = pa.nulls(n, pa.string())
+            columns[name] = pa.nulls(n, pa.large_string())
             continue
-        col = pc.cast(col, pa.string())
+        col = pc.cast(col, pa.large_string())
         if name != "session_id":
             reasons.flag(pc.equal(pc.utf8_length(col), 0), f"{name} is empty")
         columns[name] = col
@@ -263,7 +276,9 @@ def normalize(table: pa.Table, *, receipt_time: datetime, max_future_skew: timed
         pc.greater(client, pc.add(server, pa.scalar(max_future_skew, pa.duration("us")))),
         f"client_ts is more than {max_future_skew} after its receipt time (device clock skew)",
     )
-    reasons.flag(pc.less(client, pa.scalar(MIN_CLIENT_TS, TIMESTAMP_ARROW)), "client_ts is before 2000-01-01")
+    reasons.flag(
+        pc.less(client, pa.scalar(MIN_CLIENT_TS, TIMESTAMP_ARROW)), "client_ts is before 2000-01-01"
+    )
     columns["client_ts"] = client
     columns["server_ts"] = server
 
@@ -279,15 +294,23 @@ def normalize(table: pa.Table, *, receipt_time: datetime, max_future_skew: timed
             fold.append(name)
             continue
         if pa.types.is_floating(col.type):
-            reasons.flag(pc.invert(pc.is_finite(col)), f"{name}: NaN or Infinity is not a valid value")
+            reasons.flag(
+                pc.invert(pc.is_finite(col)), f"{name}: NaN or Infinity is not a valid value"
+            )
         extras[name] = col
     columns["properties"] = _properties(table, fold, reasons)
 
-    out = pa.table({**{c: columns[c] for c in CORE_COLUMNS}, **extras, ROW_COLUMN: table.column(ROW_COLUMN)})
+    out = pa.table(
+        {**{c: columns[c] for c in CORE_COLUMNS}, **extras, ROW_COLUMN: table.column(ROW_COLUMN)}
+    )
     valid = reasons.valid
     rows = table.column(ROW_COLUMN).combine_chunks()
     bad = pc.invert(valid)
     rejected = list(
-        zip(pc.filter(rows, bad).to_pylist(), pc.filter(reasons.values, bad).to_pylist(), strict=True)
+        zip(
+            pc.filter(rows, bad).to_pylist(),
+            pc.filter(reasons.values, bad).to_pylist(),
+            strict=True,
+        )
     )
     return Normalized(out.filter(valid), rejected)

@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.json as pj
 
 ROW_COLUMN = "__row"
-_BLOCK_SIZE = 64 * 1024 * 1024
+_BLOCK_SIZE = 4 * 1024 * 1024  # blocks are parsed in parallel; 4 MB measured fastest here
 _BOM = b"\xef\xbb\xbf"
 
 
@@ -58,8 +58,10 @@ def _with_rows(table: pa.Table, rows: pa.Array) -> pa.Table:
 # --- NDJSON -------------------------------------------------------------------------
 
 
-def _read_json(data: bytes) -> pa.Table:
-    opts = pj.ReadOptions(block_size=max(min(len(data) + 1, _BLOCK_SIZE), 1 << 16), use_threads=True)
+def _read_json(data: bytes, *, whole: bool = False) -> pa.Table:
+    """Parse NDJSON; ``whole`` parses in one block (no line may straddle blocks)."""
+    block = len(data) + 1 if whole or len(data) < _BLOCK_SIZE else _BLOCK_SIZE
+    opts = pj.ReadOptions(block_size=max(block, 1 << 16), use_threads=True)
     table = pj.read_json(io.BytesIO(data), read_options=opts)
     # pyarrow infers naive timestamps from some strings; keep strings as written.
     inferred = [f.name for f in table.schema if pa.types.is_timestamp(f.type)]
@@ -98,7 +100,7 @@ def parse_ndjson(data: bytes, source: str) -> Parsed:
     """Parse newline-delimited JSON. Blank lines are ignored; CRLF and a UTF-8 BOM are
     accepted; each other line becomes a row or a failure with its 1-based line number."""
     if data.startswith(_BOM):
-        data = b" " * len(_BOM) + data[len(_BOM):]
+        data = b" " * len(_BOM) + data[len(_BOM) :]
     out = Parsed()
     if not data.strip():
         return out
@@ -157,13 +159,20 @@ def _bisect(
     if lo >= hi:
         return
     try:
-        table = _read_json(b"\n".join(lines[lo:hi]))
+        table = _read_json(b"\n".join(lines[lo:hi]), whole=True)
         if table.num_rows != hi - lo:
             raise ValueError("row count does not match line count")
     except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeDecodeError, ValueError) as exc:
         if hi - lo == 1:
             line = lines[lo]
-            out.failures.append((source, numbers[lo], line.decode("utf-8", errors="backslashreplace"), _line_failure(line, exc)))
+            out.failures.append(
+                (
+                    source,
+                    numbers[lo],
+                    line.decode("utf-8", errors="backslashreplace"),
+                    _line_failure(line, exc),
+                )
+            )
             return
         mid = (lo + hi) // 2
         _bisect(lo, mid, lines, numbers, source, out, raw_at, line_at)
@@ -215,11 +224,20 @@ def parse_records(records: Iterable[Any], source: str) -> Parsed:
             if not all(isinstance(r, dict) for r in part):
                 raise TypeError("not a dict")
             table = _records_to_table(part)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError, ValueError, OverflowError) as exc:
+        except (
+            pa.ArrowInvalid,
+            pa.ArrowTypeError,
+            pa.ArrowNotImplementedError,
+            TypeError,
+            ValueError,
+            OverflowError,
+        ) as exc:
             if hi - lo == 1:
                 rec = part[0]
                 reason = (
-                    f"not a record (got {type(rec).__name__})" if not isinstance(rec, dict) else f"unreadable record: {exc}"
+                    f"not a record (got {type(rec).__name__})"
+                    if not isinstance(rec, dict)
+                    else f"unreadable record: {exc}"
                 )
                 out.failures.append((source, None, _dumps(rec), reason))
                 return

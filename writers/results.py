@@ -35,7 +35,8 @@ class WriteResult:
             snapshot_ids=self.snapshot_ids + other.snapshot_ids,
             batch_keys=self.batch_keys + other.batch_keys,
             already_committed=self.already_committed + other.already_committed,
-            new_columns=self.new_columns + tuple(c for c in other.new_columns if c not in self.new_columns),
+            new_columns=self.new_columns
+            + tuple(c for c in other.new_columns if c not in self.new_columns),
             late_hours=tuple(sorted(set(self.late_hours) | set(other.late_hours))),
             seconds=self.seconds + other.seconds,
         )

@@ -83,7 +83,9 @@ class EventWriter:
         self.tables = tables
         self.max_records = max_records or self.settings.buffer_max_records
         self.max_bytes = max_bytes or self.settings.buffer_max_bytes
-        self.max_age = max_age if max_age is not None else self.settings.buffer_max_age.total_seconds()
+        self.max_age = (
+            max_age if max_age is not None else self.settings.buffer_max_age.total_seconds()
+        )
         self._clock = clock or (lambda: datetime.now(UTC))
         self._on_commit = on_commit
         self.writer_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -93,7 +95,9 @@ class EventWriter:
 
     # -- intake -----------------------------------------------------------------------
 
-    def write(self, data: Any, *, batch_id: str | None = None, source: str | None = None) -> WriteResult | None:
+    def write(
+        self, data: Any, *, batch_id: str | None = None, source: str | None = None
+    ) -> WriteResult | None:
         """Validate and buffer ``data``; commit if a threshold is reached (that commit's
         result is returned, else None)."""
         if self._closed:
@@ -102,7 +106,9 @@ class EventWriter:
         self.add_parsed(parse_any(data, label), receipt_time=self._clock(), batch_id=batch_id)
         return self.flush_if_due()
 
-    def add_parsed(self, parsed: Parsed, *, receipt_time: datetime, batch_id: str | None = None) -> None:
+    def add_parsed(
+        self, parsed: Parsed, *, receipt_time: datetime, batch_id: str | None = None
+    ) -> None:
         """Buffer rows parsed elsewhere (the landing-zone reader uses this)."""
         buf = self._buffer
         if buf.opened is None:
@@ -113,7 +119,9 @@ class EventWriter:
             buf.rejects.append(Reject(reason, source, line, raw))
         for chunk in parsed.chunks:
             result = normalize(
-                chunk.table, receipt_time=receipt_time, max_future_skew=self.settings.max_future_skew
+                chunk.table,
+                receipt_time=receipt_time,
+                max_future_skew=self.settings.max_future_skew,
             )
             buf.rejects.extend(_rejects(chunk, result.rejected))
             if result.table.num_rows:
@@ -140,7 +148,9 @@ class EventWriter:
             return WriteResult()
         started = time.perf_counter()
         events = self.tables.events
-        added = evolution.evolve(events, evolution.new_columns((t for t, _ in buf.pieces), events.schema()))
+        added = evolution.evolve(
+            events, evolution.new_columns((t for t, _ in buf.pieces), events.schema())
+        )
         schema = events.schema()
         parts: list[pa.Table] = []
         rejects = list(buf.rejects)
@@ -159,12 +169,25 @@ class EventWriter:
             fresh, committed_dupes = batch.slice(0, 0), batch.num_rows
         else:
             fresh, committed_dupes = dedupe.drop_committed(batch, events)
-        late = dedupe.late_mask(fresh, self.settings.allowed_lateness) if fresh.num_rows else pa.array([], pa.bool_())
+        late = (
+            dedupe.late_mask(fresh, self.settings.allowed_lateness)
+            if fresh.num_rows
+            else pa.array([], pa.bool_())
+        )
         late_rows = fresh.filter(late) if fresh.num_rows else fresh
         on_time_rows = fresh.filter(pc.invert(late)) if fresh.num_rows else fresh
         late_hours = dedupe.hours_of(late_rows.column("client_ts")) if late_rows.num_rows else []
-        snapshot_ids = commit.snapshots_with_key(events, key) if already else commit.commit_events(
-            events, on_time_rows, late_rows, key=key, late_hours=late_hours, writer=self.writer_id
+        snapshot_ids = (
+            commit.snapshots_with_key(events, key)
+            if already
+            else commit.commit_events(
+                events,
+                on_time_rows,
+                late_rows,
+                key=key,
+                late_hours=late_hours,
+                writer=self.writer_id,
+            )
         )
         to_store = _not_yet_rejected(self.tables.rejected, rejects)  # counted either way
         if to_store:
@@ -188,13 +211,20 @@ class EventWriter:
             late_hours=tuple(commit.hour_label(h) for h in late_hours),
             seconds=time.perf_counter() - started,
         )
-        assert result.records_read == result.records_written + result.duplicates_dropped + result.records_rejected, result
+        assert (
+            result.records_read
+            == result.records_written + result.duplicates_dropped + result.records_rejected
+        ), result
         buf.clear()
         self.totals = self.totals + result
         log.info(
             "committed batch %s: %d written (%d late), %d duplicates, %d rejected in %.2fs",
-            key, result.records_written, result.late_records, result.duplicates_dropped,
-            result.records_rejected, result.seconds,
+            key,
+            result.records_written,
+            result.late_records,
+            result.duplicates_dropped,
+            result.records_rejected,
+            result.seconds,
         )
         if self._on_commit:
             self._on_commit(result)
@@ -203,12 +233,17 @@ class EventWriter:
     def _derive_key(self, batch: pa.Table, rejects: list[Reject]) -> str:
         ids = self._buffer.batch_ids
         if ids and all(i is not None for i in ids):
-            return "b-" + hashlib.blake2b("\x00".join(sorted(ids)).encode(), digest_size=16).hexdigest()  # type: ignore[arg-type]
+            return (
+                "b-"
+                + hashlib.blake2b("\x00".join(sorted(ids)).encode(), digest_size=16).hexdigest()
+            )  # type: ignore[arg-type]
         key = commit.content_key(batch)
         if rejects:
             digest = hashlib.blake2b(key.encode(), digest_size=16)
             for r in sorted(rejects, key=lambda r: (r.raw or "", r.reason)):
-                digest.update((r.raw or "").encode("utf-8", "backslashreplace") + b"\x00" + r.reason.encode())
+                digest.update(
+                    (r.raw or "").encode("utf-8", "backslashreplace") + b"\x00" + r.reason.encode()
+                )
             key = "c-" + digest.hexdigest()
         return key
 
@@ -225,7 +260,10 @@ class EventWriter:
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         if exc_type is None:
             self.close()
@@ -249,10 +287,17 @@ def _not_yet_rejected(table: Any, rejects: list[Reject]) -> list[Reject]:
     table.refresh()
     if table.current_snapshot() is None:
         return rejects
-    seen = table.scan(row_filter=In("source", sources), selected_fields=("source", "line")).to_arrow()
-    known = set(zip(seen.column("source").to_pylist(), seen.column("line").to_pylist(), strict=True))
+    seen = table.scan(
+        row_filter=In("source", sources), selected_fields=("source", "line")
+    ).to_arrow()
+    known = set(
+        zip(seen.column("source").to_pylist(), seen.column("line").to_pylist(), strict=True)
+    )
     return [r for r in rejects if r.line is None or (r.source, r.line) not in known]
 
 
 def _rejects(chunk: Chunk, rejected: list[tuple[int, str]]) -> list[Reject]:
-    return [Reject(reason, chunk.source, chunk.line_of(row), chunk.raw_of(row)) for row, reason in rejected]
+    return [
+        Reject(reason, chunk.source, chunk.line_of(row), chunk.raw_of(row))
+        for row, reason in rejected
+    ]

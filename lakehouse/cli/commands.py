@@ -53,15 +53,21 @@ def init(settings: Settings, json_output: bool) -> None:
     from lakehouse.tables import ensure_tables
 
     tables, created = ensure_tables(open_catalog(settings), settings.table)
-    out = {"table": str(settings.table), "catalog": settings.catalog_label, "created": created,
-           "location": tables.events.location()}
+    out = {
+        "table": str(settings.table),
+        "catalog": settings.catalog_label,
+        "created": created,
+        "location": tables.events.location(),
+    }
     if json_output:
         print_json(out)
     elif created:
         click.echo(f"created {', '.join(created)} in catalog {settings.catalog_label}")
         click.echo(f"table location: {out['location']}")
     else:
-        click.echo(f"{settings.table} already exists in catalog {settings.catalog_label}; nothing to do")
+        click.echo(
+            f"{settings.table} already exists in catalog {settings.catalog_label}; nothing to do"
+        )
 
 
 @contextmanager
@@ -71,11 +77,22 @@ def _progress(enabled: bool) -> Iterator[tuple[Any, Any]]:
         yield None, None
         return
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
     with Progress(
-        TextColumn("[bold]ingest"), BarColumn(), MofNCompleteColumn(), TextColumn("files"),
-        TimeRemainingColumn(), console=Console(stderr=True), transient=True,
+        TextColumn("[bold]ingest"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("files"),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
     ) as bar:
         task = bar.add_task("ingest", total=None)
 
@@ -89,16 +106,27 @@ def _progress(enabled: bool) -> Iterator[tuple[Any, Any]]:
 
 
 def run_ingest(
-    paths: list[str], settings: Settings, *, show_progress: bool = True, max_files_per_commit: int = 2000
+    paths: list[str],
+    settings: Settings,
+    *,
+    show_progress: bool = True,
+    max_files_per_commit: int = 2000,
 ) -> Any:
     from writers import EventWriter
     from writers.landing import ingest as ingest_files
 
     tables = _open(settings, create=True)
-    writer = EventWriter(settings, tables=tables, max_records=1 << 62, max_bytes=1 << 62, max_age=1e12)
+    writer = EventWriter(
+        settings, tables=tables, max_records=1 << 62, max_bytes=1 << 62, max_age=1e12
+    )
     with _progress(show_progress) as (on_plan, advance):
         return ingest_files(
-            paths, settings, writer=writer, progress=advance, on_plan=on_plan, max_group_files=max_files_per_commit
+            paths,
+            settings,
+            writer=writer,
+            progress=advance,
+            on_plan=on_plan,
+            max_group_files=max_files_per_commit,
         )
 
 
@@ -109,12 +137,14 @@ def run_ingest(
     type=click.IntRange(min=1),
     default=2000,
     show_default=True,
-    help="Files grouped into one commit (a group is also capped at 128 MB of input).",
+    help="Files grouped into one commit (a group is also capped at 64 MB of input).",
 )
 @settings_options
 @json_option
 @handle_errors
-def ingest(paths: tuple[str, ...], max_files_per_commit: int, settings: Settings, json_output: bool) -> None:
+def ingest(
+    paths: tuple[str, ...], max_files_per_commit: int, settings: Settings, json_output: bool
+) -> None:
     """Ingest newline-delimited JSON files from a landing zone, exactly once per file.
 
     PATHS are files or folders (searched recursively) of .ndjson, .jsonl or .json files,
@@ -125,12 +155,19 @@ def ingest(paths: tuple[str, ...], max_files_per_commit: int, settings: Settings
     Exit code: 0 when every record was accepted, 1 when some were rejected (they are kept
     in the NAME_rejected table with the reason, file and line), 2 for usage errors.
     """
-    result = run_ingest(list(paths), settings, show_progress=not json_output, max_files_per_commit=max_files_per_commit)
+    result = run_ingest(
+        list(paths),
+        settings,
+        show_progress=not json_output,
+        max_files_per_commit=max_files_per_commit,
+    )
     data = result.to_dict()
     if json_output:
         print_json(data)
     else:
-        print_pairs(f"ingest into {settings.table} ({settings.catalog_label} catalog)", ingest_pairs(data))
+        print_pairs(
+            f"ingest into {settings.table} ({settings.catalog_label} catalog)", ingest_pairs(data)
+        )
         if result.records_rejected:
             click.secho(
                 f"{result.records_rejected} record(s) rejected; see table {settings.table}_rejected",
@@ -142,7 +179,9 @@ def ingest(paths: tuple[str, ...], max_files_per_commit: int, settings: Settings
 @click.command()
 @click.option("--events", default=200_000, show_default=True, help="How many events to generate.")
 @click.option("--days", default=3, show_default=True, help="Days of activity the events span.")
-@click.option("--seed", default=7, show_default=True, help="Random seed (same seed, same landing zone).")
+@click.option(
+    "--seed", default=7, show_default=True, help="Random seed (same seed, same landing zone)."
+)
 @click.option(
     "--landing",
     type=click.Path(path_type=Path),
@@ -152,7 +191,9 @@ def ingest(paths: tuple[str, ...], max_files_per_commit: int, settings: Settings
 @settings_options
 @json_option
 @handle_errors
-def demo(events: int, days: int, seed: int, landing: Path | None, settings: Settings, json_output: bool) -> None:
+def demo(
+    events: int, days: int, seed: int, landing: Path | None, settings: Settings, json_output: bool
+) -> None:
     """Generate a realistic landing zone, ingest it, and show what happened.
 
     Users with sessions follow a shopping funnel; about 7% of events arrive hours to
@@ -173,13 +214,20 @@ def demo(events: int, days: int, seed: int, landing: Path | None, settings: Sett
 
     report = table_health(_open(settings, create=False), settings)
     if json_output:
-        print_json({"landing": zone.to_dict(), "ingest": result.to_dict(), "health": report.to_dict()})
+        print_json(
+            {"landing": zone.to_dict(), "ingest": result.to_dict(), "health": report.to_dict()}
+        )
         return
     print_pairs(
         "landing zone" + (" (reused)" if zone.reused else ""),
-        [("folder", str(root)), ("files", zone.files), ("events generated", zone.events),
-         ("delivered late (>2h)", zone.late_events), ("sent twice", zone.resent_events),
-         ("malformed lines", zone.malformed_lines)],
+        [
+            ("folder", str(root)),
+            ("files", zone.files),
+            ("events generated", zone.events),
+            ("delivered late (>2h)", zone.late_events),
+            ("sent twice", zone.resent_events),
+            ("malformed lines", zone.malformed_lines),
+        ],
     )
     print_pairs(f"ingest into {settings.table}", ingest_pairs(result.to_dict()))
     print_pairs("health", health_pairs(report.to_dict()))
@@ -199,7 +247,10 @@ def health(settings: Settings, json_output: bool) -> None:
     if json_output:
         print_json(report)
     else:
-        print_pairs(f"health of {settings.table} ({settings.catalog_label} catalog)", health_pairs(report.to_dict()))
+        print_pairs(
+            f"health of {settings.table} ({settings.catalog_label} catalog)",
+            health_pairs(report.to_dict()),
+        )
 
 
 @click.group()

@@ -51,10 +51,14 @@ def settings_options(func: F) -> F:
         help="The events table as NAMESPACE.NAME [env LAKEHOUSE_TABLE; default analytics.events].",
     )
     @functools.wraps(func)
-    def wrapper(*args: Any, home: Path | None, catalog: str | None, table: str | None, **kwargs: Any) -> Any:
+    def wrapper(
+        *args: Any, home: Path | None, catalog: str | None, table: str | None, **kwargs: Any
+    ) -> Any:
         json_out = bool(kwargs.get("json_output"))
         try:
-            settings = Settings.from_env(home=str(home) if home else None, catalog=catalog, table=table)
+            settings = Settings.from_env(
+                home=str(home) if home else None, catalog=catalog, table=table
+            )
         except LakehouseError as exc:
             fail(exc, json_out)
         return func(*args, settings=settings, **kwargs)
@@ -63,7 +67,9 @@ def settings_options(func: F) -> F:
 
 
 def json_option(func: F) -> F:
-    return click.option("--json", "json_output", is_flag=True, help="Print the result as JSON.")(func)
+    return click.option("--json", "json_output", is_flag=True, help="Print the result as JSON.")(
+        func
+    )
 
 
 def to_jsonable(value: Any) -> Any:
@@ -90,7 +96,11 @@ def print_json(value: Any) -> None:
 
 def fail(exc: BaseException, json_out: bool) -> None:
     """Report an error on stderr and exit: 2 for usage/config errors, 1 otherwise."""
-    code = EXIT_USAGE if isinstance(exc, (ConfigError, UsageError, click.UsageError)) else EXIT_PROBLEMS
+    code = (
+        EXIT_USAGE
+        if isinstance(exc, (ConfigError, UsageError, click.UsageError))
+        else EXIT_PROBLEMS
+    )
     if json_out:
         click.echo(json.dumps({"type": type(exc).__name__, "message": str(exc)}), err=True)
     else:
@@ -125,7 +135,9 @@ class Duration(click.ParamType):
 
     name = "duration"
 
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> timedelta:
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> timedelta:
         if isinstance(value, timedelta):
             return value
         try:

@@ -29,7 +29,18 @@ class PostgresServer:
         return f"postgresql+psycopg2://{self.user}@{self.host}:{self.port}/{database}"
 
     def create_database(self, name: str) -> str:
-        self._run([str(self.bin_dir / "createdb"), "-h", self.host, "-p", str(self.port), "-U", self.user, name])
+        self._run(
+            [
+                str(self.bin_dir / "createdb"),
+                "-h",
+                self.host,
+                "-p",
+                str(self.port),
+                "-U",
+                self.user,
+                name,
+            ]
+        )
         return self.url(name)
 
     def _run(self, cmd: list[str]) -> None:
@@ -69,7 +80,9 @@ def _owner() -> str | None:
     try:
         pwd.getpwnam("postgres")
     except KeyError as exc:
-        raise PostgresUnavailable("running as root and there is no `postgres` user to own the cluster") from exc
+        raise PostgresUnavailable(
+            "running as root and there is no `postgres` user to own the cluster"
+        ) from exc
     return "postgres"
 
 
@@ -83,8 +96,16 @@ def _pg_ctl_start(bin_dir: Path, data_dir: Path, port: int) -> None:
     proc = subprocess.run(
         _as_owner(
             [
-                str(bin_dir / "pg_ctl"), "-D", str(data_dir), "-l", str(log), "-w", "-t", "60",
-                "-o", f"-h 127.0.0.1 -p {port} -k {data_dir} -c fsync=off -c max_connections=200",
+                str(bin_dir / "pg_ctl"),
+                "-D",
+                str(data_dir),
+                "-l",
+                str(log),
+                "-w",
+                "-t",
+                "60",
+                "-o",
+                f"-h 127.0.0.1 -p {port} -k {data_dir} -c fsync=off -c max_connections=200",
                 "start",
             ]
         ),
@@ -109,7 +130,9 @@ def running_postgres() -> Iterator[PostgresServer]:
         os.chown(data_dir, uid, gid)
     user = owner or pwd.getpwuid(os.geteuid()).pw_name
     init = subprocess.run(
-        _as_owner([str(bin_dir / "initdb"), "-D", str(data_dir), "-U", user, "--auth=trust", "-E", "UTF8"]),
+        _as_owner(
+            [str(bin_dir / "initdb"), "-D", str(data_dir), "-U", user, "--auth=trust", "-E", "UTF8"]
+        ),
         capture_output=True,
         text=True,
     )

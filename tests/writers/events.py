@@ -12,8 +12,15 @@ from pyiceberg.table import Table
 BASE = datetime(2024, 5, 1, tzinfo=UTC)
 
 
-def event(i: int, *, minutes: float | None = None, delay: timedelta = timedelta(seconds=5),
-          user: str | None = None, kind: str = "view", **extra: Any) -> dict[str, Any]:
+def event(
+    i: int,
+    *,
+    minutes: float | None = None,
+    delay: timedelta = timedelta(seconds=5),
+    user: str | None = None,
+    kind: str = "view",
+    **extra: Any,
+) -> dict[str, Any]:
     client = BASE + timedelta(minutes=i * 7 if minutes is None else minutes)
     return {
         "event_id": f"e{i:06d}",
@@ -40,5 +47,7 @@ def read_file(path: str) -> pa.Table:
 
 
 def assert_sorted(t: pa.Table) -> None:
-    keys = list(zip(t.column("client_ts").to_pylist(), t.column("event_id").to_pylist(), strict=True))
+    keys = list(
+        zip(t.column("client_ts").to_pylist(), t.column("event_id").to_pylist(), strict=True)
+    )
     assert keys == sorted(keys), "file is not sorted by (client_ts, event_id)"

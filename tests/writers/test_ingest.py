@@ -54,13 +54,18 @@ def test_ingest_is_exactly_once_per_file(settings: Settings, tmp_path: Path) -> 
     rejected = rows(t.rejected).to_pylist()
     assert len(rejected) == 6
     assert all(r["raw"] == '{"event_id": "broken",' and r["line"] == 26 for r in rejected)
-    assert all(r["source"].startswith("file://") and r["source"].endswith((".jsonl", ".gz")) for r in rejected)
+    assert all(
+        r["source"].startswith("file://") and r["source"].endswith((".jsonl", ".gz"))
+        for r in rejected
+    )
     logged = rows(t.ingested).to_pylist()
     assert sorted(r["source"] for r in logged) == sorted({r["source"] for r in rejected})
     assert sum(r["records"] for r in logged) == first.records_read
 
 
-def test_new_files_are_picked_up_and_old_ones_skipped(sqlite_settings: Settings, tmp_path: Path) -> None:
+def test_new_files_are_picked_up_and_old_ones_skipped(
+    sqlite_settings: Settings, tmp_path: Path
+) -> None:
     zone = tmp_path / "landing"
     write_zone(zone, files=2)
     ingest([str(zone)], sqlite_settings)
@@ -68,10 +73,17 @@ def test_new_files_are_picked_up_and_old_ones_skipped(sqlite_settings: Settings,
     extra.mkdir(parents=True)
     (extra / "late.ndjson").write_text(json.dumps(event(9000)) + "\n" + json.dumps(event(0)) + "\n")
     result = ingest([str(zone)], sqlite_settings)
-    assert (result.files, result.files_skipped, result.records_written, result.duplicates_dropped) == (1, 2, 1, 1)
+    assert (
+        result.files,
+        result.files_skipped,
+        result.records_written,
+        result.duplicates_dropped,
+    ) == (1, 2, 1, 1)
 
 
-def test_truncated_gzip_keeps_complete_lines_and_rejects_the_rest(sqlite_settings: Settings, tmp_path: Path) -> None:
+def test_truncated_gzip_keeps_complete_lines_and_rejects_the_rest(
+    sqlite_settings: Settings, tmp_path: Path
+) -> None:
     body = ("\n".join(json.dumps(event(i)) for i in range(200)) + "\n").encode()
     blob = gzip.compress(body)
     path = tmp_path / "cut.ndjson.gz"
@@ -79,8 +91,13 @@ def test_truncated_gzip_keeps_complete_lines_and_rejects_the_rest(sqlite_setting
     result = ingest([str(path)], sqlite_settings)
     assert 0 < result.records_written < 200
     assert result.records_rejected == 1
-    assert result.records_read == result.records_written + result.duplicates_dropped + result.records_rejected
-    rejected = rows(load_tables(open_catalog(sqlite_settings), sqlite_settings.table).rejected).to_pylist()
+    assert (
+        result.records_read
+        == result.records_written + result.duplicates_dropped + result.records_rejected
+    )
+    rejected = rows(
+        load_tables(open_catalog(sqlite_settings), sqlite_settings.table).rejected
+    ).to_pylist()
     assert "truncated gzip" in rejected[0]["reason"]
 
 
@@ -93,7 +110,9 @@ def test_empty_files_are_logged_and_not_reread(sqlite_settings: Settings, tmp_pa
     assert ingest([str(zone)], sqlite_settings).files_skipped == 2
 
 
-def test_hidden_and_underscore_paths_are_not_ingested(sqlite_settings: Settings, tmp_path: Path) -> None:
+def test_hidden_and_underscore_paths_are_not_ingested(
+    sqlite_settings: Settings, tmp_path: Path
+) -> None:
     zone = tmp_path / "zone"
     for sub in (".lakehouse/warehouse", "_tmp", "2024"):
         (zone / sub).mkdir(parents=True)
@@ -110,9 +129,20 @@ def test_cli_ingest_json_summary_and_exit_codes(home: Path, tmp_path: Path) -> N
     ok = runner.invoke(cli, ["ingest", str(zone), "--json"])
     assert ok.exit_code == 0, ok.output
     summary = json.loads(ok.stdout)
-    for key in ("files", "records_read", "records_written", "duplicates_dropped", "records_rejected", "late_records"):
+    for key in (
+        "files",
+        "records_read",
+        "records_written",
+        "duplicates_dropped",
+        "records_rejected",
+        "late_records",
+    ):
         assert key in summary
-    assert (summary["files"], summary["records_written"], summary["duplicates_dropped"]) == (2, 100, 1)
+    assert (summary["files"], summary["records_written"], summary["duplicates_dropped"]) == (
+        2,
+        100,
+        1,
+    )
 
     bad = tmp_path / "bad"
     bad.mkdir()
@@ -134,7 +164,10 @@ def test_cli_init_is_idempotent(home: Path) -> None:
     first = runner.invoke(cli, ["init", "--json"])
     assert first.exit_code == 0
     assert json.loads(first.stdout)["created"] == [
-        "analytics", "analytics.events", "analytics.events_rejected", "analytics.events_ingested"
+        "analytics",
+        "analytics.events",
+        "analytics.events_rejected",
+        "analytics.events_ingested",
     ]
     second = runner.invoke(cli, ["init"])
     assert second.exit_code == 0 and "nothing to do" in second.stdout
@@ -153,8 +186,13 @@ def test_demo_runs_twice_safely(home: Path) -> None:
     out = json.loads(first.stdout)
     ing = out["ingest"]
     assert ing["records_written"] == 3000
-    assert ing["records_read"] == ing["records_written"] + ing["duplicates_dropped"] + ing["records_rejected"]
-    assert ing["late_records"] > 0 and ing["duplicates_dropped"] > 0 and ing["records_rejected"] >= 1
+    assert (
+        ing["records_read"]
+        == ing["records_written"] + ing["duplicates_dropped"] + ing["records_rejected"]
+    )
+    assert (
+        ing["late_records"] > 0 and ing["duplicates_dropped"] > 0 and ing["records_rejected"] >= 1
+    )
     assert out["health"]["total_records"] == 3000
     second = runner.invoke(cli, ["demo", "--events", "3000", "--json"])
     assert second.exit_code == 0
@@ -180,8 +218,13 @@ def test_rereading_a_file_under_another_grouping_does_not_double_its_rejects(
     writer.add_parsed(read_source(fs, files[0]), receipt_time=datetime.now(UTC))
     writer.flush(batch_key="crashed-run")
     result = ingest([str(zone)], sqlite_settings)
-    assert result.records_read == result.records_written + result.duplicates_dropped + result.records_rejected
-    rejected = rows(load_tables(open_catalog(sqlite_settings), sqlite_settings.table).rejected).to_pylist()
+    assert (
+        result.records_read
+        == result.records_written + result.duplicates_dropped + result.records_rejected
+    )
+    rejected = rows(
+        load_tables(open_catalog(sqlite_settings), sqlite_settings.table).rejected
+    ).to_pylist()
     assert len(rejected) == 3 and len({(r["source"], r["line"]) for r in rejected}) == 3
     events = rows(load_tables(open_catalog(sqlite_settings), sqlite_settings.table).events)
     assert events.num_rows == 150

@@ -28,7 +28,9 @@ def make_zone(root: Path, files: int = 30, per_file: int = 300) -> tuple[set[str
     for f in range(files):
         folder = root / f"{f // 10:02d}"
         folder.mkdir(parents=True, exist_ok=True)
-        batch = [event(f * per_file + i, minutes=(f * per_file + i) % 3000) for i in range(per_file)]
+        batch = [
+            event(f * per_file + i, minutes=(f * per_file + i) % 3000) for i in range(per_file)
+        ]
         ids.update(e["event_id"] for e in batch)
         lines = [json.dumps(e) for e in batch]
         lines += [json.dumps(e) for e in batch[:10]]  # resends
@@ -39,7 +41,16 @@ def make_zone(root: Path, files: int = 30, per_file: int = 300) -> tuple[set[str
 
 
 def run_ingest(zone: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    cmd = [sys.executable, "-m", "lakehouse.cli.main", "ingest", str(zone), "--max-files-per-commit", "2", "--json"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "lakehouse.cli.main",
+        "ingest",
+        str(zone),
+        "--max-files-per-commit",
+        "2",
+        "--json",
+    ]
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
@@ -57,7 +68,7 @@ def test_sigkill_at_several_points_then_rerun_is_exactly_once(home: Path, tmp_pa
             kills += 1
         proc.wait()
     final = run_ingest(zone, env)
-    out, err = final.communicate(timeout=300)
+    _, err = final.communicate(timeout=300)
     assert final.returncode == 1, err.decode()  # 1: the bad lines were rejected (and kept)
     assert kills >= 3, "the ingest finished too early to be killed; make the zone bigger"
 

@@ -25,7 +25,13 @@ def run(records: list[dict]) -> tuple[list[dict], dict[int, str]]:
 
 
 def base(**kw: object) -> dict:
-    return {"event_id": "e1", "user_id": "u1", "event_type": "view", "client_ts": "2024-05-01T10:00:00Z", **kw}
+    return {
+        "event_id": "e1",
+        "user_id": "u1",
+        "event_type": "view",
+        "client_ts": "2024-05-01T10:00:00Z",
+        **kw,
+    }
 
 
 @pytest.mark.parametrize(
@@ -54,7 +60,10 @@ def test_server_ts_defaults_to_receipt_time() -> None:
         (base(client_ts="2024-05-01T10:00:00"), "no UTC offset"),
         (base(client_ts="yesterday"), "not an ISO-8601 timestamp"),
         (base(client_ts=None), "missing required field client_ts"),
-        ({"event_id": "e1", "user_id": "u1", "client_ts": "2024-05-01T10:00:00Z"}, "missing required field event_type"),
+        (
+            {"event_id": "e1", "user_id": "u1", "client_ts": "2024-05-01T10:00:00Z"},
+            "missing required field event_type",
+        ),
         (base(event_id=""), "event_id is empty"),
         (base(user_id=42), "user_id: expected a string, got int64"),
         (base(client_ts="2024-05-02T01:00:01Z"), "after its receipt time"),
@@ -79,7 +88,15 @@ def test_skew_boundary_is_inclusive() -> None:
 
 def test_nested_values_and_odd_names_fold_into_properties() -> None:
     valid, rejected = run(
-        [base(properties={"page": "/a"}, device={"os": "ios"}, **{"Bad Name": 1}, platform="ios", n=3)]
+        [
+            base(
+                properties={"page": "/a"},
+                device={"os": "ios"},
+                **{"Bad Name": 1},
+                platform="ios",
+                n=3,
+            )
+        ]
     )
     assert rejected == {}
     row = valid[0]
@@ -89,14 +106,21 @@ def test_nested_values_and_odd_names_fold_into_properties() -> None:
 
 def test_properties_text_is_kept_and_merged_without_loss() -> None:
     valid, _ = run([base(properties='{"page":"/a","device":1}', device={"os": "x"})])
-    assert json.loads(valid[0]["properties"]) == {"page": "/a", "device": 1, "device__top_level": {"os": "x"}}
+    assert json.loads(valid[0]["properties"]) == {
+        "page": "/a",
+        "device": 1,
+        "device__top_level": {"os": "x"},
+    }
 
 
 def test_struct_union_keys_do_not_leak_between_rows() -> None:
     data = b"\n".join(
         json.dumps(r).encode()
-        for r in [base(event_id="a", properties={"x": 1}), base(event_id="b", properties={"y": 2}),
-                  base(event_id="c", properties={})]
+        for r in [
+            base(event_id="a", properties={"x": 1}),
+            base(event_id="b", properties={"y": 2}),
+            base(event_id="c", properties={}),
+        ]
     )
     chunk = parse_ndjson(data, "f").chunks[0]
     out = normalize(chunk.table, receipt_time=NOW, max_future_skew=SKEW).table
@@ -106,12 +130,16 @@ def test_struct_union_keys_do_not_leak_between_rows() -> None:
 def test_arrow_timestamps_need_a_zone() -> None:
     table = pa.table(
         {
-            "event_id": ["a"], "user_id": ["u"], "event_type": ["v"],
+            "event_id": ["a"],
+            "user_id": ["u"],
+            "event_type": ["v"],
             "client_ts": pa.array([datetime(2024, 5, 1)], pa.timestamp("ns")),
         }
     )
     from writers.parse import parse_arrow
 
-    result = normalize(parse_arrow(table, "b").chunks[0].table, receipt_time=NOW, max_future_skew=SKEW)
+    result = normalize(
+        parse_arrow(table, "b").chunks[0].table, receipt_time=NOW, max_future_skew=SKEW
+    )
     assert result.table.num_rows == 0
     assert "no time zone" in result.rejected[0][1]

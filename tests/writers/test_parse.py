@@ -10,7 +10,9 @@ def _rows(parsed):  # rows with their line numbers, in source order
     out = []
     for chunk in parsed.chunks:
         for row in chunk.table.to_pylist():
-            out.append((chunk.line_of(row["__row"]), {k: v for k, v in row.items() if k != "__row"}))
+            out.append(
+                (chunk.line_of(row["__row"]), {k: v for k, v in row.items() if k != "__row"})
+            )
     return sorted(out, key=lambda r: r[0] or 0)
 
 

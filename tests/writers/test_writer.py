@@ -42,8 +42,12 @@ def test_files_are_hour_partitioned_and_sorted(settings: Settings) -> None:
 
 def test_late_events_get_their_own_marked_snapshot(settings: Settings) -> None:
     on_time = [event(i, minutes=60 * 20 + i) for i in range(50)]  # hour 20, received at once
-    late = [event(100 + i, minutes=60 * 3 + i, delay=timedelta(hours=17)) for i in range(30)]  # hour 3
-    just_in = [event(200, minutes=60 * 5 + 59, delay=timedelta(minutes=59))]  # closes 1h after hour end
+    late = [
+        event(100 + i, minutes=60 * 3 + i, delay=timedelta(hours=17)) for i in range(30)
+    ]  # hour 3
+    just_in = [
+        event(200, minutes=60 * 5 + 59, delay=timedelta(minutes=59))
+    ]  # closes 1h after hour end
     with EventWriter(settings) as writer:
         writer.write(on_time + late + just_in)
     assert writer.totals.late_records == 30 and writer.totals.on_time_records == 51
@@ -72,10 +76,11 @@ def test_duplicates_within_and_across_batches_are_dropped(settings: Settings) ->
     first = [event(i) for i in range(100)]
     resent = [dict(e, server_ts=(BASE + timedelta(days=3)).isoformat()) for e in first[:20]]
     with EventWriter(settings) as writer:
-        r1 = writer.flush() if writer.write(first + first[:10]) is None else None
-        r2 = writer.write(resent + [event(500)])
+        assert writer.write(first + first[:10]) is None
+        r1 = writer.flush()
+        assert writer.write([*resent, event(500)]) is None
         r2 = writer.flush()
-    assert r1 is not None and r1.records_written == 100 and r1.duplicates_dropped == 10
+    assert r1.records_written == 100 and r1.duplicates_dropped == 10
     assert r2.records_written == 1 and r2.duplicates_dropped == 20
     data = rows(tables(settings).events)
     ids = data.column("event_id").to_pylist()
@@ -96,13 +101,25 @@ def test_in_batch_dedupe_keeps_the_earliest_server_ts(settings: Settings) -> Non
 
 def test_rejects_are_kept_and_counts_reconcile(settings: Settings) -> None:
     good = [event(i) for i in range(10)]
-    bad = [{"event_id": "x1"}, dict(event(99), client_ts="soon"), dict(event(98), user_id=5), "not a dict"]
+    bad = [
+        {"event_id": "x1"},
+        dict(event(99), client_ts="soon"),
+        dict(event(98), user_id=5),
+        "not a dict",
+    ]
     with EventWriter(settings) as writer:
         writer.write(good + bad + good[:3], batch_id="batch-42")
     totals = writer.totals
     assert totals.records_read == 17
-    assert (totals.records_written, totals.duplicates_dropped, totals.records_rejected) == (10, 3, 4)
-    assert totals.records_read == totals.records_written + totals.duplicates_dropped + totals.records_rejected
+    assert (totals.records_written, totals.duplicates_dropped, totals.records_rejected) == (
+        10,
+        3,
+        4,
+    )
+    assert (
+        totals.records_read
+        == totals.records_written + totals.duplicates_dropped + totals.records_rejected
+    )
     rejected = rows(tables(settings).rejected).to_pylist()
     assert len(rejected) == 4
     assert {r["source"] for r in rejected} == {"batch:batch-42"}
@@ -143,9 +160,13 @@ def test_new_fields_become_columns_and_conflicts_are_rejected(settings: Settings
     fields = {f.name: str(f.field_type) for f in t.schema().fields}
     assert fields["platform"] == "string" and fields["score"] == "double"
     assert fields["premium"] == "boolean" and fields["level"] == "long"
-    assert all(not t.schema().find_field(n).required for n in ("platform", "score", "premium", "level"))
+    assert all(
+        not t.schema().find_field(n).required for n in ("platform", "score", "premium", "level")
+    )
     with EventWriter(settings) as writer:
-        writer.write([event(2, platform=7), event(3, score=2), event(4, level=2.5), event(5, platform="web")])
+        writer.write(
+            [event(2, platform=7), event(3, score=2), event(4, level=2.5), event(5, platform="web")]
+        )
     assert writer.totals.records_rejected == 2 and writer.totals.records_written == 2
     data = {r["event_id"]: r for r in rows(tables(settings).events).to_pylist()}
     assert data["e000003"]["score"] == 2.0  # an integer widens into a double column
@@ -161,12 +182,23 @@ def test_arrow_and_polars_input(settings: Settings) -> None:
             "event_id": [f"a{i}" for i in range(n)],
             "user_id": ["u"] * n,
             "event_type": ["view"] * n,
-            "client_ts": pa.array([BASE + timedelta(minutes=i) for i in range(n)], pa.timestamp("ns", tz="UTC")),
-            "server_ts": pa.array([BASE + timedelta(minutes=i, seconds=3) for i in range(n)], pa.timestamp("us", tz="UTC")),
+            "client_ts": pa.array(
+                [BASE + timedelta(minutes=i) for i in range(n)], pa.timestamp("ns", tz="UTC")
+            ),
+            "server_ts": pa.array(
+                [BASE + timedelta(minutes=i, seconds=3) for i in range(n)],
+                pa.timestamp("us", tz="UTC"),
+            ),
         }
     )
-    frame = pl.DataFrame({"event_id": ["p1", "p2"], "user_id": ["u", "u"], "event_type": ["v", "v"],
-                          "client_ts": ["2024-05-01T01:00:00Z", "2024-05-01T02:00:00+01:00"]})
+    frame = pl.DataFrame(
+        {
+            "event_id": ["p1", "p2"],
+            "user_id": ["u", "u"],
+            "event_type": ["v", "v"],
+            "client_ts": ["2024-05-01T01:00:00Z", "2024-05-01T02:00:00+01:00"],
+        }
+    )
     with EventWriter(settings) as writer:
         writer.write(arrow)
         writer.write(arrow.to_batches()[0])
@@ -179,7 +211,9 @@ def test_arrow_and_polars_input(settings: Settings) -> None:
 def test_buffer_commits_by_size_and_age(settings: Settings) -> None:
     clock_now = [datetime(2024, 5, 2, tzinfo=UTC)]
     commits = []
-    writer = EventWriter(settings, max_records=30, max_age=3600, clock=lambda: clock_now[0], on_commit=commits.append)
+    writer = EventWriter(
+        settings, max_records=30, max_age=3600, clock=lambda: clock_now[0], on_commit=commits.append
+    )
     assert writer.write([event(i) for i in range(20)]) is None
     result = writer.write([event(i) for i in range(20, 35)])
     assert result is not None and result.records_written == 35
@@ -192,9 +226,22 @@ def test_buffer_commits_by_size_and_age(settings: Settings) -> None:
 
 def test_properties_round_trip_as_json(settings: Settings) -> None:
     with EventWriter(settings) as writer:
-        writer.write([event(1, properties={"page": "/p", "price": 9.5, "tags": ["a", "b"]}, device={"os": "ios"})])
+        writer.write(
+            [
+                event(
+                    1,
+                    properties={"page": "/p", "price": 9.5, "tags": ["a", "b"]},
+                    device={"os": "ios"},
+                )
+            ]
+        )
     row = rows(tables(settings).events).to_pylist()[0]
-    assert json.loads(row["properties"]) == {"page": "/p", "price": 9.5, "tags": ["a", "b"], "device": {"os": "ios"}}
+    assert json.loads(row["properties"]) == {
+        "page": "/p",
+        "price": 9.5,
+        "tags": ["a", "b"],
+        "device": {"os": "ios"},
+    }
 
 
 def test_writer_exit_on_error_still_commits_what_was_handed_over(settings: Settings) -> None:
