@@ -268,10 +268,12 @@ def write_config(
     java: JavaRuntime,
     options: ServerOptions,
     node_id: str,
+    catalogs: Mapping[str, Mapping[str, str]] | None = None,
 ) -> dict[str, dict[str, str]]:
     """Write every file under ``etc/`` afresh (catalog files of earlier runs are removed);
-    returns the catalogs written."""
-    catalogs = all_catalogs(settings, options)  # may raise: before touching any file
+    returns the catalogs written (``catalogs``, or those of the settings and options)."""
+    if catalogs is None:
+        catalogs = all_catalogs(settings, options)  # may raise: before touching any file
     paths.make_dirs()
     header = "Written by `lakehouse trino start`; rewritten at every start."
     paths.config_file.write_text(
@@ -288,4 +290,4 @@ def write_config(
         )
         with os.fdopen(fd, "w") as handle:
             handle.write(render_properties(props, header))
-    return catalogs
+    return {name: dict(props) for name, props in catalogs.items()}

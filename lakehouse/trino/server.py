@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from lakehouse.settings import Settings
-from lakehouse.trino.config import write_config
+from lakehouse.trino.config import all_catalogs, write_config
 from lakehouse.trino.errors import PortInUseError, TrinoStartError
 from lakehouse.trino.install import Installation, require_installation
 from lakehouse.trino.instance import HOST, InstancePaths, ServerOptions, instance_paths
@@ -213,6 +213,7 @@ def start(
     paths = instance_paths(settings, options.port)
     if running_pid(paths) is not None:
         return StartResult(status(settings, port=options.port), True, 0.0)
+    catalogs = all_catalogs(settings, options)  # an unmappable catalog fails first, cheaply
     installation = installation or require_installation()
     java = java or find_java()
     if not port_free(options.port):
@@ -222,8 +223,9 @@ def start(
             f"`lakehouse trino status --port {options.port} --home ...`)"
         )
     node_id = f"lakehouse-{options.port}-{secrets.token_hex(4)}"
-    catalogs = write_config(
+    write_config(
         paths,
+        catalogs=catalogs,
         settings=settings,
         installation=installation,
         java=java,
@@ -280,7 +282,7 @@ def _wait_ready(
         node = get_json(options.port, "/v1/status")
         if node is not None and node.get("nodeId") == node_id:
             info = get_json(options.port, "/v1/info")
-            if info is not None and info.get("starting") is False:
+            if info is not None and info.get("starting") is False and _runs_queries(options.port):
                 reporter.stage(f"Trino is ready after {time.monotonic() - began:.1f} s")
                 return
         elapsed = time.monotonic() - began
@@ -294,6 +296,30 @@ def _wait_ready(
             )
         reporter.waiting(message, elapsed)
         time.sleep(0.5)
+
+
+def _runs_queries(port: int) -> bool:
+    """True once a query runs: for a moment after ``"starting": false`` the node has not
+    announced itself yet and queries fail with NO_NODES_AVAILABLE."""
+    import trino
+
+    conn = trino.dbapi.connect(  # type: ignore[no-untyped-call]
+        host=HOST,
+        port=port,
+        user="lakehouse",
+        http_scheme="http",
+        max_attempts=1,
+        request_timeout=10,
+    )
+    try:
+        cursor = conn.cursor()
+        cursor.execute("SELECT count(*) FROM system.runtime.nodes WHERE state = 'active'")
+        return bool(cursor.fetchall()[0][0])
+    except trino.exceptions.DatabaseError as exc:
+        log.debug("not ready for queries yet: %s", exc)
+        return False
+    finally:
+        conn.close()
 
 
 def stop(settings: Settings, *, port: int, grace: float = 30.0) -> StopResult:

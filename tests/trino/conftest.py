@@ -1,0 +1,127 @@
+"""A real Trino 476 for the session, on a free 127.0.0.1 port, reading an embedded
+lakehouse catalog whose tables pyiceberg wrote. Installed from the cache (CI's
+``scripts/setup-trino.sh`` fills it); a Trino that cannot be installed or started skips
+locally and fails in CI."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from pyiceberg.table import Table
+
+from catalog import open_catalog
+from lakehouse.settings import Settings, TableName
+from lakehouse.tables import ensure_tables
+from lakehouse.trino import (
+    Installation,
+    JavaRuntime,
+    ServerOptions,
+    TrinoError,
+    find_installation,
+    find_java,
+    install,
+    start,
+    stop,
+)
+from tests.support.components import free_port, unavailable
+
+T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
+
+
+def make_events(table: Table, count: int, *, start: datetime = T0, users: int = 7) -> pa.Table:
+    """``count`` events over a few hours with every column filled (some optional ones null),
+    cast to the table's own Arrow schema. Ids continue after the rows already in ``table``
+    (``evt-000000`` is the first event of every table)."""
+    rows = []
+    offset = table.scan().count()
+    for i in range(count):
+        n = offset + i
+        ts = start + timedelta(minutes=7 * i, microseconds=n)
+        rows.append(
+            {
+                "event_id": f"evt-{n:06d}",
+                "user_id": f"user-{n % users}",
+                "event_type": ("view", "click", "purchase")[n % 3],
+                "client_ts": ts,
+                "server_ts": ts + timedelta(seconds=2),
+                "session_id": None if n % 4 == 0 else f"s-{n // 10}",
+                "properties": None if n % 5 == 0 else f'{{"n": {n}, "k": "vé"}}',
+            }
+        )
+    return pa.Table.from_pylist(rows, schema=table.schema().as_arrow())
+
+
+@dataclass
+class TrinoServer:
+    """The session's server and what pyiceberg wrote before it started."""
+
+    settings: Settings
+    port: int
+    first_snapshot_id: int
+    first_batch_ids: list[str]
+    java: JavaRuntime
+    installation: Installation
+    startup_seconds: float
+    notes: dict[str, object] = field(default_factory=dict)
+
+    def events(self) -> Table:
+        return open_catalog(self.settings).load_table(self.settings.table.identifier)
+
+
+def installed_trino() -> tuple[Installation, JavaRuntime]:
+    """The cached installation (installed now if missing) and a Java 24+, or skip/fail."""
+    try:
+        java = find_java()
+    except TrinoError as exc:
+        unavailable("Trino", str(exc))
+    found = find_installation()
+    if found is None:
+        try:
+            found = install().installation
+        except TrinoError as exc:
+            unavailable("Trino", f"cannot install it: {exc}")
+    return found, java
+
+
+@pytest.fixture(scope="session")
+def trino_runtime() -> tuple[Installation, JavaRuntime]:
+    return installed_trino()
+
+
+def populate(settings: Settings, batches: tuple[int, ...] = (120, 80)) -> tuple[int, list[str]]:
+    """Create the tables and append ``batches``; returns the first snapshot and its ids."""
+    catalog = open_catalog(settings)
+    tables, _ = ensure_tables(catalog, settings.table)
+    first = make_events(tables.events, batches[0])
+    tables.events.append(first)
+    first_snapshot = tables.events.current_snapshot()
+    assert first_snapshot is not None
+    for size in batches[1:]:
+        tables.events.append(make_events(tables.events, size, start=T0 + timedelta(days=1)))
+    return first_snapshot.snapshot_id, first.column("event_id").to_pylist()
+
+
+@pytest.fixture(scope="session")
+def trino_server(
+    tmp_path_factory: pytest.TempPathFactory, trino_runtime: tuple[Installation, JavaRuntime]
+) -> Iterator[TrinoServer]:
+    installation, java = trino_runtime
+    home: Path = tmp_path_factory.mktemp("trino-lakehouse")
+    settings = Settings(home=home, table=TableName("analytics", "events"))
+    snapshot_id, first_ids = populate(settings)
+    port = free_port()
+    try:
+        result = start(settings, ServerOptions(port=port), installation=installation, java=java)
+    except TrinoError as exc:
+        unavailable("Trino", f"the server did not start: {exc}")
+    try:
+        yield TrinoServer(
+            settings, port, snapshot_id, first_ids, java, installation, result.startup_seconds
+        )
+    finally:
+        stop(settings, port=port)
