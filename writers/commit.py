@@ -10,13 +10,53 @@ from datetime import datetime
 import pyarrow as pa
 import pyarrow.compute as pc
 from pyiceberg.exceptions import CommitFailedException
-from pyiceberg.table import Table
+from pyiceberg.table import Table, Transaction
+from pyiceberg.table.metadata import TableMetadata
+from pyiceberg.table.update import _apply_table_update, _TableMetadataUpdateContext
+from pyiceberg.utils.datetime import datetime_to_millis
 
 from lakehouse import schema as spec
 from lakehouse.errors import CommitError
 from writers.files import write_sorted
 
 log = logging.getLogger(__name__)
+
+
+class CachedTransaction(Transaction):
+    """A transaction that applies its staged updates once per change.
+
+    pyiceberg 0.12's ``Transaction.table_metadata`` re-applies every staged update and
+    deep-copies the whole table metadata on each access; an append reads it about 16
+    times, so with hundreds of snapshots that copying dominated commit latency
+    (85 ms per access at 300 snapshots, measured). Table metadata models are frozen, so
+    the applied metadata can be shared until the base metadata or the updates change
+    (both are replaced, never mutated), and needs no deep copy. The catalog still
+    validates the result when it commits. Checked by tests/test_private_api.py.
+    """
+
+    _applied: tuple[TableMetadata, tuple[object, ...], TableMetadata] | None = None
+
+    @property
+    def table_metadata(self) -> TableMetadata:
+        base, updates = self._table.metadata, self._updates
+        cached = self._applied
+        if cached is not None and cached[0] is base and cached[1] is updates:
+            return cached[2]
+        applied = _apply_updates(base, updates)
+        self._applied = (base, updates, applied)
+        return applied
+
+
+def _apply_updates(base: TableMetadata, updates: tuple[object, ...]) -> TableMetadata:
+    """``update_table_metadata`` of pyiceberg 0.12 without its final deep copy."""
+    context = _TableMetadataUpdateContext()
+    metadata = base
+    for update in updates:
+        metadata = _apply_table_update(update, metadata, context)  # type: ignore[arg-type]
+    if context.has_changes() and base.last_updated_ms == metadata.last_updated_ms:
+        now = datetime_to_millis(datetime.now().astimezone())
+        metadata = metadata.model_copy(update={"last_updated_ms": now})
+    return metadata
 
 
 def content_key(batch: pa.Table) -> str:
@@ -91,7 +131,7 @@ def commit_events(
         return []
     merge = table.properties.get("commit.manifest-merge.enabled", "false").lower() == "true"
     try:
-        with table.transaction() as tx:
+        with CachedTransaction(table) as tx:
             for rows, props in parts:
                 files = write_sorted(table, tx.table_metadata, rows)
                 update = tx.update_snapshot(snapshot_properties=props)

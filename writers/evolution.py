@@ -50,6 +50,8 @@ def new_columns(tables: Iterable[pa.Table], schema: Schema) -> dict[str, Iceberg
 def evolve(table: Table, columns: dict[str, IcebergType], *, attempts: int = 10) -> list[str]:
     """Add the missing columns as optional fields; concurrent evolutions are retried.
     Returns the names this call added."""
+    if not columns:
+        return []
     for attempt in range(attempts):
         table.refresh()
         known = {f.name for f in table.schema().fields}
