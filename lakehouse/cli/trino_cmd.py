@@ -173,8 +173,8 @@ def install(force: bool, json_output: bool) -> None:
     else:
         click.echo(
             f"Installed Trino {result.installation.version} in {where} "
-            f"({result.artifact_bytes / 1e6:.0f} MB downloaded, "
-            f"{result.installation.size_bytes / 1e6:.0f} MB on disk, {result.seconds:.0f} s)"
+            f"({result.artifact_bytes / 1e6:.0f} MB of artifacts, "
+            f"{result.installation.size_bytes / 1e6:.0f} MB unpacked, {result.seconds:.0f} s)"
         )
 
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from lakehouse.settings import Settings
 from lakehouse.trino.config import CATALOG_NAME
 from lakehouse.trino.errors import TrinoNotRunningError, TrinoQueryError
-from lakehouse.trino.instance import DEFAULT_PORT, HOST
+from lakehouse.trino.instance import HOST, ServerOptions
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -59,18 +59,19 @@ class QueryResult:
 
 def connect(
     settings: Settings,
-    port: int = DEFAULT_PORT,
+    port: int | None = None,
     *,
     catalog: str = CATALOG_NAME,
     schema: str | None = None,
     request_timeout: float = 300.0,
 ) -> Connection:
-    """A DB-API connection to the local server (no request is made until a query runs)."""
+    """A DB-API connection to the local server (no request is made until a query runs).
+    ``port`` defaults to ``LAKEHOUSE_TRINO_PORT``, else 8080."""
     import trino
 
     connection: Connection = trino.dbapi.connect(  # type: ignore[no-untyped-call]
         host=HOST,
-        port=port,
+        port=port or ServerOptions.from_env().port,
         user=USER,
         catalog=catalog,
         schema=schema or settings.table.namespace,
@@ -86,10 +87,11 @@ def query(
     params: Sequence[Any] | None = None,
     *,
     settings: Settings | None = None,
-    port: int = DEFAULT_PORT,
+    port: int | None = None,
     connection: Connection | None = None,
 ) -> QueryResult:
-    """Run one statement and fetch all its rows. ``params`` fill ``?`` placeholders."""
+    """Run one statement and fetch all its rows. ``params`` fill ``?`` placeholders.
+    Without ``connection``, one is opened with :func:`connect` and closed afterwards."""
     import requests
     import trino
 

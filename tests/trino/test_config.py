@@ -205,3 +205,16 @@ def test_write_config_writes_private_catalog_files(
     assert "node.id=lakehouse-8124-x" in paths.config_file.read_text()
     assert "-Xmx6G" in paths.jvm_config.read_text().splitlines()
     assert paths.root == home.resolve() / "trino" / "8124"
+
+
+def test_client_connects_to_loopback_with_the_settings_schema(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lakehouse.settings import TableName
+    from lakehouse.trino import connect
+
+    monkeypatch.setenv("LAKEHOUSE_TRINO_PORT", "9123")
+    conn = connect(Settings.from_env().with_table(TableName("sales", "events")))
+    assert (conn.host, conn.port, conn.user) == ("127.0.0.1", 9123, "lakehouse")
+    assert (conn.catalog, conn.schema) == ("lakehouse", "sales")
+    assert connect(Settings.from_env(), 9124).port == 9124
