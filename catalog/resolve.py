@@ -55,6 +55,10 @@ def open_catalog(settings: Settings) -> Catalog:
 
 def _load(name: str, props: dict[str, Any]) -> Catalog:
     try:
+        if str(props.get("type", "")).lower() == "sql":
+            from catalog.sql import LakehouseSqlCatalog
+
+            return LakehouseSqlCatalog(name, **{k: v for k, v in props.items() if k != "type"})
         return load_catalog(name, **props)
     except ValueError as exc:
         raise ConfigError(

@@ -14,8 +14,9 @@ from catalog import open_catalog
 from lakehouse.settings import Settings
 from lakehouse.tables import ensure_tables
 from tests.writers.events import BASE
-from writers.commit import CachedTransaction, _apply_updates
+from writers.commit import CachedTransaction
 from writers.files import write_sorted
+from catalog.metadata import apply_updates
 
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -70,7 +71,7 @@ def test_cached_transaction_matches_pyiceberg_metadata(sqlite_settings: Settings
     first = tx.table_metadata
     assert tx.table_metadata is first, "unchanged updates reuse the applied metadata"
     expected = update_table_metadata(events.metadata, tx._updates)
-    ours = _apply_updates(events.metadata, tx._updates)
+    ours = apply_updates(events.metadata, tx._updates)
     skip = {"last_updated_ms"}
     assert ours.model_dump(exclude=skip) == expected.model_dump(exclude=skip)
     tx.append(_rows(5).cast(events.schema().as_arrow()))
