@@ -10,21 +10,10 @@ import uuid
 from datetime import date, datetime, timedelta
 from datetime import time as dtime
 from decimal import Decimal
-from types import TracebackType
 from typing import Any
 
 import click
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
-from rich.status import Status
 from rich.table import Table
 
 from lakehouse.cli.common import (
@@ -36,6 +25,7 @@ from lakehouse.cli.common import (
     settings_options,
 )
 from lakehouse.settings import Settings
+from lakehouse.trino.progress import ConsoleReporter
 
 PORT_HELP = "HTTP port of the server, on 127.0.0.1 [env LAKEHOUSE_TRINO_PORT; default 8080]."
 port_option = click.option(
@@ -45,87 +35,6 @@ port_option = click.option(
     default=8080,
     help=PORT_HELP,
 )
-
-
-class CliReporter:
-    """Progress on stderr: rich bars and spinners on a terminal, plain lines otherwise."""
-
-    def __init__(self, *, quiet: bool = False) -> None:
-        self.console = Console(stderr=True)
-        self.quiet = quiet
-        self.live = self.console.is_terminal and not quiet
-        self._progress: Progress | None = None
-        self._tasks: dict[str, TaskID] = {}
-        self._status: Status | None = None
-        self._plain_marks: dict[str, int] = {}
-        self._last_wait = 0.0
-
-    def __enter__(self) -> CliReporter:
-        return self
-
-    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
-        self._stop_live()
-
-    def _stop_live(self) -> None:
-        if self._progress is not None:
-            self._progress.stop()
-            self._progress, self._tasks = None, {}
-        if self._status is not None:
-            self._status.stop()
-            self._status = None
-
-    def _say(self, text: str) -> None:
-        if not self.quiet:
-            click.echo(text, err=True)
-
-    def stage(self, message: str) -> None:
-        self._stop_live()
-        self._say(message)
-
-    def transfer(self, name: str, done_bytes: int, total_bytes: int | None) -> None:
-        if self.quiet:
-            return
-        if self.live:
-            if self._progress is None:
-                self._stop_live()
-                self._progress = Progress(
-                    TextColumn("  {task.description}"),
-                    BarColumn(),
-                    DownloadColumn(),
-                    TransferSpeedColumn(),
-                    TimeRemainingColumn(),
-                    console=self.console,
-                )
-                self._progress.start()
-            if name not in self._tasks:
-                self._tasks[name] = self._progress.add_task(name, total=total_bytes)
-            self._progress.update(
-                self._tasks[name], completed=done_bytes, total=total_bytes or done_bytes
-            )
-            return
-        if not total_bytes:
-            return
-        tenth = min(10, done_bytes * 10 // total_bytes)
-        if self._plain_marks.get(name, -1) < tenth:
-            self._plain_marks[name] = tenth
-            self._say(
-                f"  {name}: {done_bytes / 1e6:.0f}/{total_bytes / 1e6:.0f} MB ({tenth * 10}%)"
-            )
-
-    def waiting(self, message: str, elapsed_seconds: float) -> None:
-        if self.quiet:
-            return
-        if self.live:
-            text = f"{message} [{elapsed_seconds:.0f} s]"
-            if self._status is None:
-                self._stop_live()
-                self._status = self.console.status(text)
-                self._status.start()
-            else:
-                self._status.update(text)
-        elif elapsed_seconds - self._last_wait >= 5:
-            self._last_wait = elapsed_seconds
-            self._say(f"  still waiting ({elapsed_seconds:.0f} s)")
 
 
 @click.group(name="trino")
@@ -162,7 +71,7 @@ def install(force: bool, json_output: bool) -> None:
     """
     from lakehouse.trino import install as do_install
 
-    with CliReporter(quiet=json_output) as reporter:
+    with ConsoleReporter(quiet=json_output) as reporter:
         result = do_install(force=force, reporter=reporter)
     if json_output:
         print_json(result)
@@ -239,7 +148,7 @@ def start(
     options = ServerOptions.from_env(
         port=port, heap=heap, startup_timeout=timeout, extra_catalogs=extra_catalogs or None
     )
-    with CliReporter(quiet=json_output) as reporter:
+    with ConsoleReporter(quiet=json_output) as reporter:
         if find_installation() is None and not no_install:
             reporter.stage("Trino is not installed yet; installing it first")
             do_install(reporter=reporter)

@@ -31,13 +31,14 @@ from lakehouse.trino.install import (
 )
 from lakehouse.trino.instance import DEFAULT_PORT, InstancePaths, ServerOptions, instance_paths
 from lakehouse.trino.java import JavaRuntime, find_java
-from lakehouse.trino.progress import LogReporter, NullReporter, Reporter
+from lakehouse.trino.progress import ConsoleReporter, LogReporter, NullReporter, Reporter
 from lakehouse.trino.server import StartResult, StopResult, TrinoStatus, start, status, stop
 
 __all__ = [
     "CATALOG_NAME",
     "DEFAULT_PORT",
     "TRINO_VERSION",
+    "ConsoleReporter",
     "InstallResult",
     "Installation",
     "InstancePaths",
