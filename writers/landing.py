@@ -25,7 +25,7 @@ from lakehouse.errors import UsageError
 from lakehouse.schema import INGESTED_SCHEMA
 from lakehouse.settings import Settings
 from writers import commit
-from writers.parse import Parsed, parse_ndjson
+from writers.parse import Parsed, join_files, parse_ndjson
 from writers.results import IngestResult, WriteResult
 from writers.writer import EventWriter
 
@@ -241,24 +241,53 @@ def ingest(
     )
 
 
+JOIN_BYTES = 32 * 1024 * 1024
+"""Files are joined into buffers of about this many (uncompressed) bytes and parsed,
+validated and conformed once per buffer, so small files cost little each."""
+
+
 def _read_group(
     filesystem: pafs.FileSystem,
     group: Sequence[SourceFile],
     writer: EventWriter,
     pool: ThreadPoolExecutor,
 ) -> list[int]:
-    """Parse the group's files in order while the next ones are fetched and gunzipped
-    in the background (a bounded look-ahead, so memory stays near the group's size)."""
-    ahead = 4
+    """Read the group's files in order (the next ones are fetched and gunzipped in the
+    background, a bounded look-ahead), join them into buffers, and buffer their rows in
+    the writer. Returns the records read from each file."""
+    ahead = 8
     futures: dict[int, Future[tuple[bytes, str | None]]] = {}
     counts: list[int] = []
+    pending: list[tuple[SourceFile, bytes, str | None]] = []
+    pending_bytes = 0
+
+    def parse_pending() -> None:
+        nonlocal pending_bytes
+        if not pending:
+            return
+        data, line_map = join_files([(f.uri, d) for f, d, _ in pending])
+        parsed = parse_ndjson(data, line_map)
+        per_source = parsed.per_source or [0] * len(pending)
+        for k, (f, _, damage) in enumerate(pending):
+            if damage:
+                parsed.failures.append((f.uri, None, None, damage))
+                parsed.records += 1
+                per_source[k] += 1
+        counts.extend(per_source)
+        writer.add_parsed(parsed, receipt_time=[f.mtime for f, _, _ in pending])
+        pending.clear()
+        pending_bytes = 0
+
     for i, source in enumerate(group):
         for j in range(i, min(i + ahead, len(group))):
             if j not in futures:
                 futures[j] = pool.submit(fetch, filesystem, group[j])
-        parsed = read_source(filesystem, source, futures.pop(i).result())
-        counts.append(parsed.records)
-        writer.add_parsed(parsed, receipt_time=source.mtime)
+        data, damage = futures.pop(i).result()
+        pending.append((source, data, damage))
+        pending_bytes += len(data)
+        if pending_bytes >= JOIN_BYTES:
+            parse_pending()
+    parse_pending()
     return counts
 
 

@@ -230,8 +230,11 @@ def _properties(table: pa.Table, fold: list[str], reasons: _Reasons) -> pa.Array
     return pa.array(merged, pa.string())
 
 
-def normalize(table: pa.Table, *, receipt_time: datetime, max_future_skew: timedelta) -> Normalized:
-    """Normalise one homogeneous chunk; see the module docstring for the rules."""
+def normalize(
+    table: pa.Table, *, receipt_time: datetime | pa.Array, max_future_skew: timedelta
+) -> Normalized:
+    """Normalise one homogeneous chunk; see the module docstring for the rules.
+    ``receipt_time`` is one time for every row, or an array with one per row."""
     n = table.num_rows
     reasons = _Reasons(n)
     names = set(table.column_names)
@@ -255,7 +258,12 @@ def normalize(table: pa.Table, *, receipt_time: datetime, max_future_skew: timed
     for name in ("event_id", "user_id", "event_type"):
         reasons.flag(pc.is_null(columns[name]), f"missing required field {name}")
 
-    receipt = pa.scalar(receipt_time, TIMESTAMP_ARROW)
+    receipt = (
+        pa.scalar(receipt_time, TIMESTAMP_ARROW)
+        if isinstance(receipt_time, datetime)
+        else receipt_time
+    )
+    skew = pa.scalar(max_future_skew, pa.duration("us"))
     client = (
         to_timestamps(table.column("client_ts").combine_chunks(), "client_ts", reasons)
         if "client_ts" in names
@@ -268,12 +276,9 @@ def normalize(table: pa.Table, *, receipt_time: datetime, max_future_skew: timed
         else pa.nulls(n, TIMESTAMP_ARROW)
     )
     server = pc.fill_null(server, receipt)
+    reasons.flag(pc.greater(server, pc.add(receipt, skew)), "server_ts is in the future")
     reasons.flag(
-        pc.greater(server, pa.scalar(receipt_time + max_future_skew, TIMESTAMP_ARROW)),
-        "server_ts is in the future",
-    )
-    reasons.flag(
-        pc.greater(client, pc.add(server, pa.scalar(max_future_skew, pa.duration("us")))),
+        pc.greater(client, pc.add(server, skew)),
         f"client_ts is more than {max_future_skew} after its receipt time (device clock skew)",
     )
     reasons.flag(

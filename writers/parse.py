@@ -13,6 +13,7 @@ halves and parsed again, recursively, so bad lines are isolated at a cost of abo
 
 from __future__ import annotations
 
+import bisect
 import io
 import json
 from collections.abc import Callable, Iterable, Sequence
@@ -28,20 +29,51 @@ _BLOCK_SIZE = 4 * 1024 * 1024  # blocks are parsed in parallel; 4 MB measured fa
 _BOM = b"\xef\xbb\xbf"
 
 
+@dataclass(frozen=True)
+class LineMap:
+    """Where the lines of a buffer came from. Several files can be joined into one buffer
+    and parsed at once; a buffer line number (1-based) maps back to a file and its line."""
+
+    sources: tuple[str, ...]
+    starts: tuple[int, ...]  # buffer line number of each source's first line
+
+    @classmethod
+    def single(cls, source: str) -> LineMap:
+        return cls((source,), (1,))
+
+    def locate(self, line: int) -> tuple[str, int]:
+        """(source, line within that source) of a buffer line."""
+        i = bisect.bisect_right(self.starts, line) - 1
+        return self.sources[i], line - self.starts[i] + 1
+
+    def source_index(self, lines: np.ndarray) -> np.ndarray:
+        """Index into ``sources`` of each buffer line."""
+        return np.searchsorted(np.asarray(self.starts), lines, side="right") - 1
+
+
 @dataclass
 class Chunk:
-    """Parsed rows of one source. ``table`` carries a ``__row`` column: the row's index
-    into ``raw_rows`` (and ``lines``), so rejects found later can be traced back."""
+    """Parsed rows. ``table`` carries a ``__row`` column, the row's index in its input,
+    so a reject found later can be traced back to its source, line and raw payload."""
 
     table: pa.Table
-    source: str
     raw_of: Callable[[int], str | None]
-    line_of: Callable[[int], int | None]
+    origin: Callable[[int], tuple[str, int | None]]
+    # buffer line of each row (vectorised), and the map of buffer lines to files
+    lines: Callable[[np.ndarray], np.ndarray] | None = None
+    line_map: LineMap | None = None
+
+    def source_index(self, rows: np.ndarray) -> np.ndarray | None:
+        if self.lines is None or self.line_map is None:
+            return None
+        return self.line_map.source_index(self.lines(rows))
 
 
 @dataclass
 class Parsed:
     chunks: list[Chunk] = field(default_factory=list)
+    # records (non-blank lines) per source of the line map, for NDJSON input
+    per_source: list[int] | None = None
     # (source, line, raw, reason) for records that could not be parsed at all.
     failures: list[tuple[str, int | None, str | None, str]] = field(default_factory=list)
     records: int = 0
@@ -96,33 +128,53 @@ def _line_failure(line: bytes, exc: Exception) -> str:
     return f"unreadable record: {exc}"
 
 
-def parse_ndjson(data: bytes, source: str) -> Parsed:
+def join_files(parts: Sequence[tuple[str, bytes]]) -> tuple[bytes, LineMap]:
+    """Join NDJSON files into one buffer (a BOM dropped, a final newline added) and the
+    map from its lines back to each file's lines."""
+    buffers: list[bytes] = []
+    starts: list[int] = []
+    line = 1
+    for _, data in parts:
+        if data.startswith(_BOM):
+            data = data[len(_BOM) :]
+        if data and not data.endswith(b"\n"):
+            data += b"\n"
+        starts.append(line)
+        line += data.count(b"\n")
+        buffers.append(data)
+    return b"".join(buffers), LineMap(tuple(name for name, _ in parts), tuple(starts))
+
+
+def parse_ndjson(data: bytes, source: str | LineMap) -> Parsed:
     """Parse newline-delimited JSON. Blank lines are ignored; CRLF and a UTF-8 BOM are
-    accepted; each other line becomes a row or a failure with its 1-based line number."""
+    accepted; each other line becomes a row or a failure with its source and 1-based line.
+    ``source`` names the file, or maps the lines of several joined files (:func:`join_files`)."""
+    line_map = LineMap.single(source) if isinstance(source, str) else source
     if data.startswith(_BOM):
         data = b" " * len(_BOM) + data[len(_BOM) :]
-    out = Parsed()
+    out = Parsed(per_source=[0] * len(line_map.sources))
     if not data.strip():
         return out
-    lines: list[bytes] | None = None
-    numbers: list[int] | None = None
+    split_cache: list[tuple[list[bytes], np.ndarray]] = []
 
-    def split() -> tuple[list[bytes], list[int]]:
-        nonlocal lines, numbers
-        if lines is None:
+    def split() -> tuple[list[bytes], np.ndarray]:
+        """Non-blank lines and their buffer line numbers."""
+        if not split_cache:
             raw = data.split(b"\n")
-            numbers = [i + 1 for i, line in enumerate(raw) if line.strip()]
-            lines = [raw[i - 1].rstrip(b"\r") for i in numbers]
-        assert numbers is not None
-        return lines, numbers
+            numbers = [i + 1 for i, text in enumerate(raw) if text.strip()]
+            split_cache.append(
+                ([raw[i - 1].rstrip(b"\r") for i in numbers], np.asarray(numbers, np.int64))
+            )
+        return split_cache[0]
 
     def raw_at(idx: int) -> str:
-        ls, _ = split()
-        return ls[idx].decode("utf-8", errors="backslashreplace")
+        return split()[0][idx].decode("utf-8", errors="backslashreplace")
 
-    def line_at(idx: int) -> int:
-        _, ns = split()
-        return ns[idx]
+    def line_numbers(rows: np.ndarray) -> np.ndarray:
+        return split()[1][rows]
+
+    def origin(idx: int) -> tuple[str, int | None]:
+        return line_map.locate(int(line_numbers(np.asarray([idx]))[0]))
 
     try:
         table: pa.Table | None = _read_json(data)
@@ -130,56 +182,60 @@ def parse_ndjson(data: bytes, source: str) -> Parsed:
         table = None
     if table is not None:
         newlines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
-        if newlines != table.num_rows:  # blank lines: map rows to lines explicitly
-            newlines = len(split()[0])
-        if newlines == table.num_rows:
+        if newlines == table.num_rows:  # no blank lines: row i is line i + 1
             out.records = table.num_rows
             rows = _row_numbers(0, table.num_rows)
-            if lines is None:  # no blank lines: row i is line i + 1
-                out.chunks.append(Chunk(_with_rows(table, rows), source, raw_at, lambda i: i + 1))
-            else:
-                out.chunks.append(Chunk(_with_rows(table, rows), source, raw_at, line_at))
+            out.per_source = _count_per_source(line_map, np.arange(1, table.num_rows + 1))
+            out.chunks.append(
+                Chunk(
+                    _with_rows(table, rows),
+                    raw_at,
+                    lambda i: line_map.locate(i + 1),
+                    lambda r: r + 1,
+                    line_map,
+                )
+            )
             return out
-    ls, ns = split()
-    out.records = len(ls)
-    _bisect(0, len(ls), ls, ns, source, out, raw_at, line_at)
+        if len(split()[0]) == table.num_rows:  # blank lines: map rows to lines explicitly
+            out.records = table.num_rows
+            out.per_source = _count_per_source(line_map, split()[1])
+            rows = _row_numbers(0, table.num_rows)
+            out.chunks.append(
+                Chunk(_with_rows(table, rows), raw_at, origin, line_numbers, line_map)
+            )
+            return out
+    lines, numbers = split()
+    out.records = len(lines)
+    out.per_source = _count_per_source(line_map, numbers)
+
+    def bisect_lines(lo: int, hi: int) -> None:
+        if lo >= hi:
+            return
+        try:
+            part = _read_json(b"\n".join(lines[lo:hi]), whole=True)
+            if part.num_rows != hi - lo:
+                raise ValueError("row count does not match line count")
+        except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeDecodeError, ValueError) as exc:
+            if hi - lo == 1:
+                name, local = line_map.locate(int(numbers[lo]))
+                text = lines[lo].decode("utf-8", errors="backslashreplace")
+                out.failures.append((name, local, text, _line_failure(lines[lo], exc)))
+                return
+            mid = (lo + hi) // 2
+            bisect_lines(lo, mid)
+            bisect_lines(mid, hi)
+            return
+        out.chunks.append(
+            Chunk(_with_rows(part, _row_numbers(lo, hi)), raw_at, origin, line_numbers, line_map)
+        )
+
+    bisect_lines(0, len(lines))
     return out
 
 
-def _bisect(
-    lo: int,
-    hi: int,
-    lines: Sequence[bytes],
-    numbers: Sequence[int],
-    source: str,
-    out: Parsed,
-    raw_at: Callable[[int], str],
-    line_at: Callable[[int], int],
-) -> None:
-    if lo >= hi:
-        return
-    try:
-        table = _read_json(b"\n".join(lines[lo:hi]), whole=True)
-        if table.num_rows != hi - lo:
-            raise ValueError("row count does not match line count")
-    except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeDecodeError, ValueError) as exc:
-        if hi - lo == 1:
-            line = lines[lo]
-            out.failures.append(
-                (
-                    source,
-                    numbers[lo],
-                    line.decode("utf-8", errors="backslashreplace"),
-                    _line_failure(line, exc),
-                )
-            )
-            return
-        mid = (lo + hi) // 2
-        _bisect(lo, mid, lines, numbers, source, out, raw_at, line_at)
-        _bisect(mid, hi, lines, numbers, source, out, raw_at, line_at)
-        return
-    rows = _row_numbers(lo, hi)
-    out.chunks.append(Chunk(_with_rows(table, rows), source, raw_at, line_at))
+def _count_per_source(line_map: LineMap, numbers: np.ndarray) -> list[int]:
+    counts = np.bincount(line_map.source_index(numbers), minlength=len(line_map.sources))
+    return [int(c) for c in counts]
 
 
 # --- Python records --------------------------------------------------------------------
@@ -213,9 +269,6 @@ def parse_records(records: Iterable[Any], source: str) -> Parsed:
     def raw_at(idx: int) -> str:
         return _dumps(items[idx])
 
-    def no_line(idx: int) -> None:
-        return None
-
     def go(lo: int, hi: int) -> None:
         if lo >= hi:
             return
@@ -245,7 +298,9 @@ def parse_records(records: Iterable[Any], source: str) -> Parsed:
             go(lo, mid)
             go(mid, hi)
             return
-        out.chunks.append(Chunk(_with_rows(table, _row_numbers(lo, hi)), source, raw_at, no_line))
+        out.chunks.append(
+            Chunk(_with_rows(table, _row_numbers(lo, hi)), raw_at, lambda i: (source, None))
+        )
 
     go(0, len(items))
     return out
@@ -263,11 +318,8 @@ def parse_arrow(table: pa.Table, source: str) -> Parsed:
     def raw_at(idx: int) -> str:
         return _dumps(table.slice(idx, 1).to_pylist()[0])
 
-    def no_line(idx: int) -> None:
-        return None
-
     rows = _row_numbers(0, table.num_rows)
-    out.chunks.append(Chunk(_with_rows(table, rows), source, raw_at, no_line))
+    out.chunks.append(Chunk(_with_rows(table, rows), raw_at, lambda i: (source, None)))
     return out
 
 

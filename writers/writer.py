@@ -9,16 +9,18 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from pyiceberg.catalog import Catalog
 
+from lakehouse.schema import TIMESTAMP_ARROW
 from lakehouse.settings import Settings
 from lakehouse.tables import EventTables, ensure_tables
 from writers import commit, dedupe, evolution
@@ -107,9 +109,14 @@ class EventWriter:
         return self.flush_if_due()
 
     def add_parsed(
-        self, parsed: Parsed, *, receipt_time: datetime, batch_id: str | None = None
+        self,
+        parsed: Parsed,
+        *,
+        receipt_time: datetime | Sequence[datetime],
+        batch_id: str | None = None,
     ) -> None:
-        """Buffer rows parsed elsewhere (the landing-zone reader uses this)."""
+        """Buffer rows parsed elsewhere (the landing-zone reader uses this). The receipt
+        time is one for all rows, or one per source of the chunks' line map."""
         buf = self._buffer
         if buf.opened is None:
             buf.opened = time.monotonic()
@@ -120,7 +127,7 @@ class EventWriter:
         for chunk in parsed.chunks:
             result = normalize(
                 chunk.table,
-                receipt_time=receipt_time,
+                receipt_time=_receipts(chunk, receipt_time),
                 max_future_skew=self.settings.max_future_skew,
             )
             buf.rejects.extend(_rejects(chunk, result.rejected))
@@ -297,7 +304,20 @@ def _not_yet_rejected(table: Any, rejects: list[Reject]) -> list[Reject]:
 
 
 def _rejects(chunk: Chunk, rejected: list[tuple[int, str]]) -> list[Reject]:
-    return [
-        Reject(reason, chunk.source, chunk.line_of(row), chunk.raw_of(row))
-        for row, reason in rejected
-    ]
+    out = []
+    for row, reason in rejected:
+        source, line = chunk.origin(row)
+        out.append(Reject(reason, source, line, chunk.raw_of(row)))
+    return out
+
+
+def _receipts(chunk: Chunk, receipt_time: datetime | Sequence[datetime]) -> datetime | pa.Array:
+    """The receipt time of each row: one for all, or one per source file of the chunk."""
+    if isinstance(receipt_time, datetime):
+        return receipt_time
+    rows = chunk.table.column(ROW_COLUMN).to_numpy()
+    index = chunk.source_index(rows)
+    if index is None:
+        raise ValueError("per-source receipt times need NDJSON input parsed with a line map")
+    micros = np.asarray([int(t.timestamp() * 1_000_000) for t in receipt_time], np.int64)
+    return pa.array(micros[index], pa.int64()).cast(TIMESTAMP_ARROW)

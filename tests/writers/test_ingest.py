@@ -228,3 +228,30 @@ def test_rereading_a_file_under_another_grouping_does_not_double_its_rejects(
     assert len(rejected) == 3 and len({(r["source"], r["line"]) for r in rejected}) == 3
     events = rows(load_tables(open_catalog(sqlite_settings), sqlite_settings.table).events)
     assert events.num_rows == 150
+
+
+def test_each_file_keeps_its_own_receipt_time(sqlite_settings: Settings, tmp_path: Path) -> None:
+    import os
+    from datetime import UTC, datetime
+
+    zone = tmp_path / "zone"
+    zone.mkdir()
+    stamps = {
+        "a.ndjson": datetime(2024, 5, 1, 2, 30, tzinfo=UTC),
+        "b.ndjson": datetime(2024, 5, 2, 9, tzinfo=UTC),
+    }
+    for i, (name, mtime) in enumerate(stamps.items()):
+        record = {k: v for k, v in event(i, minutes=60).items() if k != "server_ts"}
+        (zone / name).write_text(json.dumps(record) + "\n")
+        os.utime(zone / name, (mtime.timestamp(), mtime.timestamp()))
+    result = ingest([str(zone)], sqlite_settings)
+    assert (
+        result.records_written == 2 and result.late_records == 1
+    )  # b arrived a day after its hour
+    got = {
+        r["event_id"]: r["server_ts"]
+        for r in rows(
+            load_tables(open_catalog(sqlite_settings), sqlite_settings.table).events
+        ).to_pylist()
+    }
+    assert got == {"e000000": stamps["a.ndjson"], "e000001": stamps["b.ndjson"]}

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from writers.parse import parse_arrow, parse_ndjson, parse_records
+from writers.parse import join_files, parse_arrow, parse_ndjson, parse_records
 
 
 def _rows(parsed):  # rows with their line numbers, in source order
@@ -11,7 +11,7 @@ def _rows(parsed):  # rows with their line numbers, in source order
     for chunk in parsed.chunks:
         for row in chunk.table.to_pylist():
             out.append(
-                (chunk.line_of(row["__row"]), {k: v for k, v in row.items() if k != "__row"})
+                (chunk.origin(row["__row"])[1], {k: v for k, v in row.items() if k != "__row"})
             )
     return sorted(out, key=lambda r: r[0] or 0)
 
@@ -66,7 +66,7 @@ def test_records_of_mixed_types_and_non_records() -> None:
 def test_arrow_rows_trace_back_to_raw_json() -> None:
     parsed = parse_arrow(pa.table({"a": [1, 2]}), "batch:b")
     chunk = parsed.chunks[0]
-    assert chunk.raw_of(1) == '{"a": 2}' and chunk.line_of(1) is None
+    assert chunk.raw_of(1) == '{"a": 2}' and chunk.origin(1) == ("batch:b", None)
 
 
 @pytest.mark.parametrize("data", [b"", b"\n\n", b"   \n"])
@@ -80,3 +80,42 @@ def test_fields_that_only_later_records_carry_are_kept() -> None:
     assert parsed.failures == []
     table = parsed.chunks[0].table
     assert table.column("b").to_pylist() == [None, "late field"]
+
+
+def test_joined_files_map_rows_and_failures_back_to_their_file_and_line() -> None:
+    parts = [
+        ("file:///a", b'\xef\xbb\xbf{"a":1}\n{"a":2}'),  # BOM, no final newline
+        ("file:///empty", b""),
+        ("file:///b", b'\n{"a":3}\n{broken\n{"a":4}\n'),
+        ("file:///c", b'{"a":"x"}\n'),
+    ]
+    data, line_map = join_files(parts)
+    parsed = parse_ndjson(data, line_map)
+    assert parsed.records == 6 and parsed.per_source == [2, 0, 3, 1]
+    assert [(f[0], f[1], f[2]) for f in parsed.failures] == [("file:///b", 3, "{broken")]
+    found = sorted(
+        (chunk.origin(r)[0], chunk.origin(r)[1], row["a"])
+        for chunk in parsed.chunks
+        for r, row in zip(
+            chunk.table.column("__row").to_pylist(), chunk.table.to_pylist(), strict=True
+        )
+    )
+    assert found == [
+        ("file:///a", 1, 1),
+        ("file:///a", 2, 2),
+        ("file:///b", 2, 3),
+        ("file:///b", 4, 4),
+        ("file:///c", 1, "x"),
+    ]
+    import numpy as np
+
+    for chunk in parsed.chunks:
+        rows = chunk.table.column("__row").to_numpy()
+        names = [line_map.sources[i] for i in chunk.source_index(rows)]
+        assert names == [chunk.origin(int(r))[0] for r in rows]
+    assert line_map.locate(1) == ("file:///a", 1) and np.asarray(line_map.starts).tolist() == [
+        1,
+        3,
+        3,
+        7,
+    ]

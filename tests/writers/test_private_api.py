@@ -52,7 +52,9 @@ def test_write_sorted_describes_files_like_pyiceberg_does(sqlite_settings: Setti
         on_disk = pq.read_table(data_file.file_path.removeprefix("file://"))
         assert data_file.record_count == on_disk.num_rows == 100
         hour = pc.floor_temporal(on_disk.column("client_ts"), unit="hour")[0].as_py()
-        assert data_file.partition[0] == int((hour - EPOCH).total_seconds() // 3600)  # hours since epoch
+        assert data_file.partition[0] == int(
+            (hour - EPOCH).total_seconds() // 3600
+        )  # hours since epoch
         assert set(data_file.lower_bounds) == set(data_file.upper_bounds) >= {1, 4, 5}
     with CachedTransaction(events) as tx, tx.update_snapshot().fast_append() as append:
         for data_file in files:
