@@ -14,7 +14,6 @@ from pyiceberg.table import Table, Transaction
 from pyiceberg.table.metadata import TableMetadata
 
 from catalog.metadata import apply_updates
-
 from lakehouse import schema as spec
 from lakehouse.errors import CommitError
 from writers.files import write_sorted

@@ -11,13 +11,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from catalog import open_catalog
+from catalog.metadata import apply_updates
 from lakehouse.settings import Settings
 from lakehouse.tables import ensure_tables
 from tests.writers.events import BASE
 from writers.commit import CachedTransaction
 from writers.files import write_sorted
-from catalog.metadata import apply_updates
-
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
