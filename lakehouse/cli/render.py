@@ -57,8 +57,9 @@ def health_pairs(d: dict[str, Any]) -> list[tuple[str, Any]]:
         ("rejected records", d["rejected_records"]),
         ("landing files ingested", d["ingested_files"]),
     ]
+    repeated = {"table", "checked_at", "data_files", "snapshots"}
     for key, value in (d.get("maintenance") or {}).items():
-        if isinstance(value, (dict, list)):
+        if isinstance(value, (dict, list)) or key in repeated or key.endswith("_seconds"):
             continue
         pairs.append((f"maintenance: {key.replace('_', ' ')}", value if value is not None else "-"))
     return pairs
