@@ -44,7 +44,7 @@ class SourceFile:
 
 
 Progress = Callable[[int, int], None]
-"""Called after each group with (files done in it, bytes done in it)."""
+"""Called as files are read, with (files, bytes) read since the last call."""
 
 
 def _filesystem(location: str) -> tuple[pafs.FileSystem, str, str]:
@@ -198,7 +198,7 @@ def ingest(
     """Ingest every not-yet-ingested data file under ``locations``.
 
     ``on_plan(files_pending, bytes_pending, files_skipped)`` is called once files are
-    listed; ``progress(files, bytes)`` after each committed group.
+    listed; ``progress(files, bytes)`` as files are read.
     """
     started = time.perf_counter()
     writer = writer or EventWriter(settings, max_records=1 << 62, max_bytes=1 << 62, max_age=1e12)
@@ -214,15 +214,13 @@ def ingest(
     prefetch = ThreadPoolExecutor(max_workers=2, thread_name_prefix="lakehouse-fetch")
     try:
         for group in groups(pending, max_files=max_group_files, max_bytes=max_group_bytes):
-            counts = _read_group(filesystem, group, writer, prefetch)
+            counts = _read_group(filesystem, group, writer, prefetch, progress)
             result = writer.flush(batch_key=group_key(group))
             _log_files(writer, group, counts, group_key(group))
             total = total + result
             commits += 1
             group_bytes = sum(f.size for f in group)
             bytes_read += group_bytes
-            if progress:
-                progress(len(group), group_bytes)
     finally:
         prefetch.shutdown(wait=True, cancel_futures=True)
     return IngestResult(
@@ -251,6 +249,7 @@ def _read_group(
     group: Sequence[SourceFile],
     writer: EventWriter,
     pool: ThreadPoolExecutor,
+    progress: Progress | None = None,
 ) -> list[int]:
     """Read the group's files in order (the next ones are fetched and gunzipped in the
     background, a bounded look-ahead), join them into buffers, and buffer their rows in
@@ -283,6 +282,8 @@ def _read_group(
             if j not in futures:
                 futures[j] = pool.submit(fetch, filesystem, group[j])
         data, damage = futures.pop(i).result()
+        if progress:
+            progress(1, source.size)
         pending.append((source, data, damage))
         pending_bytes += len(data)
         if pending_bytes >= JOIN_BYTES:

@@ -87,7 +87,7 @@ def to_timestamps(col: pa.Array, name: str, reasons: _Reasons) -> pa.Array:
         try:
             return pc.cast(col, TIMESTAMP_ARROW)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            return _parse_iso_slowly(col, name, reasons)
+            return _parse_iso_mixed(col, name, reasons)
     if pa.types.is_integer(t) or pa.types.is_floating(t):
         values = pc.cast(col, pa.float64()) if pa.types.is_floating(t) else pc.cast(col, pa.int64())
         if pa.types.is_floating(t):
@@ -111,6 +111,27 @@ def to_timestamps(col: pa.Array, name: str, reasons: _Reasons) -> pa.Array:
         pc.is_valid(col), f"{name}: expected an ISO-8601 string or epoch milliseconds, got {t}"
     )
     return pa.nulls(n, TIMESTAMP_ARROW)
+
+
+_ISO = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?([Zz]|[+-]\d{2}(:?\d{2})?)$"
+
+
+def _parse_iso_mixed(col: pa.Array, name: str, reasons: _Reasons) -> pa.Array:
+    """A column where some values do not cast: cast the well-formed ones at once, and
+    look at the others one by one for a precise reason."""
+    well_formed = pc.fill_null(pc.match_substring_regex(col, _ISO), False)
+    try:
+        fast = pc.cast(pc.if_else(well_formed, col, pa.scalar(None, col.type)), TIMESTAMP_ARROW)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return _parse_iso_slowly(col, name, reasons)
+    odd = pc.and_(pc.invert(well_formed), pc.is_valid(col))
+    if not pc.any(odd).as_py():
+        return fast
+    sub = _Reasons(int(pc.sum(odd).as_py()))
+    slow = _parse_iso_slowly(pc.filter(col, odd), name, sub)
+    why = pc.replace_with_mask(pa.nulls(len(col), pa.string()), odd, sub.values)
+    reasons.flag(pc.is_valid(why), why)
+    return pc.replace_with_mask(fast, odd, slow)
 
 
 def _parse_iso_slowly(col: pa.Array, name: str, reasons: _Reasons) -> pa.Array:

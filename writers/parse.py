@@ -5,10 +5,10 @@ tables/batches and ``polars`` DataFrames. A chunk is an Arrow table whose column
 have one type, plus what is needed to trace any row back to its source (file and line,
 or batch) and its raw payload.
 
-NDJSON is parsed by ``pyarrow.json`` in one go (the fast path). When that fails (a
-malformed line, a value whose JSON type changes between lines), the lines are split in
-halves and parsed again, recursively, so bad lines are isolated at a cost of about
-``k log n`` small parses and every good line still gets in.
+NDJSON is parsed by ``pyarrow.json`` in one go (the fast path). When that fails, every
+line is checked once with orjson and the valid ones are parsed together; values whose
+JSON type changes between lines split the lines into homogeneous groups; anything else is
+isolated by bisection. Every good line still gets in, and each bad one gets a reason.
 """
 
 from __future__ import annotations
@@ -16,12 +16,14 @@ from __future__ import annotations
 import bisect
 import io
 import json
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import orjson
 import pyarrow.json as pj
 
 ROW_COLUMN = "__row"
@@ -208,34 +210,122 @@ def parse_ndjson(data: bytes, source: str | LineMap) -> Parsed:
     out.records = len(lines)
     out.per_source = _count_per_source(line_map, numbers)
 
-    def bisect_lines(lo: int, hi: int) -> None:
-        if lo >= hi:
-            return
-        try:
-            part = _read_json(b"\n".join(lines[lo:hi]), whole=True)
-            if part.num_rows != hi - lo:
-                raise ValueError("row count does not match line count")
-        except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeDecodeError, ValueError) as exc:
-            if hi - lo == 1:
-                name, local = line_map.locate(int(numbers[lo]))
-                text = lines[lo].decode("utf-8", errors="backslashreplace")
-                out.failures.append((name, local, text, _line_failure(lines[lo], exc)))
-                return
-            mid = (lo + hi) // 2
-            bisect_lines(lo, mid)
-            bisect_lines(mid, hi)
-            return
-        out.chunks.append(
-            Chunk(_with_rows(part, _row_numbers(lo, hi)), raw_at, origin, line_numbers, line_map)
+    def fail(i: int, reason: str) -> None:
+        name, local = line_map.locate(int(numbers[i]))
+        out.failures.append(
+            (name, local, lines[i].decode("utf-8", errors="backslashreplace"), reason)
         )
 
-    bisect_lines(0, len(lines))
+    def keep(part: pa.Table, rows: Sequence[int]) -> None:
+        rows_array = pa.array(np.asarray(rows, np.int64))
+        out.chunks.append(
+            Chunk(_with_rows(part, rows_array), raw_at, origin, line_numbers, line_map)
+        )
+
+    _parse_carefully(lines, fail, keep)
+    out.chunks = _merge_alike(out.chunks)
     return out
+
+
+_CHANGED = re.compile(r"Column\((/[^)]*)\) changed from")
+
+
+def _json_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "object" if isinstance(value, dict) else "array"
+
+
+def _at_path(record: dict[str, Any], path: list[str]) -> Any:
+    value: Any = record
+    for key in path:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    return value
+
+
+def _parse_carefully(
+    lines: Sequence[bytes],
+    fail: Callable[[int, str], None],
+    keep: Callable[[pa.Table, Sequence[int]], None],
+) -> None:
+    """The path taken when a buffer does not parse in one go. Every line is checked once
+    with orjson (syntax, UTF-8, an object at the top); the rest is parsed together. When
+    pyarrow reports a value whose JSON type changes between lines, the lines are split by
+    the type at that path and each part is parsed on its own, so a few conflicting values
+    cost a few parses. Anything else is isolated by bisection."""
+    records: dict[int, Any] = {}
+    for i, line in enumerate(lines):
+        try:
+            value = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            fail(i, _decode_error(line) or f"invalid JSON: {exc}")
+            continue
+        if not isinstance(value, dict):
+            fail(i, f"not a JSON object (got {type(value).__name__})")
+            continue
+        records[i] = value
+
+    def parse(rows: list[int], depth: int = 0) -> None:
+        if not rows:
+            return
+        try:
+            part = _read_json(b"\n".join(lines[i] for i in rows), whole=True)
+            if part.num_rows != len(rows):
+                raise ValueError("row count does not match line count")
+        except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeDecodeError, ValueError) as exc:
+            match = _CHANGED.search(str(exc))
+            if match and depth < 32:
+                path = [p for p in match.group(1).split("/") if p]
+                kinds: dict[str, list[int]] = {}
+                for i in rows:
+                    kinds.setdefault(_json_kind(_at_path(records[i], path)), []).append(i)
+                nulls = kinds.pop("null", [])
+                if len(kinds) > 1:
+                    largest = max(kinds, key=lambda k: len(kinds[k]))
+                    kinds[largest] = sorted(kinds[largest] + nulls)
+                    for group in kinds.values():
+                        parse(group, depth + 1)
+                    return
+            bisect(rows, exc)
+            return
+        keep(part, rows)
+
+    def bisect(rows: list[int], exc: Exception) -> None:
+        if len(rows) == 1:
+            fail(rows[0], _line_failure(lines[rows[0]], exc))
+            return
+        mid = len(rows) // 2
+        parse(rows[:mid], 32)
+        parse(rows[mid:], 32)
+
+    parse(sorted(records))
 
 
 def _count_per_source(line_map: LineMap, numbers: np.ndarray) -> list[int]:
     counts = np.bincount(line_map.source_index(numbers), minlength=len(line_map.sources))
     return [int(c) for c in counts]
+
+
+def _merge_alike(chunks: list[Chunk]) -> list[Chunk]:
+    """Join chunks of one buffer that share a schema (bisection leaves many), so each
+    schema is validated once. They share their lookups: ``__row`` indexes one buffer."""
+    by_schema: dict[pa.Schema, list[Chunk]] = {}
+    for chunk in chunks:
+        by_schema.setdefault(chunk.table.schema, []).append(chunk)
+    merged = []
+    for group in by_schema.values():
+        first = group[0]
+        table = pa.concat_tables([c.table for c in group]) if len(group) > 1 else first.table
+        merged.append(Chunk(table, first.raw_of, first.origin, first.lines, first.line_map))
+    return merged
 
 
 # --- Python records --------------------------------------------------------------------
