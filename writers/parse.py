@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 import orjson
+import pyarrow as pa
 import pyarrow.json as pj
 
 ROW_COLUMN = "__row"
