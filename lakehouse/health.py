@@ -101,7 +101,7 @@ def health(tables: EventTables, settings: Settings) -> HealthReport:
 
 def _maintenance_lag(table: Any, settings: Settings) -> dict[str, Any] | None:
     try:
-        from maintenance import health as maintenance_health  # type: ignore[attr-defined]
+        from maintenance import health as maintenance_health
     except ImportError:
         return None
     lag_fn = getattr(maintenance_health, "maintenance_lag", None)

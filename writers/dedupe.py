@@ -9,9 +9,10 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
-from pyiceberg.expressions import And, BooleanExpression, GreaterThanOrEqual, LessThan, Or
+from pyiceberg.expressions import And, BooleanExpression, Or
 from pyiceberg.table import Table
 
+from lakehouse.expressions import ts_at_least, ts_before
 from writers.files import HOUR_US, micros
 
 HOUR = timedelta(hours=1)
@@ -50,9 +51,7 @@ def hour_ranges_filter(hours: list[datetime]) -> BooleanExpression:
             ranges.append((hour, hour + HOUR))
     expr: BooleanExpression | None = None
     for lo, hi in ranges:
-        part = And(
-            GreaterThanOrEqual("client_ts", lo.isoformat()), LessThan("client_ts", hi.isoformat())
-        )
+        part = And(ts_at_least("client_ts", lo), ts_before("client_ts", hi))
         expr = part if expr is None else Or(expr, part)
     assert expr is not None
     return expr

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+import types
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -100,10 +101,12 @@ def discover(locations: Sequence[str]) -> tuple[pafs.FileSystem, list[SourceFile
     return filesystem, [found[k] for k in sorted(found)]
 
 
+_inflate: types.ModuleType
 try:  # Intel ISA-L inflates about twice as fast as zlib, with the same API
     from isal import isal_zlib as _inflate
 except ImportError:  # pragma: no cover - isal is a dependency, zlib the fallback
-    _inflate = zlib  # type: ignore[assignment]
+    _inflate = zlib
+_INFLATE_ERRORS: tuple[type[BaseException], ...] = (zlib.error, _inflate.error)
 
 
 def fetch(filesystem: pafs.FileSystem, source: SourceFile) -> tuple[bytes, str | None]:
@@ -135,7 +138,7 @@ def _gunzip(data: bytes) -> tuple[bytes, str | None]:
         d = _inflate.decompressobj(wbits=31)
         try:
             out.append(d.decompress(rest))
-        except (zlib.error, _inflate.error) as exc:
+        except _INFLATE_ERRORS as exc:
             return _complete_lines(
                 b"".join(out)
             ), f"corrupt gzip data: {exc}; lines after the damage are lost"

@@ -62,7 +62,7 @@ def is_plain_name(name: str) -> bool:
 
 
 def _is_nested(t: pa.DataType) -> bool:
-    return pa.types.is_nested(t) or pa.types.is_map(t)
+    return bool(pa.types.is_nested(t) or pa.types.is_map(t))
 
 
 def _is_scalar_column(t: pa.DataType) -> bool:

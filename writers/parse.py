@@ -173,7 +173,8 @@ def parse_ndjson(data: bytes, source: str | LineMap) -> Parsed:
         return split()[0][idx].decode("utf-8", errors="backslashreplace")
 
     def line_numbers(rows: np.ndarray) -> np.ndarray:
-        return split()[1][rows]
+        numbers: np.ndarray = split()[1][rows]
+        return numbers
 
     def origin(idx: int) -> tuple[str, int | None]:
         return line_map.locate(int(line_numbers(np.asarray([idx]))[0]))
@@ -294,11 +295,11 @@ def _parse_carefully(
                     for group in kinds.values():
                         parse(group, depth + 1)
                     return
-            bisect(rows, exc)
+            halve(rows, exc)
             return
         keep(part, rows)
 
-    def bisect(rows: list[int], exc: Exception) -> None:
+    def halve(rows: list[int], exc: Exception) -> None:
         if len(rows) == 1:
             fail(rows[0], _line_failure(lines[rows[0]], exc))
             return

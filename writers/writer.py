@@ -238,12 +238,10 @@ class EventWriter:
         return result
 
     def _derive_key(self, batch: pa.Table, rejects: list[Reject]) -> str:
-        ids = self._buffer.batch_ids
-        if ids and all(i is not None for i in ids):
-            return (
-                "b-"
-                + hashlib.blake2b("\x00".join(sorted(ids)).encode(), digest_size=16).hexdigest()
-            )  # type: ignore[arg-type]
+        ids = [i for i in self._buffer.batch_ids if i is not None]
+        if ids and len(ids) == len(self._buffer.batch_ids):
+            joined = "\x00".join(sorted(ids)).encode()
+            return "b-" + hashlib.blake2b(joined, digest_size=16).hexdigest()
         key = commit.content_key(batch)
         if rejects:
             digest = hashlib.blake2b(key.encode(), digest_size=16)
@@ -286,7 +284,7 @@ class EventWriter:
 def _not_yet_rejected(table: Any, rejects: list[Reject]) -> list[Reject]:
     """Drop file rejects already recorded (same source and line): a landing file that is
     re-read after a crash must not have its bad lines recorded twice."""
-    from pyiceberg.expressions import In
+    from lakehouse.expressions import is_in
 
     sources = sorted({r.source for r in rejects if r.line is not None})
     if not sources:
@@ -295,7 +293,7 @@ def _not_yet_rejected(table: Any, rejects: list[Reject]) -> list[Reject]:
     if table.current_snapshot() is None:
         return rejects
     seen = table.scan(
-        row_filter=In("source", sources), selected_fields=("source", "line")
+        row_filter=is_in("source", sources), selected_fields=("source", "line")
     ).to_arrow()
     known = set(
         zip(seen.column("source").to_pylist(), seen.column("line").to_pylist(), strict=True)

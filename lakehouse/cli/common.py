@@ -130,7 +130,7 @@ def duration_type(text: str) -> timedelta:
         raise click.BadParameter(str(exc)) from exc
 
 
-class Duration(click.ParamType):
+class Duration(click.ParamType):  # type: ignore[type-arg]  # generic only in newer click
     """A click parameter for ``0s``, ``30m``, ``6h``, ``5d``."""
 
     name = "duration"
