@@ -1,0 +1,59 @@
+"""``lakehouse snapshots``: the snapshots a reader can pin (``--snapshot ID``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from lakehouse.cli.common import handle_errors, json_option, print_json, settings_options
+from lakehouse.settings import Settings
+
+
+def _rows(settings: Settings) -> list[dict[str, Any]]:
+    from lakehouse.read.history import snapshot_rows
+    from lakehouse.read.source import open_events_table
+
+    return snapshot_rows(open_events_table(settings))
+
+
+@click.command("snapshots")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the newest N.")
+@settings_options
+@json_option
+@handle_errors
+def snapshots(settings: Settings, json_output: bool, limit: int | None) -> None:
+    """List the events table's snapshots, oldest first; the current one is marked `*`.
+
+    Readers pin one to keep reading exactly that state while writers go on:
+    `lakehouse funnel --snapshot ID`, or `lakehouse.events(snapshot_id=ID)` in Python.
+    KIND is `on-time` or `late` for writer commits, `compaction` etc. for maintenance.
+    """
+    rows = _rows(settings)
+    if limit is not None:
+        rows = rows[-limit:]
+    current = next((r["snapshot_id"] for r in rows if r["is_current"]), None)
+    if json_output:
+        print_json(
+            {"table": str(settings.table), "current_snapshot_id": current, "snapshots": rows}
+        )
+        return
+    if not rows:
+        click.echo(f"{settings.table} has no snapshots yet")
+        return
+    click.echo(
+        f"  {'snapshot_id':>20}  {'committed_at (UTC)':<23}  {'operation':<9}  "
+        f"{'kind':<16}  {'added':>10}  {'total':>12}"
+    )
+    for r in rows:
+        mark = "*" if r["is_current"] else " "
+        when = r["committed_at"].strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+        click.echo(
+            f"{mark} {r['snapshot_id']:>20}  {when:<23}  {r['operation'] or '-':<9}  "
+            f"{r['kind'] or '-':<16}  {_count(r['added_records']):>10}  "
+            f"{_count(r['total_records']):>12}"
+        )
+
+
+def _count(value: int | None) -> str:
+    return "-" if value is None else f"{value:,}"
