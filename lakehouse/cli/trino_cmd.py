@@ -24,6 +24,7 @@ from lakehouse.cli.common import (
     print_json,
     settings_options,
 )
+from lakehouse.cli.trino_views_cmd import views
 from lakehouse.settings import Settings
 from lakehouse.trino.progress import ConsoleReporter
 
@@ -45,6 +46,7 @@ def trino() -> None:
     lakehouse trino install            download Trino once into the cache
     lakehouse trino start              run it in the background on 127.0.0.1:8080
     lakehouse trino sql "SELECT ..."   query the tables (catalog `lakehouse`)
+    lakehouse trino views              create or replace the events_ordered view
     lakehouse trino status | stop
 
     The server is cached in ~/.cache/lakehouse/trino/476 (env LAKEHOUSE_TRINO_HOME); each
@@ -309,6 +311,9 @@ def _cell(value: Any) -> str:
     from rich.markup import escape
 
     return escape(str(_json_value(value)) if not isinstance(value, str) else value)
+
+
+trino.add_command(views)
 
 
 __all__ = ["trino"]
