@@ -56,12 +56,15 @@ def duplicate_count(tables: Sequence[pa.Table], key: str = KEY_COLUMN) -> int:
 
 
 def scan_hour(
-    metadata: TableMetadata, io: FileIO, files: Sequence[DataFileInfo]
+    metadata: TableMetadata, io: FileIO, files: Sequence[DataFileInfo], *, duplicates: bool = True
 ) -> tuple[int, int]:
-    """(unsorted files, duplicate rows) among ``files``: reads their sort and key columns."""
+    """(unsorted files, duplicate rows) among ``files``, reading only their key columns.
+
+    Files that declare the table's sort order are trusted to be sorted; duplicates are
+    counted across all ``files`` (when ``duplicates``)."""
+    check = [f for f in files if not f.compacted and not f.declared_sorted]
+    read = list(files) if duplicates else check
     columns = list(dict.fromkeys([*SORT_COLUMNS, KEY_COLUMN]))
-    tables = [read_file(metadata, io, f, columns) for f in files]
-    unsorted = sum(
-        1 for f, t in zip(files, tables, strict=True) if not f.compacted and not is_sorted(t)
-    )
-    return unsorted, duplicate_count(tables)
+    tables = {f.path: read_file(metadata, io, f, columns) for f in read}
+    unsorted = sum(1 for f in check if not is_sorted(tables[f.path]))
+    return unsorted, duplicate_count(list(tables.values())) if duplicates else 0

@@ -19,6 +19,7 @@ from pyiceberg.transforms import HourTransform
 from pyiceberg.types import TimestamptzType
 
 from lakehouse.schema import SUMMARY_KIND, SUMMARY_LATE
+from maintenance.parquet import is_compaction_output
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -54,7 +55,8 @@ class DataFileInfo:
     size: int
     records: int
     hour: int | None
-    compacted: bool  # carries the table's sort order id: written sorted and deduplicated by us
+    compacted: bool  # written by compaction: sorted, and deduplicated with its hour
+    declared_sorted: bool  # carries the table's sort order id (writers and compaction set it)
     added_snapshot_id: int | None
     added_kind: str | None  # lakehouse.kind of the snapshot that added it (None: unknown/expired)
     late: bool  # added by a late snapshot
@@ -186,7 +188,8 @@ def take_inventory(table: Table) -> Inventory:
                         size=int(df.file_size_in_bytes),
                         records=int(df.record_count),
                         hour=hour,
-                        compacted=sort_order_id != 0 and df.sort_order_id == sort_order_id,
+                        compacted=is_compaction_output(df.file_path),
+                        declared_sorted=sort_order_id != 0 and df.sort_order_id == sort_order_id,
                         added_snapshot_id=entry.snapshot_id,
                         added_kind=kind,
                         late=late,

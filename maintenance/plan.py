@@ -257,8 +257,10 @@ def hour_reasons(
 ) -> tuple[Reason, ...]:
     """Why this closed hour needs a rewrite (empty: it does not).
 
-    Files carrying the table's sort order id were written by compaction, sorted and
-    deduplicated: an hour holding only those is clean without reading anything.
+    Compaction outputs are sorted and deduplicated: an hour holding only those is clean
+    without reading anything. Otherwise metadata decides (small files, files added by late
+    snapshots); failing that, the key columns are read to find unsorted files (those not
+    declaring the sort order) and event_ids repeated across files.
     """
     fresh = [f for f in item.files if not f.compacted]
     if not fresh:
@@ -270,7 +272,13 @@ def hour_reasons(
         reasons.append("late-data")
     if reasons or not options.check_data:
         return tuple(reasons)
-    unsorted, duplicates = scan_hour(inventory.metadata, table.io, item.files)
+    # A lone file cannot repeat another's event_ids (writers deduplicate each batch).
+    cross_file = options.deduplicate and len(item.files) > 1
+    if not cross_file and all(f.declared_sorted for f in fresh):
+        return ()
+    unsorted, duplicates = scan_hour(
+        inventory.metadata, table.io, item.files, duplicates=cross_file
+    )
     if unsorted:
         reasons.append("unsorted")
     if duplicates and options.deduplicate:

@@ -7,7 +7,6 @@ group: its rows, plus the key columns of the hour's other groups when an hour is
 
 from __future__ import annotations
 
-import itertools
 import logging
 import math
 import uuid
@@ -17,14 +16,13 @@ from dataclasses import dataclass
 import polars as pl
 import pyarrow as pa
 from pyiceberg.io import FileIO
-from pyiceberg.io.pyarrow import _dataframe_to_data_files
 from pyiceberg.manifest import DataFile
-from pyiceberg.table import TableProperties
 from pyiceberg.table.metadata import TableMetadata
 
 from lakehouse.schema import SORT_COLUMNS
 from maintenance.checks import KEY_COLUMN, read_file
 from maintenance.inventory import DataFileInfo
+from maintenance.parquet import OUTPUT_PREFIX, write_hour_file
 from maintenance.paths import delete_all, io_delete
 from maintenance.plan import RewriteGroup
 
@@ -33,10 +31,6 @@ log = logging.getLogger(__name__)
 _FILE = "__lakehouse_file"
 _POS = "__lakehouse_pos"
 _ROW = "__lakehouse_row"
-# DataFile position of sort_order_id (pyiceberg 0.12 DATA_FILE_TYPE; tested in test_private_api).
-SORT_ORDER_ID_POS = 15
-# pyiceberg bin-packs by in-memory Arrow bytes; we size files ourselves, one call per file.
-_NO_SPLIT = str(2**62)
 
 
 @dataclass(frozen=True)
@@ -79,7 +73,16 @@ def rewrite_group(
     bytes_in = group.bytes
     written: list[DataFile] = []
     try:
-        _write_sized(metadata, io, rows, bytes_in, records_in, target_file_size, into=written)
+        _write_sized(
+            metadata,
+            io,
+            rows,
+            bytes_in,
+            records_in,
+            target_file_size,
+            hour=group.hour,
+            into=written,
+        )
     except BaseException:
         delete_all([f.file_path for f in written], io_delete(io))
         raise
@@ -139,6 +142,7 @@ def _write_sized(
     records_in: int,
     target_file_size: int,
     *,
+    hour: int,
     into: list[DataFile],
 ) -> None:
     """Cut ``rows`` into contiguous slices near ``target_file_size`` on disk.
@@ -148,11 +152,7 @@ def _write_sized(
     """
     if rows.num_rows == 0:
         return
-    props = {**metadata.properties, TableProperties.WRITE_TARGET_FILE_SIZE_BYTES: _NO_SPLIT}
-    write_meta = metadata.model_copy(update={"properties": props})
-    sort_order_id = metadata.default_sort_order_id
     write_uuid = uuid.uuid4()
-    counter = itertools.count(0)
     per_row = bytes_in / max(records_in, 1)
     files = into
     offset = 0
@@ -162,14 +162,10 @@ def _write_sized(
         remaining = total - offset
         n_files = max(1, round(remaining * per_row / target_file_size))
         take = remaining if n_files == 1 else math.ceil(remaining / n_files)
-        chunk = rows.slice(offset, take)
-        out = list(
-            _dataframe_to_data_files(write_meta, chunk, io, write_uuid=write_uuid, counter=counter)
-        )
-        for data_file in out:
-            data_file[SORT_ORDER_ID_POS] = sort_order_id
-            files.append(data_file)
-            written_bytes += int(data_file.file_size_in_bytes)
+        name = f"{OUTPUT_PREFIX}{write_uuid}-{len(files):05d}.parquet"
+        data_file = write_hour_file(metadata, io, rows.slice(offset, take), hour=hour, name=name)
+        files.append(data_file)
+        written_bytes += int(data_file.file_size_in_bytes)
         offset += take
         per_row = written_bytes / offset
     log.debug("wrote %s files, %s rows, %s bytes", len(files), total, written_bytes)

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 import pytest
 from pyiceberg.exceptions import CommitFailedException
-from pyiceberg.manifest import DATA_FILE_TYPE, DataFile, ManifestWriter
+from pyiceberg.manifest import ManifestWriter
 from pyiceberg.table import Table, Transaction
 from pyiceberg.table.snapshots import Operation, Summary, update_snapshot_summaries
 from pyiceberg.table.update import SetPropertiesUpdate, ValidatableTableRequirement
@@ -25,7 +25,6 @@ from pyiceberg.table.update.validate import (
 
 from maintenance import compact, plan_compaction
 from maintenance.lease import AssertPropertyValue
-from maintenance.rewrite import SORT_ORDER_ID_POS
 from tests.maintenance.builders import append, make_rows, sort_rows
 
 
@@ -81,24 +80,20 @@ def test_summary_totals_reject_replace_so_we_relabel() -> None:
     assert Summary(Operation.REPLACE, **{"a": "1"}).operation == Operation.REPLACE
 
 
-def test_data_file_sort_order_id_position() -> None:
-    for version in (2, 3):
-        assert DATA_FILE_TYPE[version].fields[SORT_ORDER_ID_POS].name == "sort_order_id"
-    data_file = DataFile.from_args(file_path="x.parquet", record_count=1)
-    data_file[SORT_ORDER_ID_POS] = 7
-    assert data_file.sort_order_id == 7
+def test_parquet_statistics_helpers_exist() -> None:
+    from pyiceberg.io.pyarrow import (
+        ArrowScan,
+        compute_statistics_plan,
+        data_file_statistics_from_parquet_metadata,
+        parquet_path_to_id_mapping,
+    )
 
-
-def test_dataframe_to_data_files_and_arrow_scan_exist() -> None:
-    from pyiceberg.io.pyarrow import ArrowScan, _dataframe_to_data_files
-
-    assert list(inspect.signature(_dataframe_to_data_files).parameters) == [
-        "table_metadata",
-        "df",
-        "io",
-        "write_uuid",
-        "counter",
+    assert list(inspect.signature(data_file_statistics_from_parquet_metadata).parameters)[:3] == [
+        "parquet_metadata",
+        "stats_columns",
+        "parquet_column_mapping",
     ]
+    assert callable(compute_statistics_plan) and callable(parquet_path_to_id_mapping)
     assert list(inspect.signature(ArrowScan.__init__).parameters)[:5] == [
         "self",
         "table_metadata",
