@@ -7,7 +7,7 @@ and, by default, the schema of the settings' events table (``analytics``).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -64,9 +64,11 @@ def connect(
     catalog: str = CATALOG_NAME,
     schema: str | None = None,
     request_timeout: float = 300.0,
+    session_properties: Mapping[str, str] | None = None,
 ) -> Connection:
     """A DB-API connection to the local server (no request is made until a query runs).
-    ``port`` defaults to ``LAKEHOUSE_TRINO_PORT``, else 8080."""
+    ``port`` defaults to ``LAKEHOUSE_TRINO_PORT``, else 8080. ``session_properties``
+    are Trino session properties, e.g. ``{"lakehouse.target_max_file_size": "128MB"}``."""
     import trino
 
     connection: Connection = trino.dbapi.connect(  # type: ignore[no-untyped-call]
@@ -78,6 +80,7 @@ def connect(
         http_scheme="http",
         request_timeout=request_timeout,
         source="lakehouse",
+        session_properties=dict(session_properties or {}),
     )
     return connection
 
