@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from lakehouse.funnels.engine import GROUP, levels_for
+from lakehouse.funnels.engine import GROUP, collect_levels
 from lakehouse.funnels.result import FunnelGroup, FunnelResult, FunnelStep, build_steps
 from lakehouse.funnels.spec import FunnelSpec, Mode, funnel_spec
 
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def _summary(levels: pl.LazyFrame, spec: FunnelSpec, by: list[str]) -> pl.LazyFrame:
+def _summary(levels: pl.DataFrame, spec: FunnelSpec, by: list[str]) -> pl.DataFrame:
     """Users and median seconds per step (per ``by`` group) from per-user levels."""
     import polars as pl
 
@@ -60,19 +60,17 @@ def funnel(
     per value, each computed over the events carrying that value: a user whose events carry
     two values counts in both groups where they reached the first step.
     """
-    import polars as pl
-
     spec = funnel_spec(steps, window, mode, breakdown)
     began = time.perf_counter()
-    plans = [_summary(levels_for(lf, spec, grouped=False), spec, [])]
-    if spec.breakdown is not None:
-        plans.append(_summary(levels_for(lf, spec, grouped=True), spec, [GROUP]))
-    frames = pl.collect_all(plans)
-    overall = frames[0].to_dicts()[0]
+    groupings = [False] if spec.breakdown is None else [False, True]
+    levels = collect_levels(lf, spec, groupings=groupings)
+    overall = _summary(levels[0], spec, []).to_dicts()[0]
     groups: tuple[FunnelGroup, ...] = ()
     if spec.breakdown is not None:
         rows = (
-            frames[1].sort(["users_1", GROUP], descending=[True, False], nulls_last=True).to_dicts()
+            _summary(levels[1], spec, [GROUP])
+            .sort(["users_1", GROUP], descending=[True, False], nulls_last=True)
+            .to_dicts()
         )
         groups = tuple(FunnelGroup(r[GROUP], _steps(r, spec)) for r in rows)
     log.info(

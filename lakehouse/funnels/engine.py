@@ -42,8 +42,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _SENTINEL = -(2**63)  # "no open chain": below every epoch microsecond value
+_HASH_SEED = 0x1CEB
 GROUP = "breakdown"
 USER = "user_id"
+KEY = "_key"  # what rows are sorted and grouped by: a hash of user_id, or user_id itself
 
 
 def _needed(spec: FunnelSpec) -> tuple[str, ...]:
@@ -51,16 +53,20 @@ def _needed(spec: FunnelSpec) -> tuple[str, ...]:
     return (*base, "event_id") if spec.mode == "strict" else base
 
 
-def _base(lf: pl.LazyFrame, spec: FunnelSpec, grouped: bool) -> pl.LazyFrame:
-    """The columns the engine needs: group, user, event_type, _ts (epoch µs)[, event_id]."""
+def _base(lf: pl.LazyFrame, spec: FunnelSpec, grouped: bool, exact: bool) -> pl.LazyFrame:
+    """The columns the engine needs: [group,] user, key, event_type, _ts (epoch µs)
+    [, event_id]. The key is a 64-bit hash of the user (sorting it is much cheaper than
+    sorting strings) unless ``exact``; a hash shared by two users is detected later."""
     import polars as pl
 
     names = lf.collect_schema().names()
     missing = [c for c in _needed(spec) if c not in names]
     if missing:
         raise UsageError(f"the events frame lacks the column(s) {', '.join(missing)}")
+    user = pl.col(USER).cast(pl.String)
     cols = [
-        pl.col(USER).cast(pl.String),
+        user,
+        (user if exact else hashed_user(user)).alias(KEY),
         pl.col("event_type").cast(pl.String),
         pl.col("client_ts").dt.epoch("us").alias("_ts"),
     ]
@@ -72,16 +78,29 @@ def _base(lf: pl.LazyFrame, spec: FunnelSpec, grouped: bool) -> pl.LazyFrame:
     return lf.select(cols)
 
 
-def _first_row(grouped: bool) -> pl.Expr:
+def hashed_user(user: pl.Expr) -> pl.Expr:
+    """The 64-bit hash rows are sorted by (collisions are detected, then redone exactly)."""
+    return user.hash(_HASH_SEED)
+
+
+def _keys(grouped: bool) -> list[str]:
+    return [GROUP, KEY] if grouped else [KEY]
+
+
+def _marks(grouped: bool) -> dict[str, pl.Expr]:
+    """``_start``: the first row of a user (and group); ``_clash``: a row whose user
+    differs from the previous row's under the same key (two users share a hash)."""
     import polars as pl
 
-    change = pl.col(USER).ne_missing(pl.col(USER).shift(1))
+    change = pl.col(KEY).ne_missing(pl.col(KEY).shift(1))
     if grouped:
         change = change | pl.col(GROUP).ne_missing(pl.col(GROUP).shift(1))
-    return change.fill_null(True)
+    start = change.fill_null(True)
+    clash = ~start & pl.col(USER).ne_missing(pl.col(USER).shift(1)).fill_null(False)
+    return {"_start": start, "_clash": clash}
 
 
-def _window_rows(lf: pl.LazyFrame, spec: FunnelSpec, keys: list[str]) -> pl.LazyFrame:
+def _window_rows(lf: pl.LazyFrame, spec: FunnelSpec, grouped: bool) -> pl.LazyFrame:
     """Entries ``(keys, _ts, _idx)``: one per event and matching step, sorted."""
     import polars as pl
 
@@ -92,16 +111,13 @@ def _window_rows(lf: pl.LazyFrame, spec: FunnelSpec, keys: list[str]) -> pl.Lazy
     entries = lf.filter(pl.col("event_type").is_in(sorted(set(spec.steps)))).join(
         steps, on="event_type", how="inner"
     )
-    return entries.sort([*keys, "_ts", "_idx"])
+    return entries.sort([*_keys(grouped), "_ts", "_idx"])
 
 
 def _window_levels(lf: pl.LazyFrame, spec: FunnelSpec, grouped: bool) -> pl.LazyFrame:
     import polars as pl
 
-    keys = [GROUP, USER] if grouped else [USER]
-    frame = _window_rows(lf, spec, keys).with_columns(
-        _start=_first_row(grouped), _n0=pl.col("_idx") == 0
-    )
+    frame = _window_rows(lf, spec, grouped).with_columns(**_marks(grouped), _n0=pl.col("_idx") == 0)
     first = pl.col("_ts")
     for k in range(len(spec.steps) - 1):
         frame = frame.with_columns(
@@ -128,9 +144,8 @@ def _window_levels(lf: pl.LazyFrame, spec: FunnelSpec, grouped: bool) -> pl.Lazy
 def _strict_levels(lf: pl.LazyFrame, spec: FunnelSpec, grouped: bool) -> pl.LazyFrame:
     import polars as pl
 
-    keys = [GROUP, USER] if grouped else [USER]
-    frame = lf.sort([*keys, "_ts", "event_id"]).with_columns(
-        _start=_first_row(grouped), _n0=pl.col("event_type") == spec.steps[0]
+    frame = lf.sort([*_keys(grouped), "_ts", "event_id"]).with_columns(
+        **_marks(grouped), _n0=pl.col("event_type") == spec.steps[0]
     )
     first = pl.col("_ts")
     for k in range(len(spec.steps) - 1):
@@ -159,9 +174,10 @@ def _strict_levels(lf: pl.LazyFrame, spec: FunnelSpec, grouped: bool) -> pl.Lazy
     return frame
 
 
-def _reach(frame: pl.LazyFrame, spec: FunnelSpec, keys: list[str]) -> pl.LazyFrame:
+def _reach(frame: pl.LazyFrame, spec: FunnelSpec, grouped: bool) -> pl.LazyFrame:
     """Per user: ``us_to_step_k``, the µs from the chain's first step to step k on the
-    first row where the user reached k (null if never), and ``level`` (steps reached)."""
+    first row where the user reached k (null if never), ``level`` (steps reached), and
+    ``_clash`` (true: the user shared a hash key with another; the result is void)."""
     import polars as pl
 
     k_steps = len(spec.steps)
@@ -172,28 +188,48 @@ def _reach(frame: pl.LazyFrame, spec: FunnelSpec, keys: list[str]) -> pl.LazyFra
         .alias(names[k])
         for k in range(k_steps)
     ]
+    out = [GROUP, USER] if grouped else [USER]
     return (
-        frame.filter(pl.any_horizontal(pl.col(f"_n{k}") for k in range(k_steps)))
-        .select(*keys, *reach)
-        .group_by(keys)
+        frame.filter(pl.any_horizontal(pl.col(f"_n{k}") for k in range(k_steps)) | pl.col("_clash"))
+        .select(*_keys(grouped), USER, "_clash", *reach)
+        .group_by(_keys(grouped))
         # rows keep their order inside a group: the first non-null is the earliest reach
-        .agg(pl.col(n).drop_nulls().first() for n in names)
+        .agg(
+            pl.col(USER).first(),
+            pl.col("_clash").any(),
+            *(pl.col(n).drop_nulls().first() for n in names),
+        )
         .with_columns(
             level=pl.sum_horizontal(pl.col(n).is_not_null() for n in names).cast(pl.Int64)
         )
-        .filter(pl.col("level") > 0)
-        .select(*keys, "level", *names)
+        .filter((pl.col("level") > 0) | pl.col("_clash"))
+        .select(*out, "level", *names, "_clash")
     )
 
 
-def levels_for(lf: pl.LazyFrame, spec: FunnelSpec, *, grouped: bool) -> pl.LazyFrame:
+def levels_for(
+    lf: pl.LazyFrame, spec: FunnelSpec, *, grouped: bool, exact: bool = False
+) -> pl.LazyFrame:
     """Per user (and breakdown value when ``grouped``, column ``breakdown`` first) who
-    reached step 1: ``level`` and ``us_to_step_1 .. us_to_step_K``."""
-    base = _base(lf, spec, grouped)
-    keys = [GROUP, USER] if grouped else [USER]
+    reached step 1: ``level``, ``us_to_step_1 .. us_to_step_K`` and ``_clash``."""
+    base = _base(lf, spec, grouped, exact)
     if spec.mode == "strict":
-        return _reach(_strict_levels(base, spec, grouped), spec, keys)
-    return _reach(_window_levels(base, spec, grouped), spec, keys)
+        return _reach(_strict_levels(base, spec, grouped), spec, grouped)
+    return _reach(_window_levels(base, spec, grouped), spec, grouped)
+
+
+def collect_levels(
+    lf: pl.LazyFrame, spec: FunnelSpec, *, groupings: list[bool]
+) -> list[pl.DataFrame]:
+    """Collect :func:`levels_for` for each grouping (in one Polars run), redone with exact
+    string keys in the rare case two users share a 64-bit hash."""
+    import polars as pl
+
+    frames = pl.collect_all([levels_for(lf, spec, grouped=g) for g in groupings])
+    if any(f["_clash"].any() for f in frames):
+        log.warning("two users share a hash key; computing the funnel again with exact keys")
+        frames = pl.collect_all([levels_for(lf, spec, grouped=g, exact=True) for g in groupings])
+    return [f.drop("_clash") for f in frames]
 
 
 def user_levels(
@@ -203,9 +239,9 @@ def user_levels(
     *,
     mode: Mode = "window",
     breakdown: str | None = None,
-) -> pl.LazyFrame:
+) -> pl.DataFrame:
     """One row per user who reached the first step (per breakdown value, in column
     ``breakdown``, when asked): ``level`` — the furthest step reached, the value
     ClickHouse's ``windowFunnel`` returns in window mode — and ``us_to_step_1..K``."""
     spec = funnel_spec(steps, window, mode, breakdown)
-    return levels_for(lf, spec, grouped=breakdown is not None)
+    return collect_levels(lf, spec, groupings=[breakdown is not None])[0]

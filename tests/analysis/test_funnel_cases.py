@@ -27,7 +27,7 @@ def events(*specs: tuple[str, str, float]) -> pl.LazyFrame:
 def levels(
     lf: pl.LazyFrame, steps: list[str], window: timedelta = W, mode: str = "window"
 ) -> dict[str, int]:
-    out = user_levels(lf, steps, window, mode=mode).collect()  # type: ignore[arg-type]
+    out = user_levels(lf, steps, window, mode=mode)  # type: ignore[arg-type]
     return dict(zip(out["user_id"], out["level"], strict=True))
 
 

@@ -43,7 +43,7 @@ _window = st.builds(
 def ours(
     df: pl.DataFrame, steps: list[str], window_us: int, mode: str = "window"
 ) -> dict[str, tuple[int, list[int | None]]]:
-    out = user_levels(df.lazy(), steps, timedelta(microseconds=window_us), mode=mode).collect()  # type: ignore[arg-type]
+    out = user_levels(df.lazy(), steps, timedelta(microseconds=window_us), mode=mode)  # type: ignore[arg-type]
     names = [f"us_to_step_{k + 1}" for k in range(len(steps))]
     return {r["user_id"]: (r["level"], [r[n] for n in names]) for r in out.to_dicts()}
 
@@ -128,3 +128,24 @@ def test_demo_breakdown_equals_clickhouse_per_platform() -> None:
     # and a realistic funnel: fewer users at each step, and not trivially
     users = [s.users for s in result.steps]
     assert users == sorted(users, reverse=True) and users[-1] < users[0]
+
+
+def test_users_sharing_a_hash_key_are_recomputed_exactly(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Rows are sorted by a 64-bit hash of the user; if two users share one, the engine
+    notices and computes again with the user ids themselves. Force every user to collide."""
+    from lakehouse.funnels import engine
+
+    df = demo_frame(6, events=3_000)
+    steps, window = list(FUNNEL[:3]), timedelta(minutes=10)
+    honest = ours(df, steps, window // timedelta(microseconds=1))
+    breakdown = funnel(df.lazy(), steps, window, breakdown="platform").to_dict()
+    monkeypatch.setattr(engine, "hashed_user", lambda user: pl.lit(7, pl.UInt64))
+    with caplog.at_level("WARNING", logger="lakehouse.funnels.engine"):
+        assert ours(df, steps, window // timedelta(microseconds=1)) == honest
+        assert funnel(df.lazy(), steps, window, breakdown="platform").to_dict() == breakdown
+    assert "share a hash key" in caplog.text
+    assert {u: v for u, (v, _) in honest.items()} == chdb_levels(
+        df, steps, window // timedelta(microseconds=1)
+    )
