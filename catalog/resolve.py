@@ -10,6 +10,7 @@ from pyiceberg.utils.config import Config
 
 from lakehouse.errors import ConfigError
 from lakehouse.settings import Settings
+from lakehouse.storage import with_storage_defaults
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +40,13 @@ def open_catalog(settings: Settings) -> Catalog:
                 f"cannot create LAKEHOUSE_HOME at {home}: {exc}. Set LAKEHOUSE_HOME or --home "
                 "to a writable folder"
             ) from exc
-        props: dict[str, Any] = embedded_catalog_properties(settings)
-        return _load(EMBEDDED_NAME, props)
+        # The embedded catalog takes overrides the pyiceberg way, e.g.
+        # PYICEBERG_CATALOG__LAKEHOUSE__WAREHOUSE=s3://bucket/prefix plus s3.* keys.
+        props: dict[str, Any] = {
+            **embedded_catalog_properties(settings),
+            **(Config().get_catalog_config(EMBEDDED_NAME) or {}),
+        }
+        return _load(EMBEDDED_NAME, with_storage_defaults(props))
     # pyiceberg reads its environment once, at import; read it again now so the
     # configuration in force when this is called is the one used.
     props = Config().get_catalog_config(settings.catalog) or {}
@@ -50,7 +56,7 @@ def open_catalog(settings: Settings) -> Catalog:
             f"with PYICEBERG_CATALOG__{settings.catalog.upper()}__URI (and __TYPE, __WAREHOUSE, ...), "
             "or unset LAKEHOUSE_CATALOG / --catalog to use the embedded catalog"
         )
-    return _load(settings.catalog, dict(props))
+    return _load(settings.catalog, with_storage_defaults(dict(props)))
 
 
 def _load(name: str, props: dict[str, Any]) -> Catalog:

@@ -39,5 +39,10 @@ class CommitError(RetryableError):
     """A catalog commit failed after its retries; nothing from it is visible."""
 
 
+class StorageError(RetryableError):
+    """Reading or writing files failed (after the storage client's own retries): a missing
+    bucket, denied access, a network failure. Nothing half-done is committed; re-run."""
+
+
 class ComponentError(TerminalError):
     """An external component (Trino, PostgreSQL, an emulator) could not be used."""

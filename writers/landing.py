@@ -18,11 +18,13 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import pyarrow as pa
 from pyarrow import fs as pafs
 
-from lakehouse.errors import UsageError
+from lakehouse.errors import StorageError, UsageError
+from lakehouse.storage import filesystem_for
 from lakehouse.schema import INGESTED_SCHEMA
 from lakehouse.settings import Settings
 from writers import commit
@@ -48,17 +50,6 @@ Progress = Callable[[int, int], None]
 """Called as files are read, with (files, bytes) read since the last call."""
 
 
-def _filesystem(location: str) -> tuple[pafs.FileSystem, str, str]:
-    """A pyarrow filesystem, the path within it, and the URI prefix to name files by."""
-    if "://" in location:
-        filesystem, path = pafs.FileSystem.from_uri(location)
-        scheme = location.split("://", 1)[0]
-        return filesystem, path, f"{scheme}://"
-    from pathlib import Path
-
-    return pafs.LocalFileSystem(), str(Path(location).expanduser().resolve()), "file://"
-
-
 def _is_data_file(path: str, root: str) -> bool:
     """A data file by suffix; files and folders below ``root`` whose names start with
     ``.`` or ``_`` are skipped (in-progress and marker files, ``.lakehouse`` itself)."""
@@ -70,21 +61,30 @@ def _is_data_file(path: str, root: str) -> bool:
     return base.endswith(SUFFIXES)
 
 
-def discover(locations: Sequence[str]) -> tuple[pafs.FileSystem, list[SourceFile]]:
-    """Files under the given files/directories (recursive), in key order, no repeats."""
+def discover(locations: Sequence[str], io: Any = None) -> tuple[pafs.FileSystem, list[SourceFile]]:
+    """Files under the given files/directories or prefixes (recursive), in key order, no
+    repeats. ``io`` (the table's FileIO) configures S3 access."""
     found: dict[str, SourceFile] = {}
     filesystem: pafs.FileSystem | None = None
     for location in locations:
-        fs_, path, prefix = _filesystem(location)
+        fs_, path, prefix = filesystem_for(location, io)
+        if filesystem is not None and type(fs_) is not type(filesystem):
+            raise UsageError("ingest one kind of location at a time (local paths or s3://)")
         filesystem = filesystem or fs_
-        info = fs_.get_file_info(path)
+        try:
+            info = fs_.get_file_info(path)
+        except OSError as exc:
+            raise StorageError(f"cannot read {location}: {exc}") from exc
         if info.type == pafs.FileType.NotFound:
-            raise UsageError(f"no such file or directory: {location}")
-        infos = (
-            fs_.get_file_info(pafs.FileSelector(path, recursive=True))
-            if info.type == pafs.FileType.Directory
-            else [info]
-        )
+            raise UsageError(f"no such file, folder or prefix: {location}")
+        try:
+            infos = (
+                fs_.get_file_info(pafs.FileSelector(path, recursive=True))
+                if info.type == pafs.FileType.Directory
+                else [info]
+            )
+        except OSError as exc:
+            raise StorageError(f"cannot list {location}: {exc}") from exc
         for item in infos:
             root = path if info.type == pafs.FileType.Directory else ""
             if item.type != pafs.FileType.File or not _is_data_file(item.path, root):
@@ -111,8 +111,11 @@ _INFLATE_ERRORS: tuple[type[BaseException], ...] = (zlib.error, _inflate.error)
 
 def fetch(filesystem: pafs.FileSystem, source: SourceFile) -> tuple[bytes, str | None]:
     """The file's bytes, gunzipped when gzip (by magic bytes), and any damage found."""
-    with filesystem.open_input_stream(source.path, compression=None) as stream:
-        data = stream.read()
+    try:
+        with filesystem.open_input_stream(source.path, compression=None) as stream:
+            data = stream.read()
+    except OSError as exc:
+        raise StorageError(f"cannot read {source.uri}: {exc}") from exc
     if data[:2] == GZIP_MAGIC:
         return _gunzip(data)
     return data, None
@@ -205,7 +208,7 @@ def ingest(
     """
     started = time.perf_counter()
     writer = writer or EventWriter(settings, max_records=1 << 62, max_bytes=1 << 62, max_age=1e12)
-    filesystem, files = discover(locations)
+    filesystem, files = discover(locations, writer.tables.events.io)
     done = ingested_sources(writer)
     pending = [f for f in files if f.uri not in done]
     skipped = tuple(f.uri for f in files if f.uri in done)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import socket
+import tempfile
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from tests.support.components import free_port
 
@@ -70,11 +72,14 @@ class MotoServer:
 def running_moto() -> Iterator[MotoServer]:
     port = free_port()
     env = {**os.environ, "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY}
+    # The server logs every request: send that to a file, never to an unread pipe (a
+    # full pipe blocks the server).
+    log = tempfile.NamedTemporaryFile(prefix="moto-", suffix=".log", delete=False)
     try:
         proc = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stdout=log,
+            stderr=subprocess.STDOUT,
             env=env,
         )
     except OSError as exc:
@@ -82,7 +87,7 @@ def running_moto() -> Iterator[MotoServer]:
     deadline = time.monotonic() + 30
     while True:
         if proc.poll() is not None:
-            err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+            err = Path(log.name).read_text(errors="replace")
             raise MotoUnavailable(f"moto_server exited with {proc.returncode}: {err[-2000:]}")
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
@@ -100,3 +105,5 @@ def running_moto() -> Iterator[MotoServer]:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+        log.close()
+        Path(log.name).unlink(missing_ok=True)

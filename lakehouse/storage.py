@@ -1,0 +1,57 @@
+"""Filesystems for warehouse and landing-zone locations (local paths, ``file://``,
+``s3://``), built from the same pyiceberg ``s3.*`` properties as the catalog's FileIO,
+so a landing zone on S3 is read with the endpoint, region and credentials the tables
+use. Without explicit keys the standard AWS credential chain applies."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from pyarrow import fs as pafs
+from pyarrow.fs import AwsStandardS3RetryStrategy
+
+from lakehouse.errors import ConfigError
+
+S3_RETRY_ATTEMPTS = 10
+RETRY_STRATEGY_PROPERTY = "s3.retry-strategy-impl"
+RETRY_STRATEGY_CLASS = "lakehouse.storage.PatientS3RetryStrategy"
+
+
+class PatientS3RetryStrategy(AwsStandardS3RetryStrategy):  # type: ignore[misc]
+    """The AWS standard retry strategy (exponential backoff with jitter on throttling,
+    503 SlowDown and transient network errors) with more attempts than the default 3.
+    pyiceberg instantiates it by name from ``s3.retry-strategy-impl``."""
+
+    def __init__(self) -> None:
+        super().__init__(max_attempts=S3_RETRY_ATTEMPTS)
+
+
+def with_storage_defaults(properties: dict[str, Any]) -> dict[str, Any]:
+    """Catalog properties plus our defaults for what the user did not set."""
+    out = dict(properties)
+    out.setdefault(RETRY_STRATEGY_PROPERTY, RETRY_STRATEGY_CLASS)
+    return out
+
+
+def filesystem_for(location: str, io: Any = None) -> tuple[pafs.FileSystem, str, str]:
+    """(filesystem, path inside it, URI prefix naming files) for a location.
+
+    ``io`` is a pyiceberg ``PyArrowFileIO`` whose properties configure S3; without it
+    an S3 location uses pyarrow's defaults (the standard AWS chain)."""
+    if "://" not in location:
+        return pafs.LocalFileSystem(), str(Path(location).expanduser().resolve()), "file://"
+    parsed = urlparse(location)
+    scheme = parsed.scheme.lower()
+    if scheme == "file":
+        return pafs.LocalFileSystem(), parsed.path, "file://"
+    if scheme in {"s3", "s3a", "s3n"}:
+        if not parsed.netloc:
+            raise ConfigError(f"{location}: an S3 location needs a bucket (s3://BUCKET/prefix)")
+        path = f"{parsed.netloc}{parsed.path}".rstrip("/")
+        if io is not None and hasattr(io, "fs_by_scheme"):
+            return io.fs_by_scheme("s3", parsed.netloc), path, "s3://"
+        filesystem, _ = pafs.FileSystem.from_uri(location)
+        return filesystem, path, "s3://"
+    raise ConfigError(f"{location}: unsupported location scheme {scheme!r} (use a path, file:// or s3://)")
