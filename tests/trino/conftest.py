@@ -1,7 +1,13 @@
 """A real Trino 476 for the session, on a free 127.0.0.1 port, reading an embedded
 lakehouse catalog whose tables pyiceberg wrote. Installed from the cache (CI's
 ``scripts/setup-trino.sh`` fills it); a Trino that cannot be installed or started skips
-locally and fails in CI."""
+locally and fails in CI.
+
+One server runs at a time (the machines have 2 cores): :class:`TrinoPool` stops the
+running server before it starts another. Every module on the embedded catalog shares one
+server (and one lakehouse home, each module with its own tables); the modules on
+PostgreSQL are moved to the end of the run, so the server changes once.
+"""
 
 from __future__ import annotations
 
@@ -31,6 +37,18 @@ from lakehouse.trino import (
 from tests.support.components import free_port, unavailable
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
+TEST_HEAP = "3G"  # query.max-memory-per-node ~1 GB: plenty for the tests' tables
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run the Trino tests on PostgreSQL last (a stable sort), so that the pool starts the
+    embedded-catalog server once and the PostgreSQL one once."""
+    here = Path(__file__).parent
+
+    def last(item: pytest.Item) -> bool:
+        return here in Path(str(item.fspath)).parents and bool(item.get_closest_marker("postgres"))
+
+    items.sort(key=last)
 
 
 def make_events(table: Table, count: int, *, start: datetime = T0, users: int = 7) -> pa.Table:
@@ -68,9 +86,55 @@ class TrinoServer:
     installation: Installation
     startup_seconds: float
     notes: dict[str, object] = field(default_factory=dict)
+    extra_catalogs: tuple[str, ...] = ()
 
     def events(self) -> Table:
         return open_catalog(self.settings).load_table(self.settings.table.identifier)
+
+    def on_table(self, namespace: str, name: str) -> Settings:
+        """The server's settings for another table of the same catalog."""
+        return self.settings.with_table(TableName(namespace, name))
+
+
+class TrinoPool:
+    """Keeps at most one test server running: :meth:`ensure` stops the running one when
+    another is asked for, and (re)starts the one asked for on its own port."""
+
+    def __init__(self) -> None:
+        self.running: TrinoServer | None = None
+        self.starts = 0
+
+    def ensure(self, server: TrinoServer) -> TrinoServer:
+        if self.running is server:
+            return server
+        self.stop()
+        options = ServerOptions(
+            port=server.port, heap=TEST_HEAP, extra_catalogs=server.extra_catalogs
+        )
+        try:
+            result = start(
+                server.settings, options, installation=server.installation, java=server.java
+            )
+        except TrinoError as exc:
+            unavailable("Trino", f"the server did not start: {exc}")
+        server.startup_seconds = result.startup_seconds
+        self.running = server
+        self.starts += 1
+        return server
+
+    def stop(self) -> None:
+        if self.running is not None:
+            stop(self.running.settings, port=self.running.port)
+            self.running = None
+
+
+@pytest.fixture(scope="session")
+def trino_pool() -> Iterator[TrinoPool]:
+    pool = TrinoPool()
+    try:
+        yield pool
+    finally:
+        pool.stop()
 
 
 def installed_trino() -> tuple[Installation, JavaRuntime]:
@@ -107,21 +171,18 @@ def populate(settings: Settings, batches: tuple[int, ...] = (120, 80)) -> tuple[
 
 
 @pytest.fixture(scope="session")
-def trino_server(
+def embedded_trino(
     tmp_path_factory: pytest.TempPathFactory, trino_runtime: tuple[Installation, JavaRuntime]
-) -> Iterator[TrinoServer]:
+) -> TrinoServer:
+    """The embedded-catalog server's home (tables written) and port; not started yet."""
     installation, java = trino_runtime
     home: Path = tmp_path_factory.mktemp("trino-lakehouse")
     settings = Settings(home=home, table=TableName("analytics", "events"))
     snapshot_id, first_ids = populate(settings)
-    port = free_port()
-    try:
-        result = start(settings, ServerOptions(port=port), installation=installation, java=java)
-    except TrinoError as exc:
-        unavailable("Trino", f"the server did not start: {exc}")
-    try:
-        yield TrinoServer(
-            settings, port, snapshot_id, first_ids, java, installation, result.startup_seconds
-        )
-    finally:
-        stop(settings, port=port)
+    return TrinoServer(settings, free_port(), snapshot_id, first_ids, java, installation, 0.0)
+
+
+@pytest.fixture
+def trino_server(embedded_trino: TrinoServer, trino_pool: TrinoPool) -> TrinoServer:
+    """The running embedded-catalog server (started, or restarted, when needed)."""
+    return trino_pool.ensure(embedded_trino)

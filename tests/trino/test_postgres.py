@@ -10,37 +10,33 @@ import pytest
 
 from catalog import open_catalog
 from lakehouse.settings import Settings, TableName
-from lakehouse.trino import ServerOptions, TrinoError, query, start, stop, trino_catalog_properties
+from lakehouse.trino import query, trino_catalog_properties
 from tests.conftest import postgres_catalog_env
-from tests.support.components import free_port, unavailable
+from tests.support.components import free_port
 from tests.support.postgres import PostgresServer
-from tests.trino.conftest import TrinoServer, installed_trino, populate
+from tests.trino.conftest import TrinoPool, TrinoServer, installed_trino, populate
 
 pytestmark = [pytest.mark.trino, pytest.mark.postgres]
 
 
 @pytest.fixture(scope="module")
 def pg_trino(
-    postgres_server: PostgresServer, tmp_path_factory: pytest.TempPathFactory
+    postgres_server: PostgresServer,
+    tmp_path_factory: pytest.TempPathFactory,
+    trino_pool: TrinoPool,
 ) -> Iterator[TrinoServer]:
+    """A server whose ``lakehouse`` catalog is the PostgreSQL catalog ``pg`` (also served
+    as ``pg``); the pool stops the embedded-catalog server first."""
     installation, java = installed_trino()
     home: Path = tmp_path_factory.mktemp("trino-pg")
     with pytest.MonkeyPatch.context() as mp:
         name = postgres_catalog_env(postgres_server, home, mp)
         settings = Settings(home=home, catalog=name, table=TableName("analytics", "events"))
         snapshot_id, first_ids = populate(settings, (50, 30))
-        port = free_port()
-        options = ServerOptions(port=port, extra_catalogs=(name,))
-        try:
-            result = start(settings, options, installation=installation, java=java)
-        except TrinoError as exc:
-            unavailable("Trino", f"the server did not start: {exc}")
-        try:
-            yield TrinoServer(
-                settings, port, snapshot_id, first_ids, java, installation, result.startup_seconds
-            )
-        finally:
-            stop(settings, port=port)
+        server = TrinoServer(
+            settings, free_port(), snapshot_id, first_ids, java, installation, 0.0, {}, (name,)
+        )
+        yield trino_pool.ensure(server)
 
 
 def test_catalog_maps_to_the_postgres_database(pg_trino: TrinoServer) -> None:
