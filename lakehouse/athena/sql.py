@@ -25,8 +25,6 @@ from lakehouse.settings import TableName
 
 MAX_PARAMETER_LENGTH = 1024  # Athena's limit for one ExecutionParameters entry
 _UNSAFE = re.compile(r"[;\n\r]|--|/\*")
-_EPOCH_TZ = "TIMESTAMP '1970-01-01 00:00:00 UTC'"
-_EPOCH = "TIMESTAMP '1970-01-01 00:00:00.000000'"
 ORDERED_COLUMNS = ("event_seq", "prev_event_type", "millis_since_prev")
 REQUIRED_COLUMNS = ("user_id", "client_ts", "event_id", "event_type")
 
@@ -128,9 +126,8 @@ def ordered_view_select(table: str, columns: Sequence[tuple[str, str]]) -> str:
     Athena needs: the columns are listed (a ``*`` view goes stale when the writers add a
     column), and ``timestamp with time zone`` columns are exposed as ``timestamp(6)`` in
     UTC, because an Athena view cannot have a ``timestamp with time zone`` column
-    ("Unsupported Hive type") and Athena refuses to CAST one to ``timestamp``: the value
-    is rebuilt exactly from its epoch microseconds. Ordering and ``millis_since_prev``
-    use the original column.
+    ("Unsupported Hive type") and Athena refuses to CAST one to ``timestamp`` (see
+    :func:`_utc_timestamp`). Ordering and ``millis_since_prev`` use the original column.
     """
     ref = check_ref(table)
     names = [name for name, _ in columns]
@@ -145,10 +142,7 @@ def ordered_view_select(table: str, columns: Sequence[tuple[str, str]]) -> str:
     for name, type_name in columns:
         col = f"e.{quote_identifier(name)}"
         if is_timestamp_tz(type_name):
-            col = (
-                f"date_add('microsecond', date_diff('microsecond', {_EPOCH_TZ}, {col}), "
-                f"{_EPOCH}) AS {quote_identifier(name)}"
-            )
+            col = f"{_utc_timestamp(col)} AS {quote_identifier(name)}"
         items.append(col)
     items += [
         f'row_number() {window} AS "event_seq"',
@@ -160,20 +154,21 @@ def ordered_view_select(table: str, columns: Sequence[tuple[str, str]]) -> str:
     return f"SELECT\n    {body}\nFROM {ref} AS e"
 
 
+def _utc_timestamp(column: str) -> str:
+    """A ``timestamp with time zone`` expression as ``timestamp(6)`` in UTC, without the
+    CAST Athena refuses: the value printed in UTC (``2024-05-01 10:00:00.123456 UTC``),
+    its zone dropped, read back as a timestamp. Exact to the microsecond (Trino's
+    date_add/date_diff stop at milliseconds)."""
+    text = f"CAST({column} AT TIME ZONE 'UTC' AS varchar)"
+    return f"CAST(regexp_replace({text}, ' [^ ]+$', '') AS timestamp(6))"
+
+
 def create_view_sql(view: str, select: str) -> str:
     """``CREATE OR REPLACE VIEW <view> AS <select>`` (an Athena view, kept in Glue)."""
     return f"CREATE OR REPLACE VIEW {check_ref(view)} AS\n{select}"
 
 
 # -- maintenance --------------------------------------------------------------------------
-
-
-def hour_predicate(start: datetime, end: datetime, column: str = "client_ts") -> str:
-    """``"client_ts" >= TIMESTAMP '... UTC' AND "client_ts" < TIMESTAMP '... UTC'``."""
-    if start.tzinfo is None or end.tzinfo is None or not start < end:
-        raise UsageError("a partition range needs aware datetimes with start < end")
-    col = quote_identifier(column)
-    return f"{col} >= {sql_literal(start)} AND {col} < {sql_literal(end)}"
 
 
 def optimize_sql(table: str, predicate: str | None = None) -> str:

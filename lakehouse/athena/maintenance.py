@@ -1,0 +1,342 @@
+"""Carry out the maintenance plan with Athena: ``OPTIMIZE`` per planned hour, ``VACUUM``.
+
+The plan is the project's own (:func:`maintenance.plan_compaction`): for each closed hour
+it selects, one statement
+
+    OPTIMIZE "analytics"."events" REWRITE DATA USING BIN_PACK
+    WHERE "client_ts" >= TIMESTAMP '... UTC' AND "client_ts" < TIMESTAMP '... UTC'
+
+with the hour range of the planned groups (:meth:`RewriteGroup.sql_predicate`), then
+``VACUUM "analytics"."events"`` for expiry and orphan removal. Athena decides which files
+of the hour it rewrites (by the table's size thresholds); what it did is read back from
+the ``replace`` snapshots it committed (``deleted-data-files``, ``added-data-files``,
+sizes, records), so the results count real work. Athena neither deduplicates nor reports
+what VACUUM deleted: ``duplicates_removed`` and the deleted-file counts stay 0, and
+``snapshots_expired`` is counted from the table's metadata before and after.
+
+The executor takes any statement runner, so the tests run the same plan through Trino's
+equivalent (``ALTER TABLE ... EXECUTE optimize WHERE <same predicate>``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from itertools import groupby
+from typing import TYPE_CHECKING, Any
+
+from lakehouse.athena.client import AthenaClient
+from lakehouse.athena.config import AthenaConfig
+from lakehouse.athena.sql import (
+    optimize_sql,
+    quote_identifier,
+    table_ref,
+    trino_optimize_sql,
+    vacuum_sql,
+)
+from lakehouse.errors import LakehouseError
+from lakehouse.settings import Settings, TableName
+
+if TYPE_CHECKING:
+    from pyiceberg.table import Table
+
+    from maintenance import (
+        CompactionPlan,
+        CompactionResult,
+        ExpiryResult,
+        MaintenanceOptions,
+        ProgressReporter,
+        RewriteGroup,
+        RunResult,
+    )
+
+log = logging.getLogger(__name__)
+
+StatementRunner = Callable[[str], "str | None"]  # runs one statement; returns a query id
+TASK = "compaction"
+_REWRITES = {"replace", "overwrite"}
+
+
+@dataclass(frozen=True)
+class MaintenanceDialect:
+    """How an engine spells the maintenance statements."""
+
+    name: str
+    optimize: Callable[[str, str], str]
+    vacuum: Callable[[str], str] | None
+
+
+ATHENA = MaintenanceDialect("athena", optimize_sql, vacuum_sql)
+TRINO_EQUIVALENT = MaintenanceDialect("trino", trino_optimize_sql, None)
+
+
+@dataclass(frozen=True)
+class HourStatement:
+    """One planned hour: its groups and the statement that rewrites them."""
+
+    hour: int
+    groups: tuple[RewriteGroup, ...]
+    sql: str
+
+
+def optimize_statements(
+    plan: CompactionPlan, table: TableName, dialect: MaintenanceDialect = ATHENA
+) -> list[HourStatement]:
+    """One statement per planned hour, in hour order (no side effects)."""
+    ref = table_ref(table)
+    ordered = sorted(plan.groups, key=lambda g: (g.hour, g.part))
+    out = []
+    for hour, members in groupby(ordered, key=lambda g: g.hour):
+        groups = tuple(members)
+        predicate = groups[0].sql_predicate(quote_identifier("client_ts"))
+        out.append(HourStatement(hour, groups, dialect.optimize(ref, predicate)))
+    return out
+
+
+def execute_optimize(
+    table: Table,
+    plan: CompactionPlan,
+    *,
+    run: StatementRunner,
+    table_name: TableName,
+    dialect: MaintenanceDialect = ATHENA,
+    dry_run: bool = False,
+    reporter: ProgressReporter | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> CompactionResult:
+    """Run one optimize statement per planned hour; count the rewrite snapshots each
+    committed. A failed statement fails that hour's groups and the next hour still runs."""
+    from maintenance import CompactionResult, GroupFailure, NullReporter
+    from maintenance.inventory import hour_label
+
+    statements = optimize_statements(plan, table_name, dialect)
+    if dry_run:
+        return CompactionResult(
+            groups_planned=len(plan.groups),
+            files_rewritten=plan.files,
+            bytes_rewritten=plan.bytes,
+            records_rewritten=sum(g.records for g in plan.groups),
+            dry_run=True,
+        )
+    reporter = reporter or NullReporter()
+    counts: dict[str, int] = dict.fromkeys(
+        ("committed", "files_rewritten", "files_added", "bytes_rewritten", "bytes_added"), 0
+    )
+    counts.update(records_rewritten=0, records_added=0, replace=0, overwrite=0)
+    skipped: list[Any] = []
+    failures: list[Any] = []
+    stopped = False
+    reporter.start(TASK, len(statements))
+    try:
+        for item in statements:
+            if should_stop is not None and should_stop():
+                stopped = True
+                break
+            label = hour_label(item.hour)
+            table.refresh()
+            before = {s.snapshot_id for s in table.metadata.snapshots}
+            try:
+                query_id = run(item.sql)
+            except LakehouseError as exc:
+                log.error("%s optimize of %s failed: %s", dialect.name, label, exc)
+                failures += [
+                    GroupFailure(g.group_id, label, type(exc).__name__, str(exc), exc.retryable)
+                    for g in item.groups
+                ]
+                reporter.advance(TASK, 1, f"{label} failed")
+                continue
+            table.refresh()
+            rewrites = [
+                s
+                for s in table.metadata.snapshots
+                if s.snapshot_id not in before
+                and s.summary is not None
+                and s.summary.operation.value in _REWRITES
+            ]
+            if not rewrites:
+                skipped += [
+                    GroupFailure(
+                        g.group_id,
+                        label,
+                        "NothingRewritten",
+                        f"{dialect.name} committed no rewrite for {label} (its files met "
+                        "the table's size thresholds); compact it with `lakehouse maintain`",
+                        False,
+                    )
+                    for g in item.groups
+                ]
+            else:
+                counts["committed"] += len(item.groups)
+                for snap in rewrites:
+                    _add_summary(counts, snap.summary)
+            log.info(
+                "%s optimize of %s (%s): %s rewrites", dialect.name, label, query_id, len(rewrites)
+            )
+            reporter.advance(TASK, 1, label)
+    finally:
+        reporter.finish(TASK)
+    return CompactionResult(
+        groups_planned=len(plan.groups),
+        groups_committed=counts["committed"],
+        groups_skipped=len(skipped),
+        groups_failed=len(failures),
+        files_rewritten=counts["files_rewritten"],
+        files_added=counts["files_added"],
+        bytes_rewritten=counts["bytes_rewritten"],
+        bytes_added=counts["bytes_added"],
+        records_rewritten=counts["records_rewritten"],
+        records_added=counts["records_added"],
+        replace_commits=counts["replace"],
+        overwrite_commits=counts["overwrite"],
+        stopped=stopped,
+        skipped=tuple(skipped),
+        failures=tuple(failures),
+    )
+
+
+def _add_summary(counts: dict[str, int], summary: Any) -> None:
+    def value(key: str) -> int:
+        return int(summary.get(key) or 0)
+
+    counts[summary.operation.value] += 1
+    counts["files_rewritten"] += value("deleted-data-files")
+    counts["files_added"] += value("added-data-files")
+    counts["bytes_rewritten"] += value("removed-files-size")
+    counts["bytes_added"] += value("added-files-size")
+    counts["records_rewritten"] += value("deleted-records")
+    counts["records_added"] += value("added-records")
+
+
+def execute_vacuum(
+    table: Table,
+    *,
+    run: StatementRunner,
+    table_name: TableName,
+    dialect: MaintenanceDialect = ATHENA,
+    dry_run: bool = False,
+) -> ExpiryResult:
+    """Run ``VACUUM``; ``snapshots_expired`` is what disappeared from the metadata."""
+    from maintenance import ExpiryResult
+
+    if dialect.vacuum is None:
+        raise LakehouseError(f"{dialect.name} has no VACUUM statement")
+    if dry_run:  # Athena cannot say what VACUUM would do
+        return ExpiryResult(dry_run=True)
+    table.refresh()
+    before = {s.snapshot_id for s in table.metadata.snapshots}
+    query_id = run(dialect.vacuum(table_ref(table_name)))
+    table.refresh()
+    expired = tuple(sorted(before - {s.snapshot_id for s in table.metadata.snapshots}))
+    log.info("%s vacuum (%s): %s snapshots expired", dialect.name, query_id, len(expired))
+    return ExpiryResult(snapshots_expired=len(expired), expired_snapshot_ids=expired)
+
+
+def athena_runner(client: AthenaClient) -> StatementRunner:
+    def run(sql: str) -> str | None:
+        return client.run(sql).query_id
+
+    return run
+
+
+def run_athena_maintenance(
+    table: Table,
+    options: MaintenanceOptions | None = None,
+    *,
+    settings: Settings | None = None,
+    client: AthenaClient | None = None,
+    reporter: ProgressReporter | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    owner: str | None = None,
+    now: datetime | None = None,
+) -> RunResult:
+    """One maintenance run through Athena, the way :func:`maintenance.run_maintenance`
+    runs it in Python: under the table's lease, jobs in order, each job's result or
+    failure recorded, the run's summary stored in ``lakehouse.maintenance.last-run``.
+
+    ``compaction`` runs ``OPTIMIZE`` per planned hour; ``expiry`` (or ``orphans``) runs
+    one ``VACUUM``, reported as the expiry result (retention comes from the table
+    properties ``vacuum_max_snapshot_age_seconds`` / ``vacuum_min_snapshots_to_keep``,
+    not from ``options``); ``manifests`` has no Athena statement and is skipped."""
+    from maintenance import JobFailure, MaintenanceOptions, RunResult, TableLease
+    from maintenance.errors import LeaseHeldError
+    from maintenance.plan import plan_compaction
+    from maintenance.runner import LAST_RUN_PROPERTY, last_run_summary
+
+    options = options or MaintenanceOptions()
+    settings = settings or Settings.from_env()
+    athena = client or AthenaClient(AthenaConfig.from_env(settings))
+    run = athena_runner(athena)
+    run_id = uuid.uuid4().hex[:12]
+    started = datetime.now(UTC)
+    name = ".".join(table.name())
+    lease = None
+    if options.lease and not options.dry_run:
+        lease = TableLease(table, owner=owner, ttl=options.lease_ttl)
+        try:
+            lease.acquire()
+        except LeaseHeldError as exc:
+            log.warning("athena maintenance of %s skipped: %s", name, exc)
+            return RunResult(
+                name, run_id, started, datetime.now(UTC), False, skipped_reason=str(exc)
+            )
+
+    def stop() -> bool:
+        if should_stop is not None and should_stop():
+            return True
+        return lease is not None and not lease.renew_if_due()
+
+    done: dict[str, Any] = {}
+    failures: list[Any] = []
+    try:
+        for job in options.jobs:
+            if stop():
+                break
+            if job == "manifests" or (job == "orphans" and "expiry" in done):
+                continue  # no Athena statement / VACUUM already removed orphans
+            try:
+                if job == "compaction":
+                    table.refresh()
+                    plan = plan_compaction(table, options.compaction, now=now)
+                    done[job] = execute_optimize(
+                        table,
+                        plan,
+                        run=run,
+                        table_name=settings.table,
+                        dry_run=options.dry_run,
+                        reporter=reporter,
+                        should_stop=stop,
+                    )
+                else:
+                    done["expiry"] = execute_vacuum(
+                        table, run=run, table_name=settings.table, dry_run=options.dry_run
+                    )
+            except Exception as exc:  # recorded; the next job still runs
+                log.error("athena maintenance job %s failed: %s", job, exc, exc_info=True)
+                failures.append(JobFailure(job, type(exc).__name__, str(exc)))
+    except BaseException:
+        if lease is not None:
+            lease.release()
+        raise
+    result = RunResult(
+        table=name,
+        run_id=run_id,
+        started_at=started,
+        finished_at=datetime.now(UTC),
+        dry_run=options.dry_run,
+        compaction=done.get("compaction"),
+        expiry=done.get("expiry"),
+        job_failures=tuple(failures),
+    )
+    summary = json.dumps(last_run_summary(result, owner=lease.owner if lease else owner))
+    if lease is not None:
+        lease.release({LAST_RUN_PROPERTY: summary})
+    elif not options.dry_run:
+        try:
+            table.transaction().set_properties({LAST_RUN_PROPERTY: summary}).commit_transaction()
+        except Exception as exc:  # the work is done; only its record is missing
+            log.warning("could not record the athena maintenance run on %s: %s", name, exc)
+    return result
