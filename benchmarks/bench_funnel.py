@@ -116,6 +116,15 @@ def run_polars(folder: Path, window: timedelta) -> list[int]:
     return [s.users for s in result.steps]
 
 
+def run_polars_strict(folder: Path, window: timedelta) -> list[int]:
+    import polars as pl
+
+    from lakehouse.funnels import funnel
+
+    lf = pl.scan_parquet(str(folder / "*.parquet"))
+    return [s.users for s in funnel(lf, STEPS, window, mode="strict").steps]
+
+
 def run_chdb(folder: Path, window: timedelta) -> list[int]:
     import chdb
 
@@ -151,6 +160,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--window", default="1d")
     parser.add_argument("--skip-duckdb", action="store_true")
+    parser.add_argument(
+        "--with-strict", action="store_true", help="also time strict mode (no comparator)"
+    )
     args = parser.parse_args()
     window = parse_duration(args.window)
     with tempfile.TemporaryDirectory(prefix="bench-funnel-") as tmp:
@@ -178,6 +190,9 @@ def main() -> None:
             print(
                 f"duckdb (our Trino SQL)   {dd_s:7.2f} s   {same}   ours/duckdb = {ours_s / dd_s:.2f}"
             )
+        if args.with_strict:
+            st_s, st = best(lambda: run_polars_strict(folder, window), args.repeat)
+            print(f"polars strict mode       {st_s:7.2f} s   users per step {st}")
         print(f"peak RSS {peak_rss_mb():,.0f} MB")
         if ch != ours or (not args.skip_duckdb and dd != ours):
             sys.exit(1)

@@ -135,7 +135,7 @@ def _window_levels(lf: pl.LazyFrame, spec: FunnelSpec, grouped: bool) -> pl.Lazy
             (
                 (pl.col("_idx") == k + 1)
                 & (first > _SENTINEL)
-                & (pl.col("_ts") - first <= spec.window_us)
+                & (pl.col("_ts") <= first + spec.window_us)
             ).alias(f"_n{k + 1}")
         )
     return frame
@@ -166,7 +166,7 @@ def _strict_levels(lf: pl.LazyFrame, spec: FunnelSpec, grouped: bool) -> pl.Lazy
                 is_next
                 & ~pl.col("_start")
                 & (first > _SENTINEL)
-                & (pl.col("_ts") - first <= spec.window_us)
+                & (pl.col("_ts") <= first + spec.window_us)
             )
             .fill_null(False)
             .alias(f"_n{k + 1}")
@@ -182,10 +182,12 @@ def _reach(frame: pl.LazyFrame, spec: FunnelSpec, grouped: bool) -> pl.LazyFrame
 
     k_steps = len(spec.steps)
     names = [f"us_to_step_{k}" for k in range(1, k_steps + 1)]
+    # masked before subtracting: the sentinel never enters arithmetic
     reach = [
-        pl.when(pl.col(f"_n{k}"))
-        .then(pl.col("_ts") - (pl.col("_ts") if k == 0 else pl.col(f"_f{k}")))
-        .alias(names[k])
+        (
+            pl.when(pl.col(f"_n{k}")).then(pl.col("_ts"))
+            - pl.when(pl.col(f"_n{k}")).then(pl.col("_ts") if k == 0 else pl.col(f"_f{k}"))
+        ).alias(names[k])
         for k in range(k_steps)
     ]
     out = [GROUP, USER] if grouped else [USER]
