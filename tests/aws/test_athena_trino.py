@@ -39,7 +39,7 @@ from lakehouse.trino import ServerOptions, TrinoError, TrinoQueryError, connect,
 from maintenance import CompactionOptions, MaintenanceOptions, plan_compaction
 from maintenance.runner import LAST_RUN_PROPERTY
 from tests.support.components import free_port, unavailable
-from tests.trino.conftest import installed_trino
+from tests.trino.conftest import TEST_HEAP, installed_trino
 from writers import EventWriter
 
 pytestmark = [pytest.mark.trino, pytest.mark.aws]
@@ -95,7 +95,12 @@ def lake(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrinoLake]:
             writer.flush()
     port = free_port()
     try:
-        start(settings, ServerOptions(port=port), installation=installation, java=java)
+        start(
+            settings,
+            ServerOptions(port=port, heap=TEST_HEAP),
+            installation=installation,
+            java=java,
+        )
     except TrinoError as exc:
         unavailable("Trino", f"the server did not start: {exc}")
     try:
