@@ -6,14 +6,9 @@ parameters moto recorded. moto runs no SQL: the SQL itself is checked on Trino
 
 from __future__ import annotations
 
-import itertools
 import json
-import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import boto3
 import pytest
@@ -29,99 +24,24 @@ from lakehouse.cli.athena_cmd import athena
 from lakehouse.funnels import engines
 from lakehouse.funnels.engines import FunnelRequest, run_funnel
 from lakehouse.settings import Settings, TableName
-from tests.support.moto import ACCESS_KEY, SECRET_KEY, MotoServer
+from tests.aws.test_athena_helpers import (
+    OUTPUT,
+    queue_result,
+    recorded,
+    slow_queries,
+    use_moto_athena,
+)
+from tests.support.moto import MotoServer
 from writers import EventWriter
 
 pytestmark = pytest.mark.aws
 
-OUTPUT = "s3://athena-results/queries/"
 EVENTS = TableName("analytics", "events")
-# moto keeps one queue of canned results per region: each test takes a fresh region, so
-# a result one test queued and did not use never reaches another test.
-_REGIONS = itertools.cycle(
-    [
-        "eu-west-1", "eu-west-2", "eu-west-3", "eu-central-1", "eu-north-1", "eu-south-1",
-        "ap-southeast-1", "ap-southeast-2", "ap-northeast-1", "ap-northeast-2", "ap-south-1",
-        "ca-central-1", "sa-east-1", "us-west-1", "us-west-2", "us-east-2", "af-south-1",
-        "me-south-1", "ap-east-1", "eu-central-2",
-    ]
-)  # fmt: skip
 
 
 @pytest.fixture
 def athena_env(moto_server: MotoServer, home: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The standard AWS variables pointing at moto, in a region of this test's own, and
-    ``LAKEHOUSE_ATHENA_OUTPUT``; returns the region."""
-    region = next(_REGIONS)
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": ACCESS_KEY,
-        "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
-        "AWS_DEFAULT_REGION": region,
-        "AWS_REGION": region,
-        "AWS_ENDPOINT_URL": moto_server.endpoint,
-        "LAKEHOUSE_ATHENA_OUTPUT": OUTPUT,
-    }.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    return region
-
-
-def _post(server: MotoServer, path: str, body: dict[str, Any]) -> None:
-    request = urllib.request.Request(
-        f"{server.endpoint}{path}",
-        data=json.dumps(body).encode(),
-        method="POST",
-        headers={"Content-Type": "application/json"},
-    )
-    urllib.request.urlopen(request, timeout=10).read()
-
-
-def queue_result(
-    server: MotoServer, region: str, columns: list[tuple[str, str]], rows: list[list[str | None]]
-) -> None:
-    """Queue what the next query in ``region`` returns (with the header row a SELECT has)."""
-    data = [[name for name, _ in columns], *rows]
-    _post(
-        server,
-        "/moto-api/static/athena/query-results",
-        {
-            "region": region,
-            "results": [
-                {
-                    "rows": [
-                        {"Data": [{} if v is None else {"VarCharValue": v} for v in row]}
-                        for row in data
-                    ],
-                    "column_info": [{"Name": n, "Type": t} for n, t in columns],
-                }
-            ],
-        },
-    )
-
-
-@contextmanager
-def slow_queries(server: MotoServer, polls_per_state: int) -> Iterator[None]:
-    """Each execution stays QUEUED, then RUNNING, for ``polls_per_state`` polls."""
-    _post(
-        server,
-        "/moto-api/state-manager/set-transition",
-        {
-            "model_name": "athena::execution",
-            "transition": {"progression": "manual", "times": polls_per_state},
-        },
-    )
-    try:
-        yield
-    finally:
-        _post(
-            server, "/moto-api/state-manager/unset-transition", {"model_name": "athena::execution"}
-        )
-
-
-def recorded(region: str, query_id: str) -> dict[str, Any]:
-    """What moto stored about an execution (the query, context, parameters)."""
-    client = boto3.client("athena", region_name=region)
-    return dict(client.get_query_execution(QueryExecutionId=query_id)["QueryExecution"])
+    return use_moto_athena(moto_server, monkeypatch)
 
 
 def test_client_polls_through_queued_and_running(athena_env: str, moto_server: MotoServer) -> None:
