@@ -34,7 +34,9 @@ from lakehouse.trino import (
     start,
     stop,
 )
+from maintenance import CompactionOptions, compact
 from tests.support.components import free_port, unavailable
+from tests.trino.generate import append_raw, deliveries, generate_events, write_deliveries
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
 TEST_HEAP = "3G"  # query.max-memory-per-node ~1 GB: plenty for the tests' tables
@@ -186,3 +188,52 @@ def embedded_trino(
 def trino_server(embedded_trino: TrinoServer, trino_pool: TrinoPool) -> TrinoServer:
     """The running embedded-catalog server (started, or restarted, when needed)."""
     return trino_pool.ensure(embedded_trino)
+
+
+@dataclass(frozen=True)
+class Written:
+    settings: Settings
+    port: int
+    first_snapshot: int  # after the first delivery
+    written_snapshot: int  # every delivery and the raw append, before compaction
+    compacted_snapshot: int
+    compacted_files: int
+    late_commits: int
+    unique_events: int
+
+
+def build(settings: Settings, seed: int) -> tuple[int, int, int, int]:
+    """Write the generated deliveries and a raw append; returns (first snapshot, last
+    snapshot, late commits, distinct events)."""
+    generated = generate_events(seed, users=900, events=6000, hours=10)
+    batches = deliveries(generated, seed=seed, every=timedelta(hours=2))
+    table = ensure_tables(open_catalog(settings), settings.table)[0].events
+    results = write_deliveries(settings, batches[:1])
+    first = table.refresh().metadata.current_snapshot_id
+    results += write_deliveries(settings, batches[1:])
+    assert sum(r.duplicates_dropped for r in results) > 0  # resends were dropped
+    other = generate_events(seed + 1, users=20, events=400, hours=10)
+    append_raw(table.refresh(), other, kind="late")
+    last = table.refresh().metadata.current_snapshot_id
+    assert first is not None and last is not None
+    late_commits = sum(
+        1 for s in table.metadata.snapshots if (s.summary or {}).get("lakehouse.kind") == "late"
+    )
+    return first, last, late_commits, len(generated) + len(other)
+
+
+@pytest.fixture(scope="session")
+def generated(embedded_trino: TrinoServer, trino_pool: TrinoPool) -> Written:
+    """``analytics.gen`` in the embedded catalog: deliveries of generated events written by
+    the real writer, another producer's raw append, then compacted by maintenance."""
+    server = trino_pool.ensure(embedded_trino)
+    settings = server.on_table("analytics", "gen")
+    first, last, late_commits, unique = build(settings, seed=11)
+    table = open_catalog(settings).load_table(settings.table.identifier)
+    result = compact(table, CompactionOptions(target_file_size=8 * 1024 * 1024))
+    assert result.groups_committed > 0 and not result.failures, result
+    compacted = table.refresh().metadata.current_snapshot_id
+    assert compacted is not None and compacted != last
+    return Written(
+        settings, server.port, first, last, compacted, result.files_rewritten, late_commits, unique
+    )

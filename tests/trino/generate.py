@@ -55,7 +55,7 @@ def generate_events(
     """``events`` distinct events (dicts as the writer takes them, with ``_arrival``)."""
     rng = random.Random(seed)
     span = hours * 3600.0
-    per_user = max(1, events // users)
+    mean = max(1.0, events / users)
     out: list[dict[str, Any]] = []
     serial = 0
     for u in range(users):
@@ -63,7 +63,8 @@ def generate_events(
         platform = rng.choice(PLATFORMS)
         ts = start + timedelta(seconds=rng.uniform(0, span * 0.9))
         step = 0
-        count = per_user if u < users - 1 else events - len(out)
+        left = events - len(out)
+        count = left if u == users - 1 else min(left, 1 + int(rng.expovariate(1 / mean)))
         for _ in range(count):
             roll = rng.random()
             if roll < 0.05:
@@ -77,7 +78,7 @@ def generate_events(
                 kind = rng.choice(NOISE)
             else:
                 kind = FUNNEL[step]
-                step = step + 1 if rng.random() < 0.7 and step < len(FUNNEL) - 1 else 0
+                step = step + 1 if rng.random() < 0.55 and step < len(FUNNEL) - 1 else 0
             late = rng.random() < late_fraction
             delay = (
                 timedelta(hours=rng.uniform(2, 20))

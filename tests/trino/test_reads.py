@@ -6,7 +6,6 @@ at every snapshot."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -18,66 +17,22 @@ from pyiceberg.types import StringType
 from catalog import open_catalog
 from lakehouse.cli.main import cli
 from lakehouse.read import events, ordered
-from lakehouse.settings import Settings
 from lakehouse.tables import ensure_tables
 from lakehouse.trino import connect, query
 from lakehouse.trino.views import create_views, ordered_sql, ordered_view_name, table_columns
-from maintenance import CompactionOptions, compact
-from tests.trino.conftest import TrinoPool, TrinoServer
-from tests.trino.generate import append_raw, deliveries, generate_events, write_deliveries
+from tests.trino.conftest import Written
+from tests.trino.generate import deliveries, generate_events, write_deliveries
 
 pytestmark = pytest.mark.trino
 
 
-@dataclass(frozen=True)
-class Written:
-    settings: Settings
-    port: int
-    first_snapshot: int  # after the first delivery
-    written_snapshot: int  # every delivery and the raw append, before compaction
-    compacted_snapshot: int
-    compacted_files: int
-    late_commits: int
-    unique_events: int
-
-
-def build(settings: Settings, seed: int) -> tuple[int, int, int, int]:
-    """Write the generated deliveries and a raw append; returns (first snapshot, last
-    snapshot, late commits, distinct events)."""
-    generated = generate_events(seed, users=160, events=6000, hours=10)
-    batches = deliveries(generated, seed=seed, every=timedelta(hours=2))
-    table = ensure_tables(open_catalog(settings), settings.table)[0].events
-    results = write_deliveries(settings, batches[:1])
-    first = table.refresh().metadata.current_snapshot_id
-    results += write_deliveries(settings, batches[1:])
-    assert sum(r.duplicates_dropped for r in results) > 0  # resends were dropped
-    other = generate_events(seed + 1, users=20, events=400, hours=10)
-    append_raw(table.refresh(), other, kind="late")
-    last = table.refresh().metadata.current_snapshot_id
-    assert first is not None and last is not None
-    late_commits = sum(
-        1 for s in table.metadata.snapshots if (s.summary or {}).get("lakehouse.kind") == "late"
-    )
-    return first, last, late_commits, len(generated) + len(other)
-
-
-@pytest.fixture(scope="module")
-def written(embedded_trino: TrinoServer, trino_pool: TrinoPool) -> Written:
-    server = trino_pool.ensure(embedded_trino)
-    settings = server.on_table("analytics", "gen")
-    first, last, late_commits, unique = build(settings, seed=11)
-    table = open_catalog(settings).load_table(settings.table.identifier)
-    result = compact(table, CompactionOptions(target_file_size=8 * 1024 * 1024))
-    assert result.groups_committed > 0 and not result.failures, result
-    compacted = table.refresh().metadata.current_snapshot_id
-    assert compacted is not None and compacted != last
-    return Written(
-        settings, server.port, first, last, compacted, result.files_rewritten, late_commits, unique
-    )
-
-
 def q(w: Written, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
     return list(query(sql, params, settings=w.settings, port=w.port).rows)
+
+
+@pytest.fixture
+def written(generated: Written) -> Written:
+    return generated
 
 
 def test_the_table_is_what_production_makes(written: Written) -> None:
