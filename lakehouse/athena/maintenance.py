@@ -3,11 +3,12 @@
 The plan is the project's own (:func:`maintenance.plan_compaction`): for each closed hour
 it selects, one statement
 
-    OPTIMIZE "analytics"."events" REWRITE DATA USING BIN_PACK
-    WHERE "client_ts" >= TIMESTAMP '... UTC' AND "client_ts" < TIMESTAMP '... UTC'
+    OPTIMIZE analytics.events REWRITE DATA USING BIN_PACK
+    WHERE client_ts >= TIMESTAMP '... UTC' AND client_ts < TIMESTAMP '... UTC'
 
 with the hour range of the planned groups (:meth:`RewriteGroup.sql_predicate`), then
-``VACUUM "analytics"."events"`` for expiry and orphan removal. Athena decides which files
+``VACUUM analytics.events`` for expiry and orphan removal (names unquoted: see
+:func:`lakehouse.athena.sql.maintenance_ref`). Athena decides which files
 of the hour it rewrites (by the table's size thresholds); what it did is read back from
 the ``replace`` snapshots it committed (``deleted-data-files``, ``added-data-files``,
 sizes, records), so the results count real work. Athena neither deduplicates nor reports
@@ -33,8 +34,6 @@ from lakehouse.athena.client import AthenaClient
 from lakehouse.athena.config import AthenaConfig
 from lakehouse.athena.sql import (
     optimize_sql,
-    quote_identifier,
-    table_ref,
     trino_optimize_sql,
     vacuum_sql,
 )
@@ -66,8 +65,8 @@ class MaintenanceDialect:
     """How an engine spells the maintenance statements."""
 
     name: str
-    optimize: Callable[[str, str], str]
-    vacuum: Callable[[str], str] | None
+    optimize: Callable[[TableName, str], str]
+    vacuum: Callable[[TableName], str] | None
 
 
 ATHENA = MaintenanceDialect("athena", optimize_sql, vacuum_sql)
@@ -87,13 +86,12 @@ def optimize_statements(
     plan: CompactionPlan, table: TableName, dialect: MaintenanceDialect = ATHENA
 ) -> list[HourStatement]:
     """One statement per planned hour, in hour order (no side effects)."""
-    ref = table_ref(table)
     ordered = sorted(plan.groups, key=lambda g: (g.hour, g.part))
     out = []
     for hour, members in groupby(ordered, key=lambda g: g.hour):
         groups = tuple(members)
-        predicate = groups[0].sql_predicate(quote_identifier("client_ts"))
-        out.append(HourStatement(hour, groups, dialect.optimize(ref, predicate)))
+        predicate = groups[0].sql_predicate("client_ts")  # plain: Athena parses it Hive-style
+        out.append(HourStatement(hour, groups, dialect.optimize(table, predicate)))
     return out
 
 
@@ -228,7 +226,7 @@ def execute_vacuum(
         return ExpiryResult(dry_run=True)
     table.refresh()
     before = {s.snapshot_id for s in table.metadata.snapshots}
-    query_id = run(dialect.vacuum(table_ref(table_name)))
+    query_id = run(dialect.vacuum(table_name))
     table.refresh()
     expired = tuple(sorted(before - {s.snapshot_id for s in table.metadata.snapshots}))
     log.info("%s vacuum (%s): %s snapshots expired", dialect.name, query_id, len(expired))

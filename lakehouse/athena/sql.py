@@ -5,8 +5,10 @@ the tests. Two statements exist only on Athena: ``OPTIMIZE ... REWRITE DATA USIN
 BIN_PACK`` and ``VACUUM``; their Trino equivalents (``ALTER TABLE ... EXECUTE optimize``)
 are rendered here too, with the same ``WHERE`` clause, so the predicate is checked on Trino.
 
-Identifiers are always double-quoted (``"analytics"."events"``); values never enter the
-text: they travel as Athena ``ExecutionParameters`` for ``?`` placeholders, each rendered
+Identifiers are double-quoted (``"analytics"."events"``) except in OPTIMIZE and VACUUM,
+which Athena parses like its Hive DDL (its VACUUM documentation: backticks, "double
+quotes cannot be used"): there the validated names go unquoted, a table name starting
+with ``_`` in backticks (:func:`maintenance_ref`). Values never enter the text: they travel as Athena ``ExecutionParameters`` for ``?`` placeholders, each rendered
 as a SQL literal by :func:`sql_literal` (Athena, like Trino's ``EXECUTE ... USING``,
 parses every parameter as one literal).
 """
@@ -52,10 +54,24 @@ def table_ref(table: TableName, *, snapshot_id: int | None = None) -> str:
     return f"{ref} FOR VERSION AS OF {snapshot_id}"
 
 
+_PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def maintenance_ref(table: TableName) -> str:
+    """The table as Athena's OPTIMIZE and VACUUM take it: ``analytics.events``, or
+    ``analytics.`_events``` for a name starting with ``_`` (the database is never
+    enclosed). Only plain names (letters, digits, ``_``) are accepted."""
+    for part in (table.namespace, table.name):
+        if not _PLAIN.match(part):
+            raise UsageError(f"{part!r} cannot be named in OPTIMIZE/VACUUM")
+    name = f"`{table.name}`" if table.name.startswith("_") else table.name
+    return f"{table.namespace}.{name}"
+
+
 def check_ref(ref: str) -> str:
     """Refuse a reference that could end or comment out the statement."""
     clean = ref.strip()
-    if not clean or _UNSAFE.search(clean) or "?" in clean:
+    if not clean or _UNSAFE.search(clean) or "?" in clean or "'" in clean:
         raise UsageError(f"not a table reference: {ref!r}")
     return clean
 
@@ -171,21 +187,22 @@ def create_view_sql(view: str, select: str) -> str:
 # -- maintenance --------------------------------------------------------------------------
 
 
-def optimize_sql(table: str, predicate: str | None = None) -> str:
-    """Athena: ``OPTIMIZE <table> REWRITE DATA USING BIN_PACK [WHERE <predicate>]``."""
-    text = f"OPTIMIZE {check_ref(table)} REWRITE DATA USING BIN_PACK"
+def optimize_sql(table: TableName, predicate: str | None = None) -> str:
+    """Athena: ``OPTIMIZE <table> REWRITE DATA USING BIN_PACK [WHERE <predicate>]``; the
+    predicate may use partition (source) columns only."""
+    text = f"OPTIMIZE {maintenance_ref(table)} REWRITE DATA USING BIN_PACK"
     return f"{text} WHERE {_check_predicate(predicate)}" if predicate else text
 
 
-def vacuum_sql(table: str) -> str:
+def vacuum_sql(table: TableName) -> str:
     """Athena: ``VACUUM <table>`` (expires snapshots and removes orphan files as the
     table properties ``vacuum_max_snapshot_age_seconds``... say)."""
-    return f"VACUUM {check_ref(table)}"
+    return f"VACUUM {maintenance_ref(table)}"
 
 
-def trino_optimize_sql(table: str, predicate: str | None = None) -> str:
+def trino_optimize_sql(table: TableName, predicate: str | None = None) -> str:
     """Trino's equivalent of :func:`optimize_sql`, with the same WHERE clause."""
-    text = f"ALTER TABLE {check_ref(table)} EXECUTE optimize"
+    text = f"ALTER TABLE {table_ref(table)} EXECUTE optimize"
     return f"{text} WHERE {_check_predicate(predicate)}" if predicate else text
 
 

@@ -56,7 +56,7 @@ def test_plan_runs_as_optimize_per_hour_then_vacuum(athena_env: str, table: Any)
     settings = Settings.from_env()
     plan = plan_compaction(table, CompactionOptions())
     assert len(plan.groups) == 3
-    expected = [s.sql for s in optimize_statements(plan, EVENTS)] + ['VACUUM "analytics"."events"']
+    expected = [s.sql for s in optimize_statements(plan, EVENTS)] + ["VACUUM analytics.events"]
     snapshots = len(table.metadata.snapshots)
     client = AthenaClient(AthenaConfig.from_env(settings))
     result = run_athena_maintenance(table, MaintenanceOptions(), settings=settings, client=client)
@@ -67,9 +67,9 @@ def test_plan_runs_as_optimize_per_hour_then_vacuum(athena_env: str, table: Any)
     ]
     assert sent == expected
     assert sent[0] == (
-        'OPTIMIZE "analytics"."events" REWRITE DATA USING BIN_PACK WHERE '
-        "\"client_ts\" >= TIMESTAMP '2026-03-01 08:00:00 UTC' "
-        "AND \"client_ts\" < TIMESTAMP '2026-03-01 09:00:00 UTC'"
+        "OPTIMIZE analytics.events REWRITE DATA USING BIN_PACK WHERE "
+        "client_ts >= TIMESTAMP '2026-03-01 08:00:00 UTC' "
+        "AND client_ts < TIMESTAMP '2026-03-01 09:00:00 UTC'"
     )
     # moto runs nothing: no rewrite appears, so every group is reported skipped, not done
     assert result.ok and result.compaction is not None and result.expiry is not None

@@ -15,6 +15,7 @@ from lakehouse.athena.sql import (
     check_ref,
     create_view_sql,
     execution_parameters,
+    maintenance_ref,
     optimize_sql,
     ordered_view_select,
     qualified,
@@ -75,22 +76,28 @@ def test_literals_for_execution_parameters() -> None:
 
 def test_maintenance_statements_exact_text() -> None:
     predicate = (
-        "\"client_ts\" >= TIMESTAMP '2026-03-01 08:00:00 UTC' "
-        "AND \"client_ts\" < TIMESTAMP '2026-03-01 09:00:00 UTC'"
+        "client_ts >= TIMESTAMP '2026-03-01 08:00:00 UTC' "
+        "AND client_ts < TIMESTAMP '2026-03-01 09:00:00 UTC'"
     )
-    assert _group(H8, 1, 1).sql_predicate(quote_identifier("client_ts")) == predicate
-    ref = table_ref(EVENTS)
-    assert optimize_sql(ref, predicate) == (
-        'OPTIMIZE "analytics"."events" REWRITE DATA USING BIN_PACK WHERE ' + predicate
+    assert _group(H8, 1, 1).sql_predicate("client_ts") == predicate
+    # Athena parses OPTIMIZE/VACUUM like its Hive DDL: plain names, backticks for a
+    # table name starting with "_" (never around the database), no double quotes
+    assert maintenance_ref(EVENTS) == "analytics.events"
+    assert maintenance_ref(TableName("analytics", "_events")) == "analytics.`_events`"
+    assert optimize_sql(EVENTS, predicate) == (
+        "OPTIMIZE analytics.events REWRITE DATA USING BIN_PACK WHERE " + predicate
     )
-    assert optimize_sql(ref) == 'OPTIMIZE "analytics"."events" REWRITE DATA USING BIN_PACK'
-    assert vacuum_sql(ref) == 'VACUUM "analytics"."events"'
-    assert trino_optimize_sql(ref, predicate) == (
+    assert optimize_sql(EVENTS) == "OPTIMIZE analytics.events REWRITE DATA USING BIN_PACK"
+    assert vacuum_sql(EVENTS) == "VACUUM analytics.events"
+    assert vacuum_sql(TableName("lake_1", "_raw")) == "VACUUM lake_1.`_raw`"
+    assert trino_optimize_sql(EVENTS, predicate) == (
         'ALTER TABLE "analytics"."events" EXECUTE optimize WHERE ' + predicate
     )
     for bad in ("1 = 1; VACUUM x", "x = ?", "1 = 1 -- c"):
         with pytest.raises(UsageError, match="not a partition predicate"):
-            optimize_sql(ref, bad)
+            optimize_sql(EVENTS, bad)
+    with pytest.raises(UsageError, match="cannot be named in OPTIMIZE/VACUUM"):
+        vacuum_sql(TableName("analytics", "ev-ents"))
 
 
 def _group(hour_start: datetime, part: int, parts: int) -> RewriteGroup:
@@ -116,12 +123,12 @@ def test_one_optimize_per_planned_hour_with_the_plan_s_own_range() -> None:
         (hour_of(h11), ["2026-03-01T11#1"]),
     ]
     assert [s.sql for s in statements] == [
-        'OPTIMIZE "analytics"."events" REWRITE DATA USING BIN_PACK WHERE '
-        "\"client_ts\" >= TIMESTAMP '2026-03-01 08:00:00 UTC' "
-        "AND \"client_ts\" < TIMESTAMP '2026-03-01 09:00:00 UTC'",
-        'OPTIMIZE "analytics"."events" REWRITE DATA USING BIN_PACK WHERE '
-        "\"client_ts\" >= TIMESTAMP '2026-03-01 11:00:00 UTC' "
-        "AND \"client_ts\" < TIMESTAMP '2026-03-01 12:00:00 UTC'",
+        "OPTIMIZE analytics.events REWRITE DATA USING BIN_PACK WHERE "
+        "client_ts >= TIMESTAMP '2026-03-01 08:00:00 UTC' "
+        "AND client_ts < TIMESTAMP '2026-03-01 09:00:00 UTC'",
+        "OPTIMIZE analytics.events REWRITE DATA USING BIN_PACK WHERE "
+        "client_ts >= TIMESTAMP '2026-03-01 11:00:00 UTC' "
+        "AND client_ts < TIMESTAMP '2026-03-01 12:00:00 UTC'",
     ]
     trino = optimize_statements(plan, EVENTS, TRINO_EQUIVALENT)
     assert [t.sql.split(" WHERE ")[1] for t in trino] == [

@@ -283,9 +283,9 @@ def test_athena_maintenance_run_through_trino(lake: TrinoLake) -> None:
     assert result.ok, result.to_dict()
     assert result.compaction is not None and result.expiry is not None
     sent = [s for s, _ in athena.sent]
-    assert sent[-1] == 'VACUUM "analytics"."events"'
+    assert sent[-1] == "VACUUM analytics.events"
     assert all(
-        s.startswith('OPTIMIZE "analytics"."events" REWRITE DATA USING BIN_PACK WHERE ')
+        s.startswith("OPTIMIZE analytics.events REWRITE DATA USING BIN_PACK WHERE ")
         for s in sent[:-1]
     )
     assert (
