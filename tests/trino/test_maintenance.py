@@ -1,0 +1,185 @@
+"""Trino-run maintenance (``lakehouse.trino.maintenance``): the maintenance plan carried
+out by Trino's ``optimize`` per planned hour, then ``optimize_manifests``,
+``expire_snapshots`` and ``remove_orphan_files``; the result counts are checked against
+the table, and the rewritten files are read back: sorted by ``(client_ts, event_id)``,
+same rows."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from collections import Counter
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+
+from catalog import open_catalog
+from lakehouse.settings import Settings
+from lakehouse.tables import ensure_tables
+from lakehouse.trino import query
+from lakehouse.trino.maintenance import run_maintenance_with_trino
+from maintenance import (
+    LAST_RUN_PROPERTY,
+    CompactionOptions,
+    MaintenanceOptions,
+    plan_compaction,
+    read_lease,
+)
+from maintenance.manifests import manifest_counts
+from tests.trino.conftest import TrinoPool, TrinoServer
+from tests.trino.generate import BASE, append_raw, generate_events
+
+pytestmark = pytest.mark.trino
+
+LONE_HOUR = BASE + timedelta(days=2)  # an hour holding one unsorted file
+
+
+@dataclass(frozen=True)
+class Fragmented:
+    settings: Settings
+    port: int
+    rows: Counter[tuple[Any, ...]]
+    old_orphan: Path
+    new_orphan: Path
+
+
+def fragment(settings: Settings, seed: int, *, chunks: int = 12) -> Counter[tuple[Any, ...]]:
+    """Small unsorted appends over 8 closed hours, and one lone unsorted file."""
+    table = ensure_tables(open_catalog(settings), settings.table)[0].events
+    rng = random.Random(seed)
+    rows = generate_events(seed, users=200, events=3000, hours=8)
+    rng.shuffle(rows)
+    for i in range(chunks):
+        append_raw(table.refresh(), rows[i::chunks])
+    lone = [
+        {**r, "client_ts": LONE_HOUR + timedelta(seconds=50 - i), "_arrival": LONE_HOUR}
+        for i, r in enumerate(generate_events(seed + 1, users=3, events=40, hours=1))
+    ]
+    append_raw(table.refresh(), lone)
+    return Counter(_rows(settings))
+
+
+def _rows(settings: Settings) -> list[tuple[Any, ...]]:
+    table = open_catalog(settings).load_table(settings.table.identifier)
+    data = table.scan(selected_fields=("event_id", "user_id", "event_type", "client_ts")).to_arrow()
+    return [tuple(r.values()) for r in data.to_pylist()]
+
+
+def _orphan(table_dir: Path, name: str, age: timedelta) -> Path:
+    path = table_dir / "data" / name
+    path.write_bytes(b"left by a failed commit")
+    stamp = (datetime.now(UTC) - age).timestamp()
+    os.utime(path, (stamp, stamp))
+    return path
+
+
+@pytest.fixture(scope="module")
+def fragmented(embedded_trino: TrinoServer, trino_pool: TrinoPool) -> Fragmented:
+    server = trino_pool.ensure(embedded_trino)
+    settings = server.on_table("maint", "events")
+    rows = fragment(settings, seed=5)
+    table = open_catalog(settings).load_table(settings.table.identifier)
+    table_dir = Path(table.location().removeprefix("file://"))
+    return Fragmented(
+        settings,
+        server.port,
+        rows,
+        _orphan(table_dir, "old-orphan.parquet", timedelta(hours=2)),
+        _orphan(table_dir, "new-orphan.parquet", timedelta(0)),
+    )
+
+
+OPTIONS = MaintenanceOptions(
+    compaction=CompactionOptions(target_file_size=16 * 1024 * 1024),
+    snapshot_retention=timedelta(0),
+    orphan_retention=timedelta(hours=1),
+    max_manifests=4,
+)
+
+
+def _sorted_file(path: str) -> bool:
+    data = pq.read_table(path.removeprefix("file://"), columns=["client_ts", "event_id"])
+    keys = list(zip(data["client_ts"].to_pylist(), data["event_id"].to_pylist(), strict=True))
+    return keys == sorted(keys)
+
+
+def test_a_dry_run_changes_nothing(fragmented: Fragmented) -> None:
+    table = open_catalog(fragmented.settings).load_table(fragmented.settings.table.identifier)
+    before = table.metadata.current_snapshot_id
+    plan = plan_compaction(table, OPTIONS.compaction)
+    options = replace(OPTIONS, dry_run=True)
+    result = run_maintenance_with_trino(fragmented.settings, options, port=fragmented.port)
+    assert result.dry_run and result.ok
+    assert result.compaction is not None and result.compaction.files_rewritten == plan.files > 0
+    assert (
+        result.expiry is not None and result.expiry.snapshots_expired == len(table.snapshots()) - 1
+    )
+    assert result.orphans is not None and result.orphans.orphans_found == 1
+    assert table.refresh().metadata.current_snapshot_id == before
+    assert fragmented.old_orphan.exists()
+
+
+def test_trino_carries_out_the_plan(fragmented: Fragmented) -> None:
+    settings = fragmented.settings
+    table = open_catalog(settings).load_table(settings.table.identifier)
+    plan = plan_compaction(table, OPTIONS.compaction)
+    lone = {g.hour for g in plan.groups if g.start == LONE_HOUR}
+    hours = {g.hour for g in plan.groups} - lone
+    assert len(hours) >= 8 and len(lone) == 1
+    files_planned = sum(len(g.files) for g in plan.groups if g.hour in hours)
+    snapshots_before = {s.snapshot_id for s in table.snapshots()}
+
+    result = run_maintenance_with_trino(settings, OPTIONS, port=fragmented.port, plan=plan)
+
+    assert result.ok, result.to_dict()
+    c = result.compaction
+    assert c is not None
+    assert c.groups_committed == len([g for g in plan.groups if g.hour in hours])
+    assert c.files_rewritten == files_planned and c.replace_commits == len(hours)
+    assert c.records_added == c.records_rewritten > 0 and c.duplicates_removed == 0
+    assert [s.error_type for s in c.skipped] == ["NotRewritten"]  # Trino leaves a lone file
+    table.refresh()
+    live = table.inspect.files().to_pylist()
+    assert c.files_added == sum(1 for f in live if f["partition"]["client_ts_hour"] in hours)
+    for f in live:
+        if f["partition"]["client_ts_hour"] in hours:
+            assert _sorted_file(f["file_path"]), f["file_path"]  # Trino kept the sort order
+    assert Counter(_rows(settings)) == fragmented.rows  # and the rows
+    [(n,)] = query(
+        "SELECT count(*) FROM maint.events", settings=settings, port=fragmented.port
+    ).rows
+    assert n == sum(fragmented.rows.values())
+
+    e = result.expiry
+    assert e is not None
+    assert set(e.expired_snapshot_ids) >= snapshots_before  # all of them, and Trino's own
+    assert [s.snapshot_id for s in table.snapshots()] == [table.metadata.current_snapshot_id]
+    assert e.snapshots_expired == len(e.expired_snapshot_ids) > len(snapshots_before)
+    assert e.data_files_deleted == c.files_rewritten and e.manifest_lists_deleted > 0
+
+    o = result.orphans
+    assert o is not None and o.orphans_found == 1 and o.orphans_deleted == 1
+    assert o.orphans_too_recent >= 1
+    assert not fragmented.old_orphan.exists() and fragmented.new_orphan.exists()
+
+    m = result.manifests
+    assert m is not None and m.manifests_after == manifest_counts(table)[0]
+
+    record = json.loads(table.properties[LAST_RUN_PROPERTY])
+    assert record["engine"] == "trino" and record["run_id"] == result.run_id and record["ok"]
+    assert read_lease(table) is None
+
+
+def test_a_second_run_finds_the_hours_clean(fragmented: Fragmented) -> None:
+    settings = fragmented.settings
+    table = open_catalog(settings).load_table(settings.table.identifier)
+    plan = plan_compaction(table, OPTIONS.compaction)
+    assert {g.start for g in plan.groups} <= {LONE_HOUR}  # Trino's sorted output is clean
+    result = run_maintenance_with_trino(settings, OPTIONS, port=fragmented.port)
+    assert result.compaction is not None and result.compaction.groups_committed == 0
+    assert Counter(_rows(settings)) == fragmented.rows
