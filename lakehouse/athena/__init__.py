@@ -8,7 +8,7 @@
   in the tests);
 * :func:`create_ordered_view` — ``<table>_ordered`` as an Athena view;
 * :func:`run_athena` — the ``athena`` funnel engine (:mod:`lakehouse.funnels.engines`);
-* :func:`run_athena_maintenance` — the maintenance plan as ``OPTIMIZE``/``VACUUM``.
+* :func:`run_maintenance_with_athena` — the maintenance plan as ``OPTIMIZE``/``VACUUM``.
 
 Heavy modules (boto3, pyarrow, pyiceberg) load only when used.
 """
@@ -36,9 +36,9 @@ _EXPORTS = {
     "ViewResult": "lakehouse.athena.views",
     "create_ordered_view": "lakehouse.athena.views",
     "run_athena": "lakehouse.athena.funnel",
-    "run_athena_maintenance": "lakehouse.athena.maintenance",
-    "execute_optimize": "lakehouse.athena.maintenance",
-    "execute_vacuum": "lakehouse.athena.maintenance",
+    "compact_with_athena": "lakehouse.athena.maintenance",
+    "run_maintenance_with_athena": "lakehouse.athena.maintenance",
+    "vacuum_with_athena": "lakehouse.athena.maintenance",
 }
 __all__ = [
     "AthenaClient",
@@ -55,12 +55,12 @@ __all__ = [
     "QueryExecution",
     "QueryStats",
     "ViewResult",
+    "compact_with_athena",
     "create_ordered_view",
-    "execute_optimize",
-    "execute_vacuum",
     "run_athena",
-    "run_athena_maintenance",
+    "run_maintenance_with_athena",
     "run_query",
+    "vacuum_with_athena",
 ]
 
 if TYPE_CHECKING:
@@ -77,9 +77,9 @@ if TYPE_CHECKING:
     )
     from lakehouse.athena.funnel import run_athena
     from lakehouse.athena.maintenance import (
-        execute_optimize,
-        execute_vacuum,
-        run_athena_maintenance,
+        compact_with_athena,
+        run_maintenance_with_athena,
+        vacuum_with_athena,
     )
     from lakehouse.athena.results import AthenaResult, QueryExecution, QueryStats
     from lakehouse.athena.views import ViewResult, create_ordered_view

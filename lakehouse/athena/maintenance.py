@@ -240,34 +240,83 @@ def athena_runner(client: AthenaClient) -> StatementRunner:
     return run
 
 
-def run_athena_maintenance(
-    table: Table,
+def _athena(settings: Settings, client: AthenaClient | None) -> AthenaClient:
+    return client or AthenaClient(AthenaConfig.from_env(settings))
+
+
+def compact_with_athena(
+    settings: Settings,
+    plan: CompactionPlan,
+    *,
+    client: AthenaClient | None = None,
+    table: Table | None = None,
+    dry_run: bool = False,
+    reporter: ProgressReporter | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> CompactionResult:
+    """Carry out ``plan`` with one ``OPTIMIZE`` per planned hour (see the module doc)."""
+    from lakehouse.read.source import open_events_table
+
+    return execute_optimize(
+        table or open_events_table(settings),
+        plan,
+        run=athena_runner(_athena(settings, client)),
+        table_name=settings.table,
+        dry_run=dry_run,
+        reporter=reporter,
+        should_stop=should_stop,
+    )
+
+
+def vacuum_with_athena(
+    settings: Settings,
+    *,
+    client: AthenaClient | None = None,
+    table: Table | None = None,
+    dry_run: bool = False,
+) -> ExpiryResult:
+    """``VACUUM`` the events table; ``snapshots_expired`` counted from the metadata."""
+    from lakehouse.read.source import open_events_table
+
+    return execute_vacuum(
+        table or open_events_table(settings),
+        run=athena_runner(_athena(settings, client)),
+        table_name=settings.table,
+        dry_run=dry_run,
+    )
+
+
+def run_maintenance_with_athena(
+    settings: Settings,
     options: MaintenanceOptions | None = None,
     *,
-    settings: Settings | None = None,
     client: AthenaClient | None = None,
+    table: Table | None = None,
+    plan: CompactionPlan | None = None,
     reporter: ProgressReporter | None = None,
     should_stop: Callable[[], bool] | None = None,
     owner: str | None = None,
     now: datetime | None = None,
 ) -> RunResult:
-    """One maintenance run through Athena, the way :func:`maintenance.run_maintenance`
-    runs it in Python: under the table's lease, jobs in order, each job's result or
-    failure recorded, the run's summary stored in ``lakehouse.maintenance.last-run``.
+    """:func:`maintenance.run_maintenance` with Athena doing the work: under the same
+    lease, the jobs in order, each job's result or failure recorded, the run's summary
+    stored in ``lakehouse.maintenance.last-run`` (with ``"engine": "athena"``).
 
-    ``compaction`` runs ``OPTIMIZE`` per planned hour; ``expiry`` (or ``orphans``) runs
-    one ``VACUUM``, reported as the expiry result (retention comes from the table
-    properties ``vacuum_max_snapshot_age_seconds`` / ``vacuum_min_snapshots_to_keep``,
-    not from ``options``); ``manifests`` has no Athena statement and is skipped."""
+    ``compaction`` runs ``OPTIMIZE`` per hour of ``plan`` (default a fresh
+    :func:`maintenance.plan_compaction`; ``now`` fixes its clock); ``expiry`` (or
+    ``orphans``) runs one ``VACUUM``, reported as the expiry result (its retention comes
+    from the table properties ``vacuum_max_snapshot_age_seconds`` and
+    ``vacuum_min_snapshots_to_keep``, not from ``options``); ``manifests`` has no Athena
+    statement and is skipped."""
+    from lakehouse.read.source import open_events_table
     from maintenance import JobFailure, MaintenanceOptions, RunResult, TableLease
     from maintenance.errors import LeaseHeldError
     from maintenance.plan import plan_compaction
     from maintenance.runner import LAST_RUN_PROPERTY, last_run_summary
 
     options = options or MaintenanceOptions()
-    settings = settings or Settings.from_env()
-    athena = client or AthenaClient(AthenaConfig.from_env(settings))
-    run = athena_runner(athena)
+    table = table or open_events_table(settings)
+    run = athena_runner(_athena(settings, client))
     run_id = uuid.uuid4().hex[:12]
     started = datetime.now(UTC)
     name = ".".join(table.name())
@@ -292,16 +341,16 @@ def run_athena_maintenance(
     try:
         for job in options.jobs:
             if stop():
+                log.info("stop requested: skipping %s and later jobs", job)
                 break
             if job == "manifests" or (job == "orphans" and "expiry" in done):
                 continue  # no Athena statement / VACUUM already removed orphans
             try:
+                table.refresh()
                 if job == "compaction":
-                    table.refresh()
-                    plan = plan_compaction(table, options.compaction, now=now)
                     done[job] = execute_optimize(
                         table,
-                        plan,
+                        plan or plan_compaction(table, options.compaction, now=now),
                         run=run,
                         table_name=settings.table,
                         dry_run=options.dry_run,
@@ -329,12 +378,17 @@ def run_athena_maintenance(
         expiry=done.get("expiry"),
         job_failures=tuple(failures),
     )
-    summary = json.dumps(last_run_summary(result, owner=lease.owner if lease else owner))
+    summary = {
+        **last_run_summary(result, owner=lease.owner if lease else owner),
+        "engine": "athena",
+    }
+    record = {LAST_RUN_PROPERTY: json.dumps(summary, separators=(",", ":"))}
     if lease is not None:
-        lease.release({LAST_RUN_PROPERTY: summary})
+        lease.release(record)
     elif not options.dry_run:
         try:
-            table.transaction().set_properties({LAST_RUN_PROPERTY: summary}).commit_transaction()
+            table.transaction().set_properties(record).commit_transaction()
         except Exception as exc:  # the work is done; only its record is missing
             log.warning("could not record the athena maintenance run on %s: %s", name, exc)
+    log.info("athena maintenance run of %s: %s", name, json.dumps(summary))
     return result

@@ -16,7 +16,12 @@ from botocore.stub import ANY, Stubber
 
 from catalog import open_catalog
 from lakehouse.athena import AthenaClient, AthenaConfig
-from lakehouse.athena.maintenance import optimize_statements, run_athena_maintenance
+from lakehouse.athena.maintenance import (
+    compact_with_athena,
+    optimize_statements,
+    run_maintenance_with_athena,
+    vacuum_with_athena,
+)
 from lakehouse.settings import Settings, TableName
 from maintenance import CompactionOptions, MaintenanceOptions, plan_compaction
 from maintenance.runner import LAST_RUN_PROPERTY
@@ -59,7 +64,7 @@ def test_plan_runs_as_optimize_per_hour_then_vacuum(athena_env: str, table: Any)
     expected = [s.sql for s in optimize_statements(plan, EVENTS)] + ["VACUUM analytics.events"]
     snapshots = len(table.metadata.snapshots)
     client = AthenaClient(AthenaConfig.from_env(settings))
-    result = run_athena_maintenance(table, MaintenanceOptions(), settings=settings, client=client)
+    result = run_maintenance_with_athena(settings, MaintenanceOptions(), table=table, client=client)
     athena = boto3.client("athena", region_name=athena_env)
     sent = [
         recorded(athena_env, q)["Query"]
@@ -112,10 +117,10 @@ def test_a_failed_optimize_fails_its_hour_and_the_run_goes_on(athena_env: str, t
             "get_query_execution",
             {"QueryExecution": {"QueryExecutionId": "vacuum", "Status": {"State": "SUCCEEDED"}}},
         )
-        result = run_athena_maintenance(
-            table,
+        result = run_maintenance_with_athena(
+            settings,
             MaintenanceOptions(),
-            settings=settings,
+            table=table,
             client=AthenaClient(config, client=stubbed),
         )
         stub.assert_no_pending_responses()
@@ -132,10 +137,10 @@ def test_a_failed_optimize_fails_its_hour_and_the_run_goes_on(athena_env: str, t
 def test_dry_run_sends_nothing(athena_env: str, table: Any) -> None:
     settings = Settings.from_env()
     plan = plan_compaction(table, CompactionOptions())
-    result = run_athena_maintenance(
-        table,
+    result = run_maintenance_with_athena(
+        settings,
         MaintenanceOptions(dry_run=True),
-        settings=settings,
+        table=table,
         client=AthenaClient(AthenaConfig.from_env(settings)),
     )
     athena = boto3.client("athena", region_name=athena_env)
@@ -143,3 +148,22 @@ def test_dry_run_sends_nothing(athena_env: str, table: Any) -> None:
     assert result.dry_run and result.compaction is not None and result.compaction.dry_run
     assert (result.compaction.groups_planned, result.compaction.files_rewritten) == (3, plan.files)
     assert LAST_RUN_PROPERTY not in table.properties
+
+
+def test_compact_and_vacuum_alone(athena_env: str, table: Any) -> None:
+    settings = Settings.from_env()
+    plan = plan_compaction(table, CompactionOptions())
+    compacted = compact_with_athena(settings, plan)  # the table is opened from the settings
+    vacuumed = vacuum_with_athena(settings)
+    athena = boto3.client("athena", region_name=athena_env)
+    sent = [
+        recorded(athena_env, q)["Query"]
+        for q in athena.list_query_executions()["QueryExecutionIds"]
+    ]
+    assert sent == [s.sql for s in optimize_statements(plan, EVENTS)] + ["VACUUM analytics.events"]
+    assert (compacted.groups_planned, compacted.groups_skipped, compacted.groups_failed) == (
+        3,
+        3,
+        0,
+    )
+    assert vacuumed.snapshots_expired == 0 and not vacuumed.dry_run

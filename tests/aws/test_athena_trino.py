@@ -27,7 +27,7 @@ from lakehouse.athena.maintenance import (
     TRINO_EQUIVALENT,
     execute_optimize,
     optimize_statements,
-    run_athena_maintenance,
+    run_maintenance_with_athena,
 )
 from lakehouse.athena.results import AthenaResult, QueryExecution, QueryStats
 from lakehouse.athena.sql import execution_parameters, is_timestamp_tz
@@ -274,10 +274,10 @@ def test_athena_maintenance_run_through_trino(lake: TrinoLake) -> None:
     table = lake.table()
     snapshots = len(table.metadata.snapshots)
     athena = TrinoAsAthena(lake)
-    result = run_athena_maintenance(
-        table,
+    result = run_maintenance_with_athena(
+        lake.settings,
         MaintenanceOptions(compaction=CompactionOptions()),
-        settings=lake.settings,
+        table=table,
         client=athena,  # type: ignore[arg-type]
     )
     assert result.ok, result.to_dict()
@@ -295,9 +295,13 @@ def test_athena_maintenance_run_through_trino(lake: TrinoLake) -> None:
     table.refresh()
     recorded = json.loads(table.properties[LAST_RUN_PROPERTY])
     assert recorded["run_id"] == result.run_id and recorded["ok"] is True
+    assert recorded["engine"] == "athena"
     assert recorded["files_rewritten"] == result.compaction.files_rewritten > 0
     # nothing left to do: a second run plans nothing and still vacuums
-    again = run_athena_maintenance(
-        table, MaintenanceOptions(), settings=lake.settings, client=athena
-    )  # type: ignore[arg-type]
+    again = run_maintenance_with_athena(
+        lake.settings,
+        MaintenanceOptions(),
+        client=athena,  # type: ignore[arg-type]
+    )  # the table opened from the settings this time
     assert again.compaction is not None and again.compaction.groups_planned == 0
+    assert again.expiry is not None and again.expiry.snapshots_expired == 0
