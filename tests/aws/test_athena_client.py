@@ -305,6 +305,21 @@ def test_timeout_stops_the_query(stub: Stubber, boto_client: Any, fake_time: Fak
     assert sum(fake_time.sleeps) == pytest.approx(1.0)
 
 
+def test_an_interrupt_while_waiting_stops_the_query(
+    stub: Stubber, boto_client: Any, fake_time: FakeTime
+) -> None:
+    def interrupted(seconds: float) -> None:
+        raise KeyboardInterrupt
+
+    client = make_client(boto_client, fake_time)
+    client._sleep = interrupted
+    stub.add_response("start_query_execution", {"QueryExecutionId": QID}, start_request("SELECT 1"))
+    stub.add_response("get_query_execution", execution("QUEUED"), {"QueryExecutionId": QID})
+    stub.add_response("stop_query_execution", {}, {"QueryExecutionId": QID})
+    with pytest.raises(KeyboardInterrupt):
+        client.execute("SELECT 1")
+
+
 def test_other_client_errors_are_terminal(
     stub: Stubber, boto_client: Any, fake_time: FakeTime
 ) -> None:
