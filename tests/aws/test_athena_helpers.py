@@ -1,5 +1,6 @@
-"""Helpers for the Athena tests on moto (no tests here): the AWS environment of a test,
-canned query results, slow executions, what moto recorded."""
+"""Helpers for the Athena tests (no tests here): a stubbed boto3 client with a fake clock;
+on moto, the AWS environment of a test, canned query results, slow executions, what moto
+recorded."""
 
 from __future__ import annotations
 
@@ -8,11 +9,14 @@ import json
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import Any
 
 import boto3
 import pytest
+from botocore.stub import ANY
 
+from lakehouse.athena import AthenaClient, AthenaConfig
 from tests.support.moto import ACCESS_KEY, SECRET_KEY, MotoServer
 
 OUTPUT = "s3://athena-results/queries/"
@@ -101,3 +105,92 @@ def recorded(region: str, query_id: str) -> dict[str, Any]:
     """What moto stored about an execution (the query, context, parameters)."""
     client = boto3.client("athena", region_name=region)
     return dict(client.get_query_execution(QueryExecutionId=query_id)["QueryExecution"])
+
+
+# -- a stubbed client ---------------------------------------------------------------------
+
+QID = "11111111-2222-3333-4444-555555555555"
+STUB_OUTPUT = "s3://results-bucket/athena/"
+
+
+class FakeTime:
+    """A clock that only moves when the client sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(round(seconds, 6))
+        self.now += seconds
+
+    def clock(self) -> float:
+        return self.now
+
+
+def make_client(
+    boto_client: Any, fake_time: FakeTime, *, timeout: timedelta = timedelta(minutes=30)
+) -> AthenaClient:
+    config = AthenaConfig(
+        output_location=STUB_OUTPUT, workgroup="analysts", database="analytics", timeout=timeout
+    )
+    return AthenaClient(config, client=boto_client, sleep=fake_time.sleep, clock=fake_time.clock)
+
+
+def start_request(sql: str, params: list[str] | None = None) -> dict[str, Any]:
+    request: dict[str, Any] = {
+        "QueryString": sql,
+        "ClientRequestToken": ANY,
+        "WorkGroup": "analysts",
+        "QueryExecutionContext": {"Database": "analytics", "Catalog": "AwsDataCatalog"},
+        "ResultConfiguration": {"OutputLocation": STUB_OUTPUT},
+    }
+    if params is not None:
+        request["ExecutionParameters"] = params
+    return request
+
+
+def execution(state: str, **status: Any) -> dict[str, Any]:
+    return {
+        "QueryExecution": {
+            "QueryExecutionId": QID,
+            "StatementType": "DML",
+            "ResultConfiguration": {"OutputLocation": f"{STUB_OUTPUT}{QID}.csv"},
+            "Status": {"State": state, **status},
+            "Statistics": {
+                "DataScannedInBytes": 1234,
+                "EngineExecutionTimeInMillis": 50,
+                "TotalExecutionTimeInMillis": 80,
+                "QueryQueueTimeInMillis": 7,
+            },
+        }
+    }
+
+
+def cells(*values: str | None) -> dict[str, Any]:
+    return {"Data": [{} if v is None else {"VarCharValue": v} for v in values]}
+
+
+COLUMNS = [
+    {"Name": "event_type", "Type": "varchar"},
+    {"Name": "n", "Type": "bigint"},
+]
+
+
+def page(rows: list[dict[str, Any]], token: str | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "ResultSet": {"Rows": rows, "ResultSetMetadata": {"ColumnInfo": COLUMNS}},
+        "UpdateCount": 0,
+    }
+    if token:
+        out["NextToken"] = token
+    return out
+
+
+def stub_client(region: str = "eu-west-1") -> Any:
+    return boto3.client(
+        "athena",
+        region_name=region,
+        aws_access_key_id="stub",
+        aws_secret_access_key="stub-secret",
+    )
