@@ -2,9 +2,10 @@
 
 An engine is a function ``(settings, request) -> FunnelResult``. :data:`ENGINES` maps a
 name to ``"module:function"`` so that an engine's module (and its heavy imports) loads
-only when the engine is used. ``polars`` scans the events table with the read API; a
-``trino`` or ``athena`` engine is added with one line here, or at run time with
-:func:`register_engine` (before the CLI is built, for it to appear in ``--engine``).
+only when the engine is used. ``polars`` scans the events table with the read API;
+``trino`` and ``athena`` live with their engines' code. Another engine is one line here,
+or :func:`register_engine` at run time (before the CLI is built, for it to appear in
+``--engine``).
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ Engine = Callable[[Settings, FunnelRequest], FunnelResult]
 
 ENGINES: dict[str, str | Engine] = {
     "polars": "lakehouse.funnels.engines:run_polars",
+    "trino": "lakehouse.trino.funnel:run_trino",  # a running local Trino (lakehouse trino start)
+    "athena": "lakehouse.athena.funnel:run_athena",  # window mode without breakdown
 }
 
 

@@ -178,6 +178,17 @@ def test_engine_registry_runs_a_registered_engine(shop: Settings) -> None:
     assert ENGINES["polars"] == "lakehouse.funnels.engines:run_polars"
 
 
+def test_every_listed_engine_resolves_to_a_function() -> None:
+    from lakehouse.funnels.engines import resolve_engine, run_polars
+
+    assert {"polars", "trino", "athena"} <= set(ENGINES)
+    assert resolve_engine("polars") is run_polars
+    for name in ENGINES:
+        assert callable(resolve_engine(name)), name
+    choices = next(p for p in funnel.params if p.name == "engine").type.choices  # type: ignore[attr-defined]
+    assert list(choices) == sorted(ENGINES)
+
+
 def test_snapshots_lists_what_readers_can_pin(cli: click.Group, shop: Settings) -> None:
     write(shop, [ev("late", "u9", "open", 0 * M, delay=timedelta(hours=5))])
     code, out, _ = run(cli, "snapshots", "--json")
