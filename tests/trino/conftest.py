@@ -202,10 +202,10 @@ class Written:
     unique_events: int
 
 
-def build(settings: Settings, seed: int) -> tuple[int, int, int, int]:
+def build(settings: Settings, seed: int, *, events: int = 6000) -> tuple[int, int, int, int]:
     """Write the generated deliveries and a raw append; returns (first snapshot, last
     snapshot, late commits, distinct events)."""
-    generated = generate_events(seed, users=900, events=6000, hours=10)
+    generated = generate_events(seed, users=events * 3 // 20, events=events, hours=10)
     batches = deliveries(generated, seed=seed, every=timedelta(hours=2))
     table = ensure_tables(open_catalog(settings), settings.table)[0].events
     results = write_deliveries(settings, batches[:1])
@@ -227,13 +227,19 @@ def generated(embedded_trino: TrinoServer, trino_pool: TrinoPool) -> Written:
     """``analytics.gen`` in the embedded catalog: deliveries of generated events written by
     the real writer, another producer's raw append, then compacted by maintenance."""
     server = trino_pool.ensure(embedded_trino)
-    settings = server.on_table("analytics", "gen")
-    first, last, late_commits, unique = build(settings, seed=11)
+    return written_and_compacted(server.on_table("analytics", "gen"), server.port, seed=11)
+
+
+def written_and_compacted(
+    settings: Settings, port: int, *, seed: int, events: int = 6000
+) -> Written:
+    """:func:`build`, then the Python compaction of everything it planned."""
+    first, last, late_commits, unique = build(settings, seed, events=events)
     table = open_catalog(settings).load_table(settings.table.identifier)
     result = compact(table, CompactionOptions(target_file_size=8 * 1024 * 1024))
     assert result.groups_committed > 0 and not result.failures, result
     compacted = table.refresh().metadata.current_snapshot_id
     assert compacted is not None and compacted != last
     return Written(
-        settings, server.port, first, last, compacted, result.files_rewritten, late_commits, unique
+        settings, port, first, last, compacted, result.files_rewritten, late_commits, unique
     )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import random
 import tempfile
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -22,13 +23,16 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 
+from catalog import open_catalog
 from lakehouse.settings import Settings
+from lakehouse.tables import ensure_tables
 from writers import EventWriter, WriteResult
 
 BASE = datetime(2024, 5, 1, tzinfo=UTC)  # long closed: every hour can be compacted
 FUNNEL = ("app_open", "view_product", "add_to_cart", "checkout", "purchase")
 NOISE = ("search", "view_page")
 PLATFORMS = ("ios", "android", "web")
+LONE_HOUR = BASE + timedelta(days=2)  # fragment(): an hour holding one unsorted file
 
 
 @dataclass(frozen=True)
@@ -181,3 +185,26 @@ def chdb_users(df: pl.DataFrame, steps: Sequence[str], window: timedelta) -> lis
         )
     values = levels.column("level").to_pylist()
     return [sum(1 for v in values if v >= k) for k in range(1, len(steps) + 1)]
+
+
+def fragment(settings: Settings, seed: int, *, chunks: int = 12) -> Counter[tuple[Any, ...]]:
+    """Small unsorted appends over 8 closed hours, and one lone unsorted file; returns
+    the table's rows (:func:`table_rows`) as a multiset."""
+    table = ensure_tables(open_catalog(settings), settings.table)[0].events
+    rng = random.Random(seed)
+    rows = generate_events(seed, users=200, events=3000, hours=8)
+    rng.shuffle(rows)
+    for i in range(chunks):
+        append_raw(table.refresh(), rows[i::chunks])
+    lone = [
+        {**r, "client_ts": LONE_HOUR + timedelta(seconds=50 - i), "_arrival": LONE_HOUR}
+        for i, r in enumerate(generate_events(seed + 1, users=3, events=40, hours=1))
+    ]
+    append_raw(table.refresh(), lone)
+    return Counter(table_rows(settings))
+
+
+def table_rows(settings: Settings) -> list[tuple[Any, ...]]:
+    table = open_catalog(settings).load_table(settings.table.identifier)
+    data = table.scan(selected_fields=("event_id", "user_id", "event_type", "client_ts")).to_arrow()
+    return [tuple(r.values()) for r in data.to_pylist()]
