@@ -27,6 +27,30 @@ def read_file(
     return ArrowScan(metadata, io, schema, AlwaysTrue()).to_table([FileScanTask(info.data_file)])
 
 
+def read_files(
+    metadata: TableMetadata,
+    io: FileIO,
+    infos: Sequence[DataFileInfo],
+    columns: Sequence[str] | None = None,
+) -> tuple[pa.Table, list[int]]:
+    """Several files read in parallel, concatenated in order, with each file's row count.
+
+    Counts come from metadata and are checked against what was read; on a mismatch the
+    files are read one by one instead."""
+    if not infos:
+        schema = metadata.schema() if columns is None else metadata.schema().select(*columns)
+        return schema.as_arrow().empty_table(), []
+    schema = metadata.schema() if columns is None else metadata.schema().select(*columns)
+    table = ArrowScan(metadata, io, schema, AlwaysTrue()).to_table(
+        [FileScanTask(i.data_file) for i in infos]
+    )
+    counts = [i.records for i in infos]
+    if table.num_rows == sum(counts):
+        return table, counts
+    parts = [read_file(metadata, io, i, columns) for i in infos]
+    return pa.concat_tables(parts, promote_options="permissive"), [p.num_rows for p in parts]
+
+
 def is_sorted(table: pa.Table, columns: Sequence[str] = SORT_COLUMNS) -> bool:
     """True when rows are in ascending lexicographic order of ``columns``."""
     if table.num_rows < 2:
@@ -65,6 +89,12 @@ def scan_hour(
     check = [f for f in files if not f.compacted and not f.declared_sorted]
     read = list(files) if duplicates else check
     columns = list(dict.fromkeys([*SORT_COLUMNS, KEY_COLUMN]))
-    tables = {f.path: read_file(metadata, io, f, columns) for f in read}
-    unsorted = sum(1 for f in check if not is_sorted(tables[f.path]))
-    return unsorted, duplicate_count(list(tables.values())) if duplicates else 0
+    table, counts = read_files(metadata, io, read, columns)
+    unsorted = 0
+    offset = 0
+    wanted = {f.path for f in check}
+    for info, count in zip(read, counts, strict=True):
+        if info.path in wanted and not is_sorted(table.slice(offset, count)):
+            unsorted += 1
+        offset += count
+    return unsorted, duplicate_count([table]) if duplicates else 0

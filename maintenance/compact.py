@@ -29,7 +29,7 @@ from maintenance.inventory import (
 from maintenance.paths import delete_all, io_delete
 from maintenance.plan import CompactionOptions, CompactionPlan, RewriteGroup, plan_compaction
 from maintenance.progress import NullReporter, ProgressReporter
-from maintenance.replace import commit_rewrite
+from maintenance.replace import ConflictChecker, commit_rewrite
 from maintenance.results import CompactionResult, GroupFailure
 from maintenance.rewrite import RewrittenGroup, rewrite_group
 
@@ -121,6 +121,7 @@ def _execute(
     failures: list[GroupFailure] = []
     if plan.metadata is None:
         raise ValueError("a plan without its base metadata cannot be executed")
+    checker = ConflictChecker(table.io, plan.snapshot_id)
     for group in plan.groups:
         if should_stop is not None and should_stop():
             log.info(
@@ -128,7 +129,7 @@ def _execute(
             )
             return committed, skipped, failures, True
         try:
-            committed.append(_run_group(table, plan, group, before_commit, run_id))
+            committed.append(_run_group(table, plan, group, checker, before_commit, run_id))
             reporter.advance(task, 1, group.group_id)
         except RewriteConflictError as exc:
             log.info("group %s lost to a concurrent change: %s", group.group_id, exc)
@@ -147,6 +148,7 @@ def _run_group(
     table: Table,
     plan: CompactionPlan,
     group: RewriteGroup,
+    checker: ConflictChecker,
     before_commit: GroupHook | None,
     run_id: str,
 ) -> _Committed:
@@ -172,6 +174,7 @@ def _run_group(
             output.data_files,
             base_snapshot_id=plan.snapshot_id,
             replace=replace_only,
+            checker=checker,
             properties={
                 SUMMARY_KIND: KIND_COMPACTION,
                 SUMMARY_COMPACTED_HOURS: hour_label(group.hour),

@@ -17,24 +17,24 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from pyiceberg.exceptions import CommitFailedException, ValidationException
+from pyiceberg.io import FileIO
 from pyiceberg.manifest import (
     DataFile,
     DataFileContent,
+    ManifestContent,
     ManifestEntry,
     ManifestEntryStatus,
     ManifestFile,
 )
-from pyiceberg.table import Table
+from pyiceberg.table import Table, Transaction
+from pyiceberg.table.metadata import TableMetadata
 from pyiceberg.table.refs import MAIN_BRANCH
-from pyiceberg.table.snapshots import Operation, Snapshot, Summary
+from pyiceberg.table.snapshots import Operation, Snapshot, Summary, ancestors_of
 from pyiceberg.table.update.snapshot import CommitWindow, _OverwriteFiles
-from pyiceberg.table.update.validate import (
-    _validate_data_files_exist,
-    _validate_no_new_deletes_for_data_files,
-)
 from pyiceberg.typedef import EMPTY_DICT, KeyDefaultDict
 
 from lakehouse.errors import CommitError
@@ -49,18 +49,112 @@ def relabel(summary: Summary, operation: Operation) -> Summary:
     return Summary(operation, **summary.additional_properties)
 
 
+class LeanTransaction(Transaction):
+    """A transaction whose ``table_metadata`` is not deep-copied while nothing is staged.
+
+    pyiceberg 0.12 re-applies staged updates and deep-copies the whole metadata on every
+    access; a snapshot producer reads it dozens of times, which with hundreds of
+    snapshots dominated the time of a commit attempt (and so the odds of losing the race
+    to a writer). Metadata models are replaced, never mutated, so sharing is safe.
+    """
+
+    @property
+    def table_metadata(self) -> TableMetadata:
+        if not self._updates:
+            return self._table.metadata
+        return super().table_metadata
+
+
+@dataclass(frozen=True)
+class _SnapshotChanges:
+    deleted_paths: frozenset[str]
+    delete_file_partitions: frozenset[tuple[int, tuple[Any, ...]]]
+
+
+class ConflictChecker:
+    """RewriteFiles validation for the groups of one plan, incremental over a run.
+
+    A group conflicts when a snapshot committed after the plan's base, other than this
+    run's own rewrites (which touch other groups' files), deleted one of its files or
+    added a delete file in one of its partitions. What each snapshot changed is read once
+    and kept, so validating the k-th group does not re-read the first k-1 commits.
+    """
+
+    def __init__(self, io: FileIO, base_snapshot_id: int | None) -> None:
+        self.io = io
+        self.base_snapshot_id = base_snapshot_id
+        self.own: set[int] = set()
+        self._changes: dict[int, _SnapshotChanges] = {}
+
+    def check(
+        self, metadata: TableMetadata, head_id: int | None, files: Iterable[DataFile]
+    ) -> None:
+        paths = {f.file_path for f in files}
+        partitions = {_partition(f) for f in files}
+        head = metadata.snapshot_by_id(head_id) if head_id is not None else None
+        for snapshot in ancestors_of(head, metadata):
+            if snapshot.snapshot_id == self.base_snapshot_id:
+                return
+            if snapshot.snapshot_id in self.own:
+                continue
+            changes = self._read(snapshot)
+            if gone := changes.deleted_paths & paths:
+                raise ValidationException(
+                    f"Data files were concurrently deleted by snapshot {snapshot.snapshot_id}: {sorted(gone)}"
+                )
+            if changes.delete_file_partitions & partitions:
+                raise ValidationException(
+                    f"Snapshot {snapshot.snapshot_id} added delete files that may apply to rewritten files"
+                )
+        if self.base_snapshot_id is not None:
+            raise ValidationException(
+                f"Snapshot {self.base_snapshot_id} is no longer an ancestor of the head"
+            )
+
+    def _read(self, snapshot: Snapshot) -> _SnapshotChanges:
+        if snapshot.snapshot_id in self._changes:
+            return self._changes[snapshot.snapshot_id]
+        deleted: set[str] = set()
+        delete_partitions: set[tuple[int, tuple[Any, ...]]] = set()
+        operation = snapshot.summary.operation if snapshot.summary else None
+        if operation != Operation.APPEND:
+            for manifest in snapshot.manifests(self.io):
+                if manifest.added_snapshot_id != snapshot.snapshot_id:
+                    continue
+                for entry in manifest.fetch_manifest_entry(self.io, discard_deleted=False):
+                    if entry.snapshot_id != snapshot.snapshot_id:
+                        continue
+                    if (
+                        manifest.content == ManifestContent.DATA
+                        and entry.status == ManifestEntryStatus.DELETED
+                    ):
+                        deleted.add(entry.data_file.file_path)
+                    elif (
+                        manifest.content == ManifestContent.DELETES
+                        and entry.status == ManifestEntryStatus.ADDED
+                    ):
+                        delete_partitions.add(_partition(entry.data_file))
+        changes = _SnapshotChanges(frozenset(deleted), frozenset(delete_partitions))
+        self._changes[snapshot.snapshot_id] = changes
+        return changes
+
+
+def _partition(data_file: DataFile) -> tuple[int, tuple[Any, ...]]:
+    record = data_file.partition
+    return data_file.spec_id, tuple(record[i] for i in range(len(record)))
+
+
 class _RewriteFiles(_OverwriteFiles):
     """Swap data files for their rewrite: ``replace`` (or ``overwrite``) with RewriteFiles
-    validation.
+    validation (:class:`ConflictChecker`).
 
     Built to win commit races against busy writers: every attempt after a lost race must
     finish before the next writer commit lands, so manifests (immutable) are read once
-    and cached across attempts, and validation only covers the snapshots that are new
-    since the last attempt validated.
+    and cached across attempts, and validation only reads snapshots it has not seen.
     """
 
     _label: Operation = Operation.REPLACE
-    _validated_head: int | None = None
+    _checker: ConflictChecker
     _entry_cache: dict[str, list[ManifestEntry]]
 
     def _entries(self, manifest: ManifestFile) -> list[ManifestEntry]:
@@ -79,16 +173,7 @@ class _RewriteFiles(_OverwriteFiles):
         if window is None or window.head is None:
             return
         table = self._transaction._table
-        base = window.base
-        if self._validated_head is not None:
-            base = table.metadata.snapshot_by_id(self._validated_head) or base
-        if base is not None and base.snapshot_id == window.head.snapshot_id:
-            return
-        _validate_data_files_exist(table, window.head, self._deleted_data_files, base)
-        _validate_no_new_deletes_for_data_files(
-            table, window.head, None, self._deleted_data_files, base
-        )
-        self._validated_head = window.head.snapshot_id
+        self._checker.check(table.metadata, window.head.snapshot_id, self._deleted_data_files)
 
     def _existing_manifests(self) -> list[ManifestFile]:
         """As pyiceberg's, reading each manifest once per producer."""
@@ -152,6 +237,7 @@ def commit_rewrite(
     base_snapshot_id: int | None,
     replace: bool,
     properties: Mapping[str, str] | None = None,
+    checker: ConflictChecker | None = None,
     rounds: int = 3,
 ) -> Snapshot:
     """Commit one rewrite on ``table`` (refreshed to the newest state it knows).
@@ -163,9 +249,12 @@ def commit_rewrite(
     (``rounds`` times pyiceberg's own ``commit.retry.num-retries``).
     """
     removed, added = list(removed), list(added)
+    checker = checker or ConflictChecker(table.io, base_snapshot_id)
     for round_ in range(1, rounds + 1):
         try:
-            return _commit_once(table, removed, added, base_snapshot_id, replace, properties)
+            snapshot = _commit_once(table, removed, added, checker, replace, properties)
+            checker.own.add(snapshot.snapshot_id)
+            return snapshot
         except CommitFailedException as exc:
             if round_ == rounds:
                 raise CommitError(
@@ -184,11 +273,11 @@ def _commit_once(
     table: Table,
     removed: list[DataFile],
     added: list[DataFile],
-    base_snapshot_id: int | None,
+    checker: ConflictChecker,
     replace: bool,
     properties: Mapping[str, str] | None,
 ) -> Snapshot:
-    txn = table.transaction()
+    txn = LeanTransaction(table)
     producer = _RewriteFiles(
         operation=Operation.OVERWRITE,
         transaction=txn,
@@ -196,13 +285,16 @@ def _commit_once(
         snapshot_properties=dict(properties or {}),
     )
     producer._label = Operation.REPLACE if replace else Operation.OVERWRITE
+    producer._checker = checker
     for data_file in removed:
         producer.delete_data_file(data_file)
     for data_file in added:
         producer.append_data_file(data_file)
     # The validation window starts where the rewrite read, not where this handle is.
-    producer._starting_snapshot_id = base_snapshot_id
-    producer._commit_window = CommitWindow.resolve(table.metadata, base_snapshot_id, MAIN_BRANCH)
+    producer._starting_snapshot_id = checker.base_snapshot_id
+    producer._commit_window = CommitWindow.resolve(
+        table.metadata, checker.base_snapshot_id, MAIN_BRANCH
+    )
     producer._validate_concurrency()
     producer.commit()
     txn.commit_transaction()

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 from pyiceberg.io import FileIO
@@ -20,7 +21,7 @@ from pyiceberg.manifest import DataFile
 from pyiceberg.table.metadata import TableMetadata
 
 from lakehouse.schema import SORT_COLUMNS
-from maintenance.checks import KEY_COLUMN, read_file
+from maintenance.checks import KEY_COLUMN, read_files
 from maintenance.inventory import DataFileInfo
 from maintenance.parquet import OUTPUT_PREFIX, write_hour_file
 from maintenance.paths import delete_all, io_delete
@@ -61,12 +62,8 @@ def rewrite_group(
     # on which copy of a duplicated event_id survives.
     everyone = sorted([*group.files, *group.siblings], key=lambda f: f.path)
     rank = {f.path: i for i, f in enumerate(everyone)}
-    parts = []
-    for info in group.files:
-        part = read_file(metadata, io, info)
-        parts.append(_tag(part, rank[info.path]))
-    rows = pa.concat_tables(parts) if parts else pa.table({})
-    del parts
+    rows, counts = read_files(metadata, io, group.files)
+    rows = _tag(rows, [rank[f.path] for f in group.files], counts)
     records_in = rows.num_rows
     order = _survivor_order(rows, metadata, io, group.siblings, rank, deduplicate)
     rows = rows.drop_columns([_FILE, _POS]).take(order)
@@ -95,12 +92,14 @@ def rewrite_group(
     )
 
 
-def _tag(part: pa.Table, file_rank: int) -> pa.Table:
-    n = part.num_rows
-    part = part.append_column(
-        _FILE, pa.array([file_rank] * n, pa.int32()) if n else pa.array([], pa.int32())
+def _tag(rows: pa.Table, ranks: list[int], counts: list[int]) -> pa.Table:
+    """Add each row's file rank and position in its file."""
+    starts = np.repeat(np.cumsum([0, *counts[:-1]]), counts) if counts else np.array([], np.int64)
+    pos = np.arange(rows.num_rows, dtype=np.int64) - starts
+    rows = rows.append_column(
+        _FILE, pa.array(np.repeat(np.array(ranks, np.int32), counts), pa.int32())
     )
-    return part.append_column(_POS, pa.array(range(n), pa.int64()))
+    return rows.append_column(_POS, pa.array(pos, pa.int64()))
 
 
 def _survivor_order(
@@ -117,10 +116,9 @@ def _survivor_order(
     keys = keys.with_row_index(_ROW)
     if deduplicate:
         candidates = keys.select([KEY_COLUMN, "server_ts", _FILE, _POS])
-        for info in siblings:
-            other = pl.from_arrow(
-                _tag(read_file(metadata, io, info, [KEY_COLUMN, "server_ts"]), rank[info.path])
-            )
+        if siblings:
+            keys_read, counts = read_files(metadata, io, siblings, [KEY_COLUMN, "server_ts"])
+            other = pl.from_arrow(_tag(keys_read, [rank[f.path] for f in siblings], counts))
             assert isinstance(other, pl.DataFrame)
             candidates = pl.concat([candidates, other.select(candidates.columns)])
         if candidates[KEY_COLUMN].is_duplicated().any():

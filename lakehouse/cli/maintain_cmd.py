@@ -11,7 +11,8 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from types import FrameType
 from typing import Any, TypeVar
@@ -167,6 +168,31 @@ def _reporter(json_output: bool) -> Any:
     return RichReporter() if sys.stderr.isatty() and not json_output else NullReporter()
 
 
+@contextmanager
+def graceful_stop() -> Iterator[threading.Event]:
+    """SIGTERM/SIGINT set the yielded event (finish the current group, then stop); a
+    second signal interrupts at once. Handlers are restored on exit."""
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        log.warning("received %s: stopping after the current group", signal.Signals(signum).name)
+        stop.set()
+
+    if (
+        threading.current_thread() is not threading.main_thread()
+    ):  # signals only reach the main thread
+        yield stop
+        return
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 @click.group("maintain")
 def maintain() -> None:
     """Keep the events table fast and small.
@@ -229,11 +255,21 @@ def plan_cmd(
 @run_options
 @handle_errors
 def run_cmd(settings: Settings, json_output: bool, **kw: Any) -> None:
-    """Run compaction, manifest rewriting, snapshot expiry and orphan removal once."""
+    """Run compaction, manifest rewriting, snapshot expiry and orphan removal once.
+
+    SIGTERM or SIGINT lets the current group commit, skips the remaining jobs and gives
+    the lease back; a second signal stops at once.
+    """
     from maintenance import run_maintenance
 
     options = _maintenance_options(settings, kw)
-    result = run_maintenance(_events_table(settings), options, reporter=_reporter(json_output))
+    with graceful_stop() as stop:
+        result = run_maintenance(
+            _events_table(settings),
+            options,
+            reporter=_reporter(json_output),
+            should_stop=stop.is_set,
+        )
     _emit(result, json_output)
     sys.exit(EXIT_OK if result.ok else EXIT_PROBLEMS)
 
@@ -265,18 +301,9 @@ def serve_cmd(
     from maintenance.lease import default_owner
 
     options = _maintenance_options(settings, kw)
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        if stop.is_set():
-            raise KeyboardInterrupt
-        log.warning("received %s: stopping after the current group", signal.Signals(signum).name)
-        stop.set()
-
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     owner = default_owner()
     runs = 0
-    try:
+    with graceful_stop() as stop:
         while not stop.is_set():
             try:
                 table = _events_table(settings)
@@ -295,9 +322,6 @@ def serve_cmd(
             if max_runs and runs >= max_runs:
                 break
             stop.wait(every.total_seconds())
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
     sys.exit(EXIT_OK)
 
 

@@ -24,6 +24,7 @@ from tests.maintenance.test_expire import files_on_disk, referenced
 
 pytestmark = pytest.mark.slow
 CLI = [sys.executable, "-m", "lakehouse.cli.main", "maintain"]
+HOURS = 24  # one group each: a run long enough to be killed part-way
 
 
 def _compactions(settings: Settings) -> int:
@@ -46,7 +47,7 @@ def _wait_for(predicate: object, timeout: float = 120.0) -> None:
 
 @pytest.fixture
 def big_fed(sqlite_settings: Settings, sqlite_events: Table) -> tuple[Table, Fed]:
-    return sqlite_events, feed(sqlite_events, hours=8, batches_per_hour=10, batch_size=30)
+    return sqlite_events, feed(sqlite_events, hours=HOURS, batches_per_hour=6, batch_size=20)
 
 
 def test_sigkill_mid_run_leaves_a_readable_table_and_the_next_run_finishes(
@@ -71,9 +72,9 @@ def test_sigkill_mid_run_leaves_a_readable_table_and_the_next_run_finishes(
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
-    assert proc.returncode == -signal.SIGKILL
+    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
     table.refresh()
-    assert 2 <= _compactions(sqlite_settings) < 8  # killed part-way
+    assert 2 <= _compactions(sqlite_settings) < HOURS  # killed part-way
     rows = table_rows(table)  # readable
     assert {r["event_id"] for r in rows} == ids  # nothing lost
     assert set(multiset(rows)) <= set(multiset(data.rows))  # nothing invented
@@ -109,7 +110,7 @@ def test_sigterm_stops_serve_gracefully(
             os.kill(proc.pid, signal.SIGKILL)
     assert proc.returncode == 0, err
     run = json.loads(out.splitlines()[-1])
-    assert run["compaction"]["stopped"] is True or run["compaction"]["groups_committed"] == 8
+    assert run["compaction"]["stopped"] is True or run["compaction"]["groups_committed"] == HOURS
     table.refresh()
     assert LEASE_PROPERTY not in table.properties  # released on the way out
     assert {r["event_id"] for r in table_rows(table)} == {r["event_id"] for r in data.rows}
@@ -117,3 +118,29 @@ def test_sigterm_stops_serve_gracefully(
     done = subprocess.run([*CLI, "run", "--json"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert_compacted(table, data)
+
+
+def test_sigterm_stops_a_run_after_the_current_group(
+    sqlite_settings: Settings, big_fed: tuple[Table, Fed]
+) -> None:
+    table, data = big_fed
+    proc = subprocess.Popen(
+        [*CLI, "run", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        _wait_for(lambda: _compactions(sqlite_settings) >= 1)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 0, err
+    result = json.loads(out)
+    assert result["ok"] and (
+        result["compaction"]["stopped"] or result["compaction"]["groups_committed"] == HOURS
+    )
+    if result["compaction"]["stopped"]:
+        assert result["expiry"] is None and result["orphans"] is None  # later jobs skipped
+    table.refresh()
+    assert LEASE_PROPERTY not in table.properties
+    assert {r["event_id"] for r in table_rows(table)} == {r["event_id"] for r in data.rows}
