@@ -12,7 +12,7 @@ from urllib.parse import urlparse
 from pyarrow import fs as pafs
 from pyarrow.fs import AwsStandardS3RetryStrategy
 
-from lakehouse.errors import ConfigError
+from lakehouse.errors import ConfigError, LakehouseError, StorageError
 
 S3_RETRY_ATTEMPTS = 10
 RETRY_STRATEGY_PROPERTY = "s3.retry-strategy-impl"
@@ -54,4 +54,30 @@ def filesystem_for(location: str, io: Any = None) -> tuple[pafs.FileSystem, str,
             return io.fs_by_scheme("s3", parsed.netloc), path, "s3://"
         filesystem, _ = pafs.FileSystem.from_uri(location)
         return filesystem, path, "s3://"
-    raise ConfigError(f"{location}: unsupported location scheme {scheme!r} (use a path, file:// or s3://)")
+    raise ConfigError(
+        f"{location}: unsupported location scheme {scheme!r} (use a path, file:// or s3://)"
+    )
+
+
+_MISSING_BUCKET = ("NO_SUCH_BUCKET", "NoSuchBucket", "bucket does not exist")
+_DENIED = ("ACCESS_DENIED", "AccessDenied", "Access Denied", "HTTP response code: 403")
+
+
+def storage_error(exc: BaseException, location: str, action: str) -> LakehouseError:
+    """A clear error for a failed storage call: a missing bucket and denied access are
+    configuration problems (exit 2); anything left after the client's retries is a
+    storage failure to retry later."""
+    text = str(exc)
+    bucket = urlparse(location).netloc if "://" in location else ""
+    if any(marker in text for marker in _MISSING_BUCKET):
+        return ConfigError(
+            f"cannot {action} {location}: bucket {bucket!r} does not exist (or is in another "
+            "region); create it or fix the warehouse / landing location"
+        )
+    if any(marker in text for marker in _DENIED):
+        return ConfigError(
+            f"cannot {action} {location}: access denied. The credentials in use need "
+            "s3:ListBucket on the bucket and s3:GetObject, s3:PutObject, s3:DeleteObject on "
+            "its objects (see README, On AWS)"
+        )
+    return StorageError(f"cannot {action} {location}: {text}")

@@ -16,6 +16,7 @@ from pyiceberg.table import Table
 from lakehouse import schema as spec
 from lakehouse.errors import ConfigError
 from lakehouse.settings import TableName
+from lakehouse.storage import storage_error
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,9 @@ def _ensure(catalog: Catalog, name: TableName, created: list[str], **kwargs: obj
         return table
     except TableAlreadyExistsError:  # another process won the race
         return catalog.load_table(name.identifier)
+    except OSError as exc:  # the warehouse could not be written
+        warehouse = str(getattr(catalog, "properties", {}).get("warehouse", "the warehouse"))
+        raise storage_error(exc, warehouse, f"create {name} in") from exc
 
 
 def load_tables(catalog: Catalog, name: TableName) -> EventTables:

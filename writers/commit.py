@@ -16,6 +16,8 @@ from pyiceberg.table.metadata import TableMetadata
 from catalog.metadata import apply_updates
 from lakehouse import schema as spec
 from lakehouse.errors import CommitError
+from lakehouse.retry import retry_storage
+from lakehouse.storage import storage_error
 from writers.files import write_sorted
 
 log = logging.getLogger(__name__)
@@ -91,6 +93,34 @@ def commit_events(
     writer: str,
 ) -> list[int]:
     """Append both parts in one transaction (two snapshots, committed together).
+    Returns the new snapshot ids, or the existing ones when this key already landed.
+    Transient storage errors retry the whole step; the key is checked again first, so
+    a commit that landed despite an error is not repeated."""
+
+    tries = 0
+
+    def attempt() -> list[int]:
+        nonlocal tries
+        tries += 1
+        if tries > 1:  # the caller refreshed before the first attempt
+            table.refresh()
+        return _commit_events_once(
+            table, on_time, late, key=key, late_hours=late_hours, writer=writer
+        )
+
+    return retry_storage(attempt)
+
+
+def _commit_events_once(
+    table: Table,
+    on_time: pa.Table,
+    late: pa.Table,
+    *,
+    key: str,
+    late_hours: list[datetime],
+    writer: str,
+) -> list[int]:
+    """Append both parts in one transaction (two snapshots, committed together).
     Returns the new snapshot ids, or the existing ones when this key already landed."""
     existing = snapshots_with_key(table, key)
     if existing:
@@ -137,11 +167,18 @@ def commit_events(
         raise CommitError(
             f"commit of batch {key} to {table.name()} failed after retries: {exc}"
         ) from exc
+    except OSError as exc:  # writing data or metadata files failed after the client's retries
+        raise storage_error(exc, table.location(), "write to") from exc
     return snapshots_with_key(table, key)
 
 
 def append_with_key(table: Table, rows: pa.Table, *, key: str, kind: str) -> list[int]:
-    """Idempotent single append to a companion table (rejects, ingest log)."""
+    """Idempotent single append to a companion table (rejects, ingest log), retried on
+    transient storage errors."""
+    return retry_storage(lambda: _append_with_key_once(table, rows, key=key, kind=kind))
+
+
+def _append_with_key_once(table: Table, rows: pa.Table, *, key: str, kind: str) -> list[int]:
     table.refresh()
     existing = snapshots_with_key(table, key)
     if existing or rows.num_rows == 0:
@@ -152,4 +189,6 @@ def append_with_key(table: Table, rows: pa.Table, *, key: str, kind: str) -> lis
         )
     except CommitFailedException as exc:
         raise CommitError(f"commit of {kind} for batch {key} failed after retries: {exc}") from exc
+    except OSError as exc:
+        raise storage_error(exc, table.location(), "write to") from exc
     return snapshots_with_key(table, key)

@@ -23,8 +23,9 @@ from typing import Any
 import pyarrow as pa
 from pyarrow import fs as pafs
 
-from lakehouse.errors import StorageError, UsageError
-from lakehouse.storage import filesystem_for
+from lakehouse.errors import ConfigError, UsageError
+from lakehouse.retry import retry_storage
+from lakehouse.storage import filesystem_for, storage_error
 from lakehouse.schema import INGESTED_SCHEMA
 from lakehouse.settings import Settings
 from writers import commit
@@ -74,8 +75,11 @@ def discover(locations: Sequence[str], io: Any = None) -> tuple[pafs.FileSystem,
         try:
             info = fs_.get_file_info(path)
         except OSError as exc:
-            raise StorageError(f"cannot read {location}: {exc}") from exc
+            raise storage_error(exc, location, "read") from exc
         if info.type == pafs.FileType.NotFound:
+            bucket = path.split("/", 1)[0]
+            if prefix == "s3://" and fs_.get_file_info(bucket).type == pafs.FileType.NotFound:
+                raise ConfigError(f"cannot read {location}: bucket {bucket!r} does not exist")
             raise UsageError(f"no such file, folder or prefix: {location}")
         try:
             infos = (
@@ -84,7 +88,7 @@ def discover(locations: Sequence[str], io: Any = None) -> tuple[pafs.FileSystem,
                 else [info]
             )
         except OSError as exc:
-            raise StorageError(f"cannot list {location}: {exc}") from exc
+            raise storage_error(exc, location, "list") from exc
         for item in infos:
             root = path if info.type == pafs.FileType.Directory else ""
             if item.type != pafs.FileType.File or not _is_data_file(item.path, root):
@@ -110,12 +114,17 @@ _INFLATE_ERRORS: tuple[type[BaseException], ...] = (zlib.error, _inflate.error)
 
 
 def fetch(filesystem: pafs.FileSystem, source: SourceFile) -> tuple[bytes, str | None]:
-    """The file's bytes, gunzipped when gzip (by magic bytes), and any damage found."""
+    """The file's bytes, gunzipped when gzip (by magic bytes), and any damage found.
+    Transient storage errors are retried with backoff."""
+    return retry_storage(lambda: _fetch_once(filesystem, source))
+
+
+def _fetch_once(filesystem: pafs.FileSystem, source: SourceFile) -> tuple[bytes, str | None]:
     try:
         with filesystem.open_input_stream(source.path, compression=None) as stream:
             data = stream.read()
     except OSError as exc:
-        raise StorageError(f"cannot read {source.uri}: {exc}") from exc
+        raise storage_error(exc, source.uri, "read") from exc
     if data[:2] == GZIP_MAGIC:
         return _gunzip(data)
     return data, None

@@ -38,8 +38,23 @@ class FaultPlan:
             return status
 
 
-def every_nth(n: int, status: int = 503, methods: tuple[str, ...] = ("GET", "PUT", "HEAD", "POST")) -> Callable[[str, str, int], int | None]:
-    return lambda method, path, count: status if method in methods and count % n == 0 else None
+def every_nth(
+    n: int,
+    status: int = 503,
+    *,
+    limit: int = 1_000_000,
+    methods: tuple[str, ...] = ("GET", "PUT", "HEAD", "POST"),
+) -> Callable[[str, str, int], int | None]:
+    """Fail every n-th request with ``status``, at most ``limit`` times."""
+    injected = [0]
+
+    def rule(method: str, path: str, count: int) -> int | None:
+        if method in methods and count % n == 0 and injected[0] < limit:
+            injected[0] += 1
+            return status
+        return None
+
+    return rule
 
 
 @contextmanager
@@ -52,9 +67,24 @@ def fault_proxy(upstream: str, plan: FaultPlan) -> Iterator[str]:
         def log_message(self, *args: object) -> None:  # quiet
             pass
 
-        def _relay(self) -> None:
+        def _read_body(self) -> bytes:
+            """The request body; HTTP chunked framing (the AWS SDK streams uploads that
+            way) is removed, and the body forwarded with a Content-Length."""
+            if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+                parts = []
+                while True:
+                    size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                    if size == 0:
+                        while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                            pass  # trailers
+                        return b"".join(parts)
+                    parts.append(self.rfile.read(size))
+                    self.rfile.readline()
             length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
+            return self.rfile.read(length) if length else b""
+
+        def _relay(self) -> None:
+            body = self._read_body()
             status = plan.decide(self.command, self.path)
             if status:
                 code, message = _ERRORS[status]
@@ -66,7 +96,8 @@ def fault_proxy(upstream: str, plan: FaultPlan) -> Iterator[str]:
                 self.wfile.write(payload)
                 return
             conn = http.client.HTTPConnection(target.hostname, target.port, timeout=60)
-            headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
+            hop = {"host", "expect", "connection", "keep-alive", "transfer-encoding"}
+            headers = {k: v for k, v in self.headers.items() if k.lower() not in hop}
             headers["Host"] = f"{target.hostname}:{target.port}"
             conn.request(self.command, self.path, body=body, headers=headers)
             response = conn.getresponse()
@@ -75,7 +106,9 @@ def fault_proxy(upstream: str, plan: FaultPlan) -> Iterator[str]:
             for key, value in response.getheaders():
                 if key.lower() not in {"transfer-encoding", "connection", "content-length"}:
                     self.send_header(key, value)
-            self.send_header("Content-Length", str(len(data)))
+            # a HEAD response announces the object's size without sending it
+            length = response.getheader("Content-Length") if self.command == "HEAD" else None
+            self.send_header("Content-Length", length or str(len(data)))
             self.end_headers()
             if self.command != "HEAD":
                 self.wfile.write(data)
