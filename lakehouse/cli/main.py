@@ -12,7 +12,10 @@ from lakehouse.cli import commands
 # Optional command groups contributed by other parts of the project.
 _GROUPS = (
     ("lakehouse.cli.maintain_cmd", "maintain"),
+    ("lakehouse.cli.funnel_cmd", "funnel"),
+    ("lakehouse.cli.read_cmd", "snapshots"),
     ("lakehouse.cli.trino_cmd", "trino"),
+    ("lakehouse.cli.athena_cmd", "athena"),
 )
 
 
