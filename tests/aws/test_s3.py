@@ -26,12 +26,19 @@ def s3_catalog_env(monkeypatch: pytest.MonkeyPatch, name: str, props: dict[str, 
 
 
 @pytest.fixture(params=["sqlite", "glue"])
-def s3_settings(request: pytest.FixtureRequest, moto_server: MotoServer, bucket: str, home: Path,
-                monkeypatch: pytest.MonkeyPatch) -> Settings:
+def s3_settings(
+    request: pytest.FixtureRequest,
+    moto_server: MotoServer,
+    bucket: str,
+    home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Settings:
     """An S3 warehouse with the embedded SQLite catalog, then with the Glue catalog."""
     props = {**moto_server.s3_properties(), "warehouse": f"s3://{bucket}/warehouse"}
     if request.param == "glue":
-        s3_catalog_env(monkeypatch, "glue", {"type": "glue", **props, **moto_server.glue_properties()})
+        s3_catalog_env(
+            monkeypatch, "glue", {"type": "glue", **props, **moto_server.glue_properties()}
+        )
         return Settings.from_env(catalog="glue", table=f"ns_{bucket.replace('-', '_')}.events")
     s3_catalog_env(monkeypatch, "lakehouse", props)
     return Settings.from_env()
@@ -52,7 +59,9 @@ def put_landing(server: MotoServer, bucket: str, files: int = 4, per_file: int =
     return keys
 
 
-def test_writer_puts_data_and_metadata_on_s3(s3_settings: Settings, moto_server: MotoServer, bucket: str) -> None:
+def test_writer_puts_data_and_metadata_on_s3(
+    s3_settings: Settings, moto_server: MotoServer, bucket: str
+) -> None:
     with EventWriter(s3_settings) as writer:
         writer.write([event(i, minutes=i * 20) for i in range(60)])
     tables = load_tables(open_catalog(s3_settings), s3_settings.table)
@@ -70,7 +79,12 @@ def test_ingest_from_an_s3_landing_prefix_is_exactly_once(
 ) -> None:
     keys = put_landing(moto_server, bucket)
     first = ingest([f"s3://{bucket}/landing/"], s3_settings, max_group_files=3)
-    assert (first.files, first.commits, first.records_written, first.duplicates_dropped) == (4, 2, 160, 3)
+    assert (first.files, first.commits, first.records_written, first.duplicates_dropped) == (
+        4,
+        2,
+        160,
+        3,
+    )
     again = ingest([f"s3://{bucket}/landing"], s3_settings)
     assert (again.files, again.files_skipped, again.records_read) == (0, 4, 0)
     tables = load_tables(open_catalog(s3_settings), s3_settings.table)
@@ -80,10 +94,15 @@ def test_ingest_from_an_s3_landing_prefix_is_exactly_once(
     assert logged == sorted(f"s3://{bucket}/{k}" for k in keys)  # _SUCCESS is a marker, not data
 
 
-def test_glue_registration_follows_schema_evolution(moto_server: MotoServer, bucket: str, home: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    props = {"type": "glue", **moto_server.s3_properties(), **moto_server.glue_properties(),
-             "warehouse": f"s3://{bucket}/warehouse"}
+def test_glue_registration_follows_schema_evolution(
+    moto_server: MotoServer, bucket: str, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    props = {
+        "type": "glue",
+        **moto_server.s3_properties(),
+        **moto_server.glue_properties(),
+        "warehouse": f"s3://{bucket}/warehouse",
+    }
     s3_catalog_env(monkeypatch, "glue", props)
     settings = Settings.from_env(catalog="glue", table="athena_db.events")
     tables, created = ensure_tables(open_catalog(settings), settings.table)
@@ -93,7 +112,11 @@ def test_glue_registration_follows_schema_evolution(moto_server: MotoServer, buc
     assert entry["Parameters"]["table_type"] == "ICEBERG"
     assert entry["Parameters"]["metadata_location"] == tables.events.metadata_location
     assert [c["Name"] for c in entry["StorageDescriptor"]["Columns"]][:5] == [
-        "event_id", "user_id", "event_type", "client_ts", "server_ts"
+        "event_id",
+        "user_id",
+        "event_type",
+        "client_ts",
+        "server_ts",
     ]
     with EventWriter(settings, tables=tables) as writer:
         writer.write([event(1, platform="ios", score=2.5)])
