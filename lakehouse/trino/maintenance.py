@@ -1,29 +1,11 @@
-"""Maintenance carried out by Trino: the same plan, executed by the SQL engine.
+"""Maintenance carried out by Trino: the same plan and jobs, executed by the SQL engine.
 
 For tables larger than one machine should rewrite, ``lakehouse maintain run --engine
-trino`` hands the work to Trino: the plan is made by :mod:`maintenance` exactly as for
-the Python run, then each planned hour partition becomes one
-
-    ALTER TABLE <t> EXECUTE optimize(file_size_threshold => '<bytes>B')
-    WHERE client_ts >= TIMESTAMP '<hour start>' AND client_ts < TIMESTAMP '<hour end>'
-
-followed by ``optimize_manifests``, ``expire_snapshots`` and ``remove_orphan_files``
-(:mod:`lakehouse.trino.procedures`), under the same table lease, with the same result
-objects (:class:`~maintenance.CompactionResult`, :class:`~maintenance.RunResult`).
-
-Differences from the Python compaction, all visible in the results:
-
-* counts come from the snapshot each ``optimize`` committed (found by Trino's query id in
-  its summary): files, bytes and records removed and added;
-* Trino does not deduplicate: ``duplicates_removed`` is 0 and an hour planned only for
-  duplicates keeps them (``records_added == records_rewritten``);
-* Trino leaves an hour holding a single data file untouched (even when it is unsorted):
-  such an hour is reported in ``skipped`` with the reason;
-* one ``optimize`` rewrites the whole hour, so an hour the planner split into several
-  groups is one commit (every group of it counts as committed);
-* Trino sorts what it writes by the table's sort order ``(client_ts, event_id)`` but
-  records sort order id 0 in the manifests, and its snapshots carry no
-  ``lakehouse.kind``.
+trino`` hands the work to Trino: the compaction plan is made by :mod:`maintenance`
+exactly as for the Python run and carried out by ``optimize``
+(:func:`~lakehouse.trino.optimize.compact_with_trino`), then ``optimize_manifests``,
+``expire_snapshots`` and ``remove_orphan_files`` (:mod:`lakehouse.trino.procedures`),
+under the same table lease, returning the same :class:`~maintenance.RunResult`.
 """
 
 from __future__ import annotations
@@ -32,22 +14,18 @@ import json
 import logging
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from lakehouse.errors import LakehouseError
 from lakehouse.settings import Settings
 from lakehouse.trino import procedures
-from lakehouse.trino.client import connect, query
-from lakehouse.trino.errors import TrinoQueryError
-from lakehouse.trino.sql import size_literal, table_ref, timestamp_literal
+from lakehouse.trino.client import connect
+from lakehouse.trino.optimize import compact_with_trino, session_properties
 from maintenance.errors import LeaseHeldError
-from maintenance.inventory import hour_label
 from maintenance.lease import TableLease
-from maintenance.plan import CompactionPlan, RewriteGroup, plan_compaction
+from maintenance.plan import CompactionPlan, plan_compaction
 from maintenance.progress import NullReporter, ProgressReporter
-from maintenance.results import CompactionResult, GroupFailure, JobFailure, RunResult
+from maintenance.results import JobFailure, RunResult
 from maintenance.runner import LAST_RUN_PROPERTY, MaintenanceOptions, last_run_summary
 
 if TYPE_CHECKING:
@@ -55,199 +33,6 @@ if TYPE_CHECKING:
     from trino.dbapi import Connection
 
 log = logging.getLogger(__name__)
-
-TASK = "compaction (trino)"
-TARGET_SIZE_PROPERTY = "target_max_file_size"  # Trino Iceberg session property
-_CONFLICT_MARKERS = ("conflict", "CommitFailed", "ValidationException", "concurrent")
-
-
-@dataclass(frozen=True)
-class HourCommit:
-    """What one ``optimize`` of one hour committed (from its snapshot's summary)."""
-
-    hour: int
-    groups: int
-    snapshot_id: int | None  # None: Trino committed nothing
-    operation: str | None
-    files_removed: int = 0
-    files_added: int = 0
-    bytes_removed: int = 0
-    bytes_added: int = 0
-    records_removed: int = 0
-    records_added: int = 0
-
-
-def optimize_sql(table_sql: str, group: RewriteGroup, threshold: int) -> str:
-    """The ``optimize`` statement of ``group``'s hour (Trino takes no ``?`` parameters in
-    ``ALTER TABLE ... EXECUTE``: the literals are rendered from typed values)."""
-    return (
-        f"ALTER TABLE {table_sql} EXECUTE optimize(file_size_threshold => "
-        f"{size_literal(threshold)})\n"
-        f"WHERE client_ts >= {timestamp_literal(group.start)} "
-        f"AND client_ts < {timestamp_literal(group.end)}"
-    )
-
-
-def hour_threshold(groups: list[RewriteGroup], target_file_size: int) -> int:
-    """A ``file_size_threshold`` above every planned file of the hour (Trino rewrites the
-    files smaller than it), and at least the target size."""
-    largest = max((f.size for g in groups for f in g.files), default=0)
-    return max(target_file_size, largest + 1)
-
-
-def find_commit(table: Table, query_id: str | None) -> tuple[int, str, dict[str, str]] | None:
-    """The snapshot Trino committed for ``query_id`` (its summary names the query)."""
-    if not query_id:
-        return None
-    table.refresh()
-    for snapshot in reversed(table.metadata.snapshots):
-        summary = snapshot.summary
-        if summary is not None and summary.get("trino_query_id") == query_id:
-            operation = summary.operation.value
-            return snapshot.snapshot_id, operation, dict(summary.additional_properties)
-    return None
-
-
-def _int(summary: dict[str, str], key: str) -> int:
-    return int(summary.get(key, 0) or 0)
-
-
-def _optimize_hour(
-    table: Table,
-    settings: Settings,
-    connection: Connection,
-    groups: list[RewriteGroup],
-    target_file_size: int,
-) -> HourCommit:
-    sql = optimize_sql(table_ref(settings), groups[0], hour_threshold(groups, target_file_size))
-    result = query(sql, connection=connection)
-    found = find_commit(table, result.query_id)
-    if found is None:
-        return HourCommit(groups[0].hour, len(groups), None, None)
-    snapshot_id, operation, summary = found
-    return HourCommit(
-        hour=groups[0].hour,
-        groups=len(groups),
-        snapshot_id=snapshot_id,
-        operation=operation,
-        files_removed=_int(summary, "deleted-data-files"),
-        files_added=_int(summary, "added-data-files"),
-        bytes_removed=_int(summary, "removed-files-size"),
-        bytes_added=_int(summary, "added-files-size"),
-        records_removed=_int(summary, "deleted-records"),
-        records_added=_int(summary, "added-records"),
-    )
-
-
-def _failure(group: RewriteGroup, error_type: str, message: str, retryable: bool) -> GroupFailure:
-    return GroupFailure(group.group_id, hour_label(group.hour), error_type, message, retryable)
-
-
-def compact_with_trino(
-    plan: CompactionPlan,
-    settings: Settings,
-    *,
-    port: int | None = None,
-    table: Table | None = None,
-    connection: Connection | None = None,
-    dry_run: bool = False,
-    reporter: ProgressReporter | None = None,
-    should_stop: Callable[[], bool] | None = None,
-) -> CompactionResult:
-    """Carry out ``plan`` with Trino's ``optimize``, one statement per planned hour.
-
-    A failed hour is reported (retryable when Trino lost a commit race: in ``skipped``,
-    else in ``failures``) and the next hour still runs; ``should_stop`` is asked between
-    hours. ``table`` (default: the settings' events table) is read for the counts."""
-    if dry_run:
-        return CompactionResult(
-            groups_planned=len(plan.groups),
-            files_rewritten=plan.files,
-            bytes_rewritten=plan.bytes,
-            records_rewritten=sum(g.records for g in plan.groups),
-            dry_run=True,
-        )
-    from lakehouse.read.source import open_events_table
-
-    table = table or open_events_table(settings)
-    reporter = reporter or NullReporter()
-    by_hour: dict[int, list[RewriteGroup]] = {}
-    for group in plan.groups:
-        by_hour.setdefault(group.hour, []).append(group)
-    own = connection is None
-    conn = connection or connect(
-        settings, port, session_properties=_session(settings, plan.options.target_file_size)
-    )
-    commits: list[HourCommit] = []
-    skipped: list[GroupFailure] = []
-    failures: list[GroupFailure] = []
-    stopped = False
-    reporter.start(TASK, len(by_hour))
-    try:
-        for hour, groups in by_hour.items():
-            if should_stop is not None and should_stop():
-                stopped = True
-                log.info(
-                    "stop requested: %s hours left for the next run", len(by_hour) - len(commits)
-                )
-                break
-            label = hour_label(hour)
-            try:
-                done = _optimize_hour(table, settings, conn, groups, plan.options.target_file_size)
-            except (TrinoQueryError, LakehouseError) as exc:
-                text = str(exc)
-                raced = any(m.lower() in text.lower() for m in _CONFLICT_MARKERS)
-                log.log(logging.INFO if raced else logging.ERROR, "hour %s: %s", label, text)
-                target = skipped if raced else failures
-                target.extend(_failure(g, type(exc).__name__, text, raced) for g in groups)
-                reporter.advance(TASK, 1, f"{label} {'skipped' if raced else 'failed'}")
-                continue
-            if done.snapshot_id is None:
-                reason = (
-                    "Trino's optimize committed nothing: it leaves an hour holding a single "
-                    "data file as it is (even unsorted), and rewrites no file larger than the "
-                    "threshold"
-                )
-                skipped.extend(_failure(g, "NotRewritten", reason, False) for g in groups)
-                reporter.advance(TASK, 1, f"{label} not rewritten")
-                continue
-            commits.append(done)
-            log.info(
-                "hour %s: %s files -> %s files (snapshot %s)",
-                label,
-                done.files_removed,
-                done.files_added,
-                done.snapshot_id,
-            )
-            reporter.advance(TASK, 1, label)
-    finally:
-        reporter.finish(TASK)
-        if own:
-            conn.close()  # type: ignore[no-untyped-call]
-    return CompactionResult(
-        groups_planned=len(plan.groups),
-        groups_committed=sum(c.groups for c in commits),
-        groups_skipped=len(skipped),
-        groups_failed=len(failures),
-        files_rewritten=sum(c.files_removed for c in commits),
-        files_added=sum(c.files_added for c in commits),
-        bytes_rewritten=sum(c.bytes_removed for c in commits),
-        bytes_added=sum(c.bytes_added for c in commits),
-        records_rewritten=sum(c.records_removed for c in commits),
-        records_added=sum(c.records_added for c in commits),
-        duplicates_removed=0,
-        replace_commits=sum(1 for c in commits if c.operation == "replace"),
-        overwrite_commits=sum(1 for c in commits if c.operation != "replace"),
-        stopped=stopped,
-        skipped=tuple(skipped),
-        failures=tuple(failures),
-    )
-
-
-def _session(settings: Settings, target_file_size: int) -> dict[str, str]:
-    from lakehouse.trino.config import CATALOG_NAME
-
-    return {f"{CATALOG_NAME}.{TARGET_SIZE_PROPERTY}": f"{int(target_file_size)}B"}
 
 
 def run_maintenance_with_trino(
@@ -261,6 +46,7 @@ def run_maintenance_with_trino(
     should_stop: Callable[[], bool] | None = None,
     owner: str | None = None,
     now: datetime | None = None,
+    hours_per_statement: int = 1,
 ) -> RunResult:
     """:func:`maintenance.run_maintenance` with Trino doing the work: every job of
     ``options.jobs`` once, in the same order, under the same lease, recorded in the same
@@ -268,7 +54,8 @@ def run_maintenance_with_trino(
 
     The compaction plan is ``plan`` or a fresh :func:`maintenance.plan_compaction`
     (``now`` fixes the clock hot hours are judged by). A job that raises is recorded as a
-    :class:`~maintenance.JobFailure` and the next job still runs."""
+    :class:`~maintenance.JobFailure` and the next job still runs. ``hours_per_statement``:
+    contiguous planned hours per ``optimize`` (1: one statement per planned hour)."""
     from lakehouse.read.source import open_events_table
 
     options = options or MaintenanceOptions()
@@ -296,7 +83,7 @@ def run_maintenance_with_trino(
     done: dict[str, Any] = {}
     failures: list[JobFailure] = []
     conn = connect(
-        settings, port, session_properties=_session(settings, options.compaction.target_file_size)
+        settings, port, session_properties=session_properties(options.compaction.target_file_size)
     )
     try:
         for job in options.jobs:
@@ -305,7 +92,18 @@ def run_maintenance_with_trino(
                 break
             try:
                 table.refresh()
-                done[job] = _job(job, table, settings, conn, options, plan, reporter, stop, now)
+                done[job] = _job(
+                    job,
+                    table,
+                    settings,
+                    conn,
+                    options,
+                    plan,
+                    reporter,
+                    stop,
+                    now,
+                    hours_per_statement,
+                )
             except Exception as exc:  # recorded, and the next job still runs
                 log.error("trino maintenance job %s failed: %s", job, exc, exc_info=True)
                 failures.append(JobFailure(job, type(exc).__name__, str(exc)))
@@ -350,6 +148,7 @@ def _job(
     reporter: ProgressReporter,
     stop: Callable[[], bool],
     now: datetime | None,
+    hours_per_statement: int,
 ) -> Any:
     if job == "compaction":
         plan = plan or plan_compaction(table, options.compaction, now=now)
@@ -358,6 +157,7 @@ def _job(
             settings,
             table=table,
             connection=conn,
+            hours_per_statement=hours_per_statement,
             dry_run=options.dry_run,
             reporter=reporter,
             should_stop=stop,
@@ -379,3 +179,6 @@ def _job(
     return procedures.remove_orphan_files(
         table, settings, conn, older_than=options.orphan_retention, now=now, dry_run=options.dry_run
     )
+
+
+__all__ = ["compact_with_trino", "run_maintenance_with_trino"]

@@ -16,7 +16,7 @@ from lakehouse.funnels import funnel_spec
 from lakehouse.settings import Settings, TableName
 from lakehouse.tables import ensure_tables
 from lakehouse.trino.funnel import funnel_query
-from lakehouse.trino.maintenance import hour_threshold, optimize_sql
+from lakehouse.trino.optimize import Statement, optimize_sql, statements, threshold_for
 from lakehouse.trino.procedures import CLOCK_MARGIN, effective_retention, file_kind
 from lakehouse.trino.sql import (
     duration_literal,
@@ -28,7 +28,7 @@ from lakehouse.trino.sql import (
 )
 from lakehouse.trino.views import ordered_sql, ordered_view_name
 from maintenance.inventory import DataFileInfo
-from maintenance.plan import RewriteGroup
+from maintenance.plan import CompactionOptions, CompactionPlan, RewriteGroup
 
 
 def test_identifiers_and_literals_are_quoted() -> None:
@@ -72,20 +72,52 @@ def _group(hour: int, sizes: list[int], part: int = 1) -> RewriteGroup:
     return RewriteGroup(f"h#{part}", hour, part, 2, ("small-files",), files)
 
 
-def test_optimize_statement_of_a_planned_hour() -> None:
-    hour = int(
-        (datetime(2024, 5, 1, 7, tzinfo=UTC) - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds()
-        // 3600
+def _hour(text: str) -> int:
+    return int(
+        (datetime.fromisoformat(text) - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds() // 3600
     )
+
+
+def test_optimize_statement_of_a_planned_hour() -> None:
+    hour = _hour("2024-05-01T07:00+00:00")
     groups = [_group(hour, [100, 5000]), _group(hour, [70_000_000], part=2)]
-    assert hour_threshold(groups, 64 * 1024 * 1024) == 70_000_001  # above every planned file
-    assert hour_threshold(groups[:1], 64 * 1024 * 1024) == 64 * 1024 * 1024
-    sql = optimize_sql('"lakehouse"."analytics"."events"', groups[0], 70_000_001)
+    assert threshold_for(groups, 64 * 1024 * 1024) == 70_000_001  # above every planned file
+    assert threshold_for(groups[:1], 64 * 1024 * 1024) == 64 * 1024 * 1024
+    sql = optimize_sql(
+        '"lakehouse"."analytics"."events"', Statement(hour, hour, tuple(groups)), 70_000_001
+    )
     assert sql == (
         'ALTER TABLE "lakehouse"."analytics"."events" EXECUTE optimize(file_size_threshold => \'70000001B\')\n'
         "WHERE client_ts >= TIMESTAMP '2024-05-01 07:00:00.000000 UTC' "
         "AND client_ts < TIMESTAMP '2024-05-01 08:00:00.000000 UTC'"
     )
+
+
+def test_planned_hours_become_statements() -> None:
+    h = _hour("2024-05-01T00:00+00:00")
+    groups = [
+        _group(h, [10, 20]),
+        _group(h + 1, [10]),
+        _group(h + 1, [30], part=2),  # one hour in two groups: two files
+        _group(h + 2, [10, 20]),
+        _group(h + 5, [10]),  # a lone file: Trino would leave it
+        _group(h + 6, [10, 20]),
+    ]
+    plan = CompactionPlan("t", 1, datetime.now(UTC), CompactionOptions(), tuple(groups), 7, 0, 0)
+    per_hour, lone = statements(plan)
+    assert [(s.first, s.last, len(s.groups)) for s in per_hour] == [
+        (h, h, 1),
+        (h + 1, h + 1, 2),
+        (h + 2, h + 2, 1),
+        (h + 6, h + 6, 1),
+    ]
+    assert [g.hour for g in lone] == [h + 5]
+    batched, _ = statements(plan, hours_per_statement=2)
+    assert [(s.first, s.last) for s in batched] == [(h, h + 1), (h + 2, h + 2), (h + 6, h + 6)]
+    assert batched[0].label == "2024-05-01T00..2024-05-01T01"
+    assert [(s.first, s.last) for s in statements(plan, 24)[0]] == [(h, h + 2), (h + 6, h + 6)]
+    with pytest.raises(UsageError):
+        statements(plan, 0)
 
 
 def test_file_kinds() -> None:
