@@ -6,10 +6,11 @@
 Builds a table the way writers leave it: ``--files`` small sorted micro-batch files over
 ``--hours`` hour partitions (each declaring the sort order, as the writers do), 5% of them
 late batches into closed hours, 1% resends (duplicate event_ids), committed as many
-appends. Then measures a full scan and a one-hour range read (best of ``--repeat``),
-compacts in a child process (throughput in MB/s of input read and events/s, peak RSS
-and Arrow pool peak of that process), rewrites manifests, and measures the reads again.
-Read speed-ups are ratios against the baseline measured in the same run.
+appends. Compacts in a child process (throughput in MB/s of input files read and in
+events/s; peak RSS and Arrow memory pool peak of that process), rewrites the manifests,
+then times a full scan and a one-hour range read of the snapshot before compaction (time
+travel) and of the compacted one, alternating, best of ``--repeat`` each: the baseline
+is measured in the same run, under the same machine load, and the speed-ups are ratios.
 """
 
 from __future__ import annotations
@@ -144,28 +145,36 @@ def build(settings: Settings, files: int, events: int, hours: int, seed: int) ->
     }
 
 
-def read_times(settings: Settings, hours: int, repeat: int) -> dict[str, float]:
+def read_times(
+    settings: Settings, hours: int, repeat: int, before_id: int
+) -> dict[str, dict[str, float]]:
+    """Best time of a full scan and a one-hour range read, of the snapshot before
+    compaction (time travel: its files are still there) and of the current one,
+    alternating, so both are measured under the same machine load."""
     from pyiceberg.expressions import And, GreaterThanOrEqual, LessThan
 
     table = open_catalog(settings).load_table(settings.table.identifier)
+    after_id = table.current_snapshot().snapshot_id
     hour = BASE + timedelta(hours=hours // 2)
     flt = And(
         GreaterThanOrEqual("client_ts", hour.isoformat()),
         LessThan("client_ts", (hour + timedelta(hours=1)).isoformat()),
     )
-    out: dict[str, float] = {}
-    for name, scan in (
-        ("full_scan", lambda: table.scan()),
-        ("one_hour", lambda: table.scan(row_filter=flt)),
-    ):
-        best = float("inf")
-        rows = 0
+    out: dict[str, dict[str, float]] = {"before": {}, "after": {}}
+    for name, row_filter in (("full_scan", None), ("one_hour", flt)):
+        for label in ("before", "after"):
+            out[label][f"{name}_seconds"] = float("inf")
         for _ in range(repeat):
-            start = time.perf_counter()
-            rows = scan().to_arrow().num_rows
-            best = min(best, time.perf_counter() - start)
-        out[f"{name}_seconds"] = round(best, 4)
-        out[f"{name}_rows"] = rows
+            for label, snapshot_id in (("before", before_id), ("after", after_id)):
+                kwargs: dict[str, Any] = {"snapshot_id": snapshot_id}
+                if row_filter is not None:
+                    kwargs["row_filter"] = row_filter
+                start = time.perf_counter()
+                rows = table.scan(**kwargs).to_arrow().num_rows
+                seconds = time.perf_counter() - start
+                key = f"{name}_seconds"
+                out[label][key] = round(min(out[label][key], seconds), 4)
+                out[label][f"{name}_rows"] = rows
     return out
 
 
@@ -226,15 +235,21 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=5_000_000)
     parser.add_argument("--hours", type=int, default=24)
     parser.add_argument("--target-file-size", type=int, default=128 * 2**20)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     with fresh_home("bench-compaction-") as settings:
         built = build(settings, args.files, args.events, args.hours, args.seed)
-        before = read_times(settings, args.hours, args.repeat)
+        before_id = (
+            open_catalog(settings)
+            .load_table(settings.table.identifier)
+            .current_snapshot()
+            .snapshot_id
+        )
         child = compact_in_child(settings, args.target_file_size)
-        after = read_times(settings, args.hours, args.repeat)
+        reads = read_times(settings, args.hours, args.repeat, before_id)
+        before, after = reads["before"], reads["after"]
         table = open_catalog(settings).load_table(settings.table.identifier)
         files_after = int(table.current_snapshot().summary["total-data-files"])
     result = child["result"]

@@ -132,7 +132,12 @@ def run_maintenance(
         lease.release({LAST_RUN_PROPERTY: json.dumps(summary, separators=(",", ":"))})
     elif not options.dry_run:
         _record(table, summary)
-    log.info("maintenance run of %s: %s", name, json.dumps(summary))
+    log.log(
+        logging.INFO if result.ok else logging.WARNING,
+        "maintenance run of %s: %s",
+        name,
+        json.dumps(summary),
+    )
     return result
 
 
