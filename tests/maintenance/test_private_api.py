@@ -74,6 +74,34 @@ def test_snapshot_producer_hooks_exist_with_the_used_signatures() -> None:
     assert callable(Table._do_commit)
 
 
+def test_producer_instance_attributes_we_read_and_set(sqlite_events: Table) -> None:
+    from maintenance.replace import LeanTransaction, _RewriteFiles
+
+    txn = LeanTransaction(sqlite_events)
+    assert txn._updates == () and txn.table_metadata is sqlite_events.metadata
+    producer = _RewriteFiles(operation=Operation.OVERWRITE, transaction=txn, io=sqlite_events.io)
+    for name in (
+        "_deleted_data_files",
+        "_parent_snapshot_id",
+        "_snapshot_id",
+        "_target_branch",
+        "_transaction",
+        "_io",
+        "_commit_window",
+        "_starting_snapshot_id",
+        "_added_data_files",
+    ):
+        assert hasattr(producer, name), name
+    for name in (
+        "_build_manifest_evaluator",
+        "_validate_required_deletes",
+        "spec",
+        "new_manifest_writer",
+    ):
+        assert callable(getattr(producer, name)), name
+    assert producer._target_branch == "main"
+
+
 def test_summary_totals_reject_replace_so_we_relabel() -> None:
     with pytest.raises(ValueError, match="not implemented"):
         update_snapshot_summaries(Summary(Operation.REPLACE))
