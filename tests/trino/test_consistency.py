@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import random
 import threading
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -55,6 +54,7 @@ class Race:
     base: int
     totals: list[int] = field(default_factory=list)  # after each committed batch
     writer_done: threading.Event = field(default_factory=threading.Event)
+    observed: threading.Event = field(default_factory=threading.Event)  # a read finished
     errors: list[BaseException] = field(default_factory=list)
     python_groups: int = 0
     trino_hours: int = 0
@@ -83,7 +83,10 @@ class Race:
                     assert result.records_written == batch_size(i) and result.late_records
                     total += batch_size(i)
                     self.totals.append(total)
-                    time.sleep(0.4)
+                    # let a read finish before the next batch (a loaded machine can make
+                    # Trino queries slower than commits); the race itself goes on
+                    self.observed.clear()
+                    self.observed.wait(20)
         except BaseException as exc:
             self.errors.append(exc)
         finally:
@@ -136,6 +139,7 @@ def test_readers_see_whole_batches_only(race_table: tuple[Settings, int, Race]) 
                 "SELECT count(*), count(DISTINCT event_id) FROM live.race", connection=conn
             ).rows
             seen.append((n, distinct))
+            race.observed.set()
     finally:
         writer.join(120)
         compactor.join(300)
@@ -146,7 +150,7 @@ def test_readers_see_whole_batches_only(race_table: tuple[Settings, int, Race]) 
     assert all(n == distinct for n, distinct in seen)  # no row counted twice
     assert set(counts) <= possible, sorted(set(counts) - possible)  # whole batches only
     assert counts == sorted(counts)  # never decreases
-    assert len(set(counts)) >= 3 and len(seen) >= 5  # the reader really raced the writer
+    assert len(set(counts)) >= BATCHES // 3  # the reader really raced the writer
     assert race.python_groups > 0 and race.trino_hours > 0  # and both compactors committed
     [(final,)] = query("SELECT count(*) FROM live.race", settings=settings, port=port).rows
     assert final == race.totals[-1]

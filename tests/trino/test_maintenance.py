@@ -138,7 +138,7 @@ def test_trino_carries_out_the_plan(fragmented: Fragmented) -> None:
     # the current snapshot removed (if it is the last optimize) wait for the next expiry.
     current = table.current_snapshot()
     assert current is not None and current.summary is not None
-    waiting = int(current.summary.get("deleted-data-files", 0))
+    waiting = int(current.summary.get("deleted-data-files") or 0)
     assert e.data_files_deleted == c.files_rewritten - waiting and e.manifest_lists_deleted > 0
 
     o = result.orphans
