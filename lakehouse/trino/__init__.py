@@ -6,6 +6,13 @@ Modules: :mod:`~lakehouse.trino.install` (download by Maven coordinates, verify,
 :mod:`~lakehouse.trino.java` (find a Java 24+ runtime), :mod:`~lakehouse.trino.config`
 (catalog mapping and server files), :mod:`~lakehouse.trino.server` (start/stop/status),
 :mod:`~lakehouse.trino.client` (DB-API connection and queries).
+
+Built on those, and imported on demand (they load the read API, funnels, maintenance):
+:mod:`~lakehouse.trino.views` (the ordered view ``events_ordered``),
+:mod:`~lakehouse.trino.funnel` (the ``trino`` funnel engine),
+:mod:`~lakehouse.trino.maintenance` (the maintenance plan carried out by Trino:
+:mod:`~lakehouse.trino.optimize`, :mod:`~lakehouse.trino.procedures`),
+:mod:`~lakehouse.trino.sql` (quoting and typed literals).
 """
 
 from lakehouse.trino.client import QueryResult, connect, query
