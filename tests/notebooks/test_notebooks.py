@@ -1,0 +1,289 @@
+"""The notebooks under ``notebooks/`` run top to bottom from a clean kernel on the demo
+data each makes for itself, draw every figure they promise, and print key figures that
+make sense (a funnel never grows from one step to the next, maintenance keeps every
+record while it shrinks the file count, ...).
+
+Each notebook is executed with nbclient on a ``python3`` kernel whose interpreter is this
+test's own (``sys.executable``: the venv with the project installed), whatever kernelspecs
+the machine has. The kernel gets no ``LAKEHOUSE_*``/``PYICEBERG_*`` variable, so the
+notebooks make their temporary demo lakehouse (inside pytest's tmp folder). One more run
+of the funnels notebook reads a lakehouse served by a real Trino, so that its Trino cell
+is executed too.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import re
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+import pytest
+from jupyter_client.kernelspec import KernelSpecManager
+from jupyter_client.manager import AsyncKernelManager
+from nbclient import NotebookClient
+from nbformat import NotebookNode
+
+from tests.support.components import free_port, unavailable
+
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
+KERNEL_NAME = "python3"
+CELL_TIMEOUT = 240  # seconds per cell; a cell takes a few seconds, the data setup up to ~30
+STARTUP_TIMEOUT = 120
+IGNORED_ENV = ("LAKEHOUSE_", "PYICEBERG_", "MPLBACKEND")
+
+# notebook -> figures (image/png outputs) it must draw, one per cell that calls plt.show()
+EXPECTED_FIGURES = {
+    "01_exploring_events.ipynb": 4,
+    "02_funnels.ipynb": 4,
+    "03_table_health.ipynb": 3,
+}
+
+
+@dataclass(frozen=True)
+class Executed:
+    notebook: NotebookNode
+    seconds: float
+    saved_to: Path
+
+    @property
+    def text(self) -> str:
+        """Everything the cells printed or displayed as text, in order."""
+        parts = []
+        for cell in self.notebook.cells:
+            for out in cell.get("outputs", []):
+                if out.output_type == "stream":
+                    parts.append(out.text)
+                elif "text/plain" in out.get("data", {}):
+                    parts.append(out.data["text/plain"])
+        return "\n".join(parts)
+
+    def figures_per_cell(self) -> list[tuple[int, str, int]]:
+        """(cell index, first line, PNG outputs) for every code cell."""
+        return [
+            (
+                i,
+                cell.source.splitlines()[0] if cell.source else "",
+                sum("image/png" in out.get("data", {}) for out in cell.get("outputs", [])),
+            )
+            for i, cell in enumerate(self.notebook.cells)
+            if cell.cell_type == "code"
+        ]
+
+    def line(self, pattern: str) -> re.Match[str]:
+        match = re.search(pattern, self.text, re.MULTILINE)
+        assert match, f"no output line matches {pattern!r} in {self.saved_to}"
+        return match
+
+
+def ints(text: str) -> list[int]:
+    return [int(n.replace(",", "")) for n in re.findall(r"\d[\d,]*", text)]
+
+
+def non_increasing(values: list[int]) -> bool:
+    return all(a >= b for a, b in itertools.pairwise(values))
+
+
+@pytest.fixture(scope="module")
+def kernel_specs(tmp_path_factory: pytest.TempPathFactory) -> KernelSpecManager:
+    """Only a ``python3`` kernelspec that runs this interpreter (the venv's), so neither a
+    user-level ``python3`` kernelspec nor ``python`` on PATH decides which Python runs."""
+    root = tmp_path_factory.mktemp("kernels")
+    spec = root / KERNEL_NAME
+    spec.mkdir()
+    (spec / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "Python 3 (lakehouse venv)",
+                "language": "python",
+            }
+        )
+    )
+    return KernelSpecManager(kernel_dirs=[str(root)])
+
+
+def kernel_env(tmp: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(IGNORED_ENV)}
+    env["TMPDIR"] = str(tmp)  # the notebooks' temporary lakehouses land in pytest's tmp
+    env.update(extra)
+    return env
+
+
+def execute(name: str, specs: KernelSpecManager, tmp: Path, **env: str) -> Executed:
+    """Run the notebook from a clean kernel; the executed copy is saved in ``tmp``."""
+    notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
+    km = AsyncKernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=specs)
+    km.shutdown_wait_time = 60.0  # a loaded machine: let the kernel exit (and run atexit) itself
+    client = NotebookClient(
+        notebook,
+        km=km,
+        timeout=CELL_TIMEOUT,
+        startup_timeout=STARTUP_TIMEOUT,
+        resources={"metadata": {"path": str(NOTEBOOKS)}},
+    )
+    saved = tmp / name
+    started = time.perf_counter()
+    try:
+        # cleanup_kc: shut the kernel down afterwards although the client does not own its manager
+        client.execute(env=kernel_env(tmp, **env), cleanup_kc=True)
+    finally:
+        nbformat.write(notebook, saved)  # outputs so far, to look at when a cell failed
+    seconds = time.perf_counter() - started
+    print(f"{name}: executed in {seconds:.1f} s (copy with outputs: {saved})")
+    return Executed(notebook, seconds, saved)
+
+
+def check_figures(run: Executed, name: str) -> None:
+    per_cell = run.figures_per_cell()
+    plotting = {i for i, cell in enumerate(run.notebook.cells) if "plt.show()" in cell.source}
+    for i, first, pngs in per_cell:
+        want = 1 if i in plotting else 0
+        assert pngs == want, f"cell {i} ({first!r}) drew {pngs} figures, expected {want}"
+    assert sum(p for _, _, p in per_cell) == EXPECTED_FIGURES[name]
+
+
+def check_exploring(run: Executed) -> None:
+    late, total = ints(run.line(r"^late events: ([\d,]+) of ([\d,]+)").group(0))
+    assert 0 < late < total
+    hours = ints(run.line(r"^(\d+) hours; events per hour").group(0))[0]
+    assert hours >= 24
+    p50, p99 = run.line(
+        r"^delay quantiles: p50 ([\d.]+) s, p90 [\d.]+ [sh], p99 ([\d.]+) h"
+    ).groups()
+    assert float(p50) < 60 and float(p99) > 1  # online delivery in seconds, offline in hours
+    shares = re.findall(r"^late share (\w+): ([\d.]+)% \(([\d,]+) of ([\d,]+)\)", run.text, re.M)
+    assert {platform for platform, *_ in shares} == {"ios", "android", "web"}
+    assert sum(int(n.replace(",", "")) for *_, n in shares) == total
+    assert sum(int(n.replace(",", "")) for *_, n, _ in shares) == late
+    run.line(
+        r"^sequence check: event_seq is 1\.\.\d+: True; millis_since_prev never negative: True$"
+    )
+    shown = run.line(r"^user-\d+: (\d+) events in (\d+) sessions, (\d+) late")
+    assert int(shown.group(3)) > 0  # the user shown has late events
+
+
+def check_funnels(run: Executed, *, trino: bool) -> None:
+    def steps(label: str) -> list[int]:
+        found = ints(run.line(rf"^users per step \({label}\): \[([\d, ]+)\]$").group(1))
+        assert len(found) == 4 and found[0] > 0 and non_increasing(found), (label, found)
+        return found
+
+    window, strict = steps("window mode"), steps("strict mode")
+    assert strict[0] == window[0] and all(s <= w for s, w in zip(strict, window, strict=True))
+    assert strict[-1] < window[-1]  # the demo's browsing between steps breaks strict chains
+    for platform in ("ios", "android", "web"):
+        assert steps(platform)[0] <= window[0]
+    medians = re.findall(
+        r"^median time to \w+: ([\d.]+) s from user_levels, [\d.]+ s in the funnel result, "
+        r"same: True$",
+        run.text,
+        re.M,
+    )
+    assert len(medians) == 3
+    assert non_increasing([-float(m) for m in medians])  # later steps take longer
+    if trino:
+        assert steps("trino") == window
+        run.line(r"^trino equals polars: True$")
+    else:
+        run.line(r"^Trino is not running for .*: skipping the Trino funnel$")
+
+
+def check_table_health(run: Executed) -> None:
+    files_before, files_after = ints(run.line(r"^data files: \d+ before, \d+ after$").group(0))
+    assert 0 < files_after < files_before
+    max_before, max_after = ints(run.line(r"^files per partition, max: .*$").group(0))
+    assert max_after == 1 < max_before  # every closed hour compacted into one file
+    records = ints(run.line(r"^records: [\d,]+ before, [\d,]+ after$").group(0))
+    assert records[0] == records[1] > 0
+    counts = dict(
+        re.findall(r"(on-time|late|maintenance): (\d+)", run.line(r"^snapshots: .*$").group(0))
+    )
+    assert all(int(counts.get(c, 0)) > 0 for c in ("on-time", "late", "maintenance")), counts
+
+
+CHECKS: dict[str, Callable[[Executed], None]] = {
+    "01_exploring_events.ipynb": check_exploring,
+    "02_funnels.ipynb": lambda run: check_funnels(run, trino=False),
+    "03_table_health.ipynb": check_table_health,
+}
+
+
+def test_every_notebook_is_checked() -> None:
+    assert {p.name for p in NOTEBOOKS.glob("*.ipynb")} == set(EXPECTED_FIGURES) == set(CHECKS)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_FIGURES))
+def test_committed_without_outputs(name: str) -> None:
+    notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
+    nbformat.validate(notebook)
+    assert notebook.metadata.kernelspec.name == KERNEL_NAME
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None, cell.source[:60]
+        assert "execution" not in cell.metadata, cell.source[:60]  # nbclient's timings
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(EXPECTED_FIGURES))
+def test_notebook_runs(name: str, kernel_specs: KernelSpecManager, tmp_path: Path) -> None:
+    run = execute(name, kernel_specs, tmp_path)
+    check_figures(run, name)
+    CHECKS[name](run)
+    # the temporary lakehouse was made under TMPDIR and removed when the kernel stopped
+    assert not list(tmp_path.glob("lakehouse-nb*"))
+
+
+@pytest.fixture(scope="module")
+def trino_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, int]]:
+    """A demo lakehouse and a real Trino serving it (skipped locally, failing in CI, when
+    Trino cannot run here)."""
+    from lakehouse.demo import DemoSpec, write_landing
+    from lakehouse.settings import Settings
+    from lakehouse.trino import ServerOptions, TrinoError, find_installation, find_java, start, stop
+    from writers import ingest
+
+    try:
+        java = find_java()
+    except TrinoError as exc:
+        unavailable("Trino", str(exc))
+    installation = find_installation()
+    if installation is None:
+        unavailable("Trino", "not installed (`lakehouse trino install`, or scripts/setup-trino.sh)")
+    root = tmp_path_factory.mktemp("trino-notebook")
+    settings = Settings(home=root / "home")
+    spec = DemoSpec(events=10_000, days=2, anchor="2024-05-03T00:00:00+00:00")
+    ingest([str(write_landing(root / "landing", spec).root)], settings)
+    port = free_port()
+    try:
+        start(settings, ServerOptions(port=port, heap="3G"), installation=installation, java=java)
+    except TrinoError as exc:
+        unavailable("Trino", f"the server did not start: {exc}")
+    try:
+        yield settings.home, port
+    finally:
+        stop(settings, port=port)
+
+
+@pytest.mark.slow
+@pytest.mark.trino
+def test_funnels_notebook_on_trino(
+    trino_home: tuple[Path, int], kernel_specs: KernelSpecManager, tmp_path: Path
+) -> None:
+    home, port = trino_home
+    run = execute(
+        "02_funnels.ipynb",
+        kernel_specs,
+        tmp_path,
+        LAKEHOUSE_HOME=str(home),
+        LAKEHOUSE_TRINO_PORT=str(port),
+    )
+    check_figures(run, "02_funnels.ipynb")
+    run.line(rf"^reading the existing lakehouse: home {re.escape(str(home))},")
+    check_funnels(run, trino=True)
