@@ -249,27 +249,54 @@ def plan_cmd(
 
 
 @maintain.command("run")
+@click.option(
+    "--engine",
+    type=click.Choice(["python", "trino", "athena"]),
+    default="python",
+    show_default=True,
+    help="Who rewrites the files: this process (python); a running `lakehouse trino` "
+    "server (ALTER TABLE ... EXECUTE optimize per planned hour, expire_snapshots, "
+    "remove_orphan_files), for tables bigger than one machine should rewrite; or Athena "
+    "(OPTIMIZE ... REWRITE DATA USING BIN_PACK per planned hour, VACUUM). The plan and the "
+    "result counts are the same.",
+)
 @settings_options
 @json_option
 @compaction_options
 @run_options
 @handle_errors
-def run_cmd(settings: Settings, json_output: bool, **kw: Any) -> None:
+def run_cmd(settings: Settings, json_output: bool, engine: str, **kw: Any) -> None:
     """Run compaction, manifest rewriting, snapshot expiry and orphan removal once.
 
     SIGTERM or SIGINT lets the current group commit, skips the remaining jobs and gives
     the lease back; a second signal stops at once.
     """
-    from maintenance import run_maintenance
-
     options = _maintenance_options(settings, kw)
     with graceful_stop() as stop:
-        result = run_maintenance(
-            _events_table(settings),
-            options,
-            reporter=_reporter(json_output),
-            should_stop=stop.is_set,
-        )
+        if engine == "trino":
+            from lakehouse.trino import query
+            from lakehouse.trino.maintenance import run_maintenance_with_trino
+
+            query("SELECT 1", settings=settings)  # one clear error when no server answers
+
+            result = run_maintenance_with_trino(
+                settings, options, reporter=_reporter(json_output), should_stop=stop.is_set
+            )
+        elif engine == "athena":
+            from lakehouse.athena import run_maintenance_with_athena
+
+            result = run_maintenance_with_athena(
+                settings, options, reporter=_reporter(json_output), should_stop=stop.is_set
+            )
+        else:
+            from maintenance import run_maintenance
+
+            result = run_maintenance(
+                _events_table(settings),
+                options,
+                reporter=_reporter(json_output),
+                should_stop=stop.is_set,
+            )
     _emit(result, json_output)
     sys.exit(EXIT_OK if result.ok else EXIT_PROBLEMS)
 
