@@ -207,9 +207,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--heap", default="4G")
     parser.add_argument("--port", type=int, default=None)
-    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--json", action="store_true", help="Print the report as JSON.")
+    parser.add_argument("--save", type=Path, default=None, help="Also write the JSON here.")
     args = parser.parse_args()
     report = run(args)
+    if args.save:
+        args.save.write_text(json.dumps(report, indent=2) + "\n")
     if args.json:
         print(json.dumps(report, indent=2))
         return
