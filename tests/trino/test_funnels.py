@@ -146,3 +146,15 @@ def test_the_funnel_command_runs_on_trino(
     polars = run_funnel(generated.settings, FunnelRequest(tuple(CHECKOUT), timedelta(days=1)))
     assert data["engine"] == "trino"
     assert [s["users"] for s in data["steps"]] == [s.users for s in polars.steps]
+
+
+def test_an_empty_table_has_an_empty_funnel(generated: Written) -> None:
+    from catalog import open_catalog
+    from lakehouse.tables import ensure_tables
+
+    settings = generated.settings.with_table(generated.settings.table.sibling("_empty"))
+    ensure_tables(open_catalog(settings), settings.table)
+    request = FunnelRequest(tuple(CHECKOUT), timedelta(hours=1))
+    trino = run_trino(settings, request, port=generated.port)
+    assert [s.users for s in trino.steps] == [0, 0, 0, 0] and trino.snapshot_id is None
+    _same(trino, run_funnel(settings, request, engine="polars"))
