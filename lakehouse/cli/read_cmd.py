@@ -23,7 +23,9 @@ def _rows(settings: Settings) -> list[dict[str, Any]]:
 @json_option
 @handle_errors
 def snapshots(settings: Settings, json_output: bool, limit: int | None) -> None:
-    """List the events table's snapshots, oldest first; the current one is marked `*`.
+    """List the events table's snapshots, oldest first; the current one is marked `*`,
+    and `~` marks the first half of a batch committed as on-time + late snapshots (do not
+    pin it: it lacks the batch's late rows).
 
     Readers pin one to keep reading exactly that state while writers go on:
     `lakehouse funnel --snapshot ID`, or `lakehouse.events(snapshot_id=ID)` in Python.
@@ -46,7 +48,7 @@ def snapshots(settings: Settings, json_output: bool, limit: int | None) -> None:
         f"{'kind':<16}  {'added':>10}  {'total':>12}"
     )
     for r in rows:
-        mark = "*" if r["is_current"] else " "
+        mark = "*" if r["is_current"] else (" " if r["complete"] else "~")
         when = r["committed_at"].strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
         click.echo(
             f"{mark} {r['snapshot_id']:>20}  {when:<23}  {r['operation'] or '-':<9}  "

@@ -27,6 +27,7 @@ SNAPSHOT_COLUMNS = (
     "added_files",
     "late_hours",
     "is_current",
+    "complete",
 )
 
 
@@ -52,6 +53,16 @@ def snapshot_rows(table: Table) -> list[dict[str, Any]]:
 
     snaps = table.inspect.snapshots().to_pylist()
     current = table.metadata.current_snapshot_id
+    # A batch with on-time and late rows is one commit of two snapshots; the first alone
+    # is half a batch: not a state to pin (``complete`` is False for it).
+    keys = {s["snapshot_id"]: dict(s["summary"] or []).get(spec.SUMMARY_BATCH_KEY) for s in snaps}
+    halves = {
+        s["parent_id"]
+        for s in snaps
+        if s["parent_id"] is not None
+        and keys[s["snapshot_id"]] is not None
+        and keys.get(s["parent_id"]) == keys[s["snapshot_id"]]
+    }
     rows = []
     for s in snaps:
         summary = dict(s["summary"] or [])
@@ -70,6 +81,7 @@ def snapshot_rows(table: Table) -> list[dict[str, Any]]:
                 "added_files": _int(summary, "added-data-files"),
                 "late_hours": [h for h in late.split(",") if h],
                 "is_current": s["snapshot_id"] == current,
+                "complete": s["snapshot_id"] not in halves,
             }
         )
     rows.sort(key=lambda r: (r["committed_at"], r["snapshot_id"]))
@@ -93,6 +105,7 @@ def snapshot_frame(table: Table) -> pl.DataFrame:
             "added_files": pl.Int64,
             "late_hours": pl.List(pl.String),
             "is_current": pl.Boolean,
+            "complete": pl.Boolean,
         },
     )
 
@@ -105,7 +118,9 @@ def snapshots(settings: Settings | None = None) -> pl.DataFrame:
     ``on-time``, ``late``, ``compaction``, ...; null when another tool committed it),
     ``category`` (``on-time`` / ``late`` / ``maintenance`` / ``other``),
     ``added_records``, ``total_records``, ``added_files``, ``late_hours`` (the hour
-    partitions a late snapshot wrote into, ``YYYY-MM-DDTHH``), ``is_current``.
+    partitions a late snapshot wrote into, ``YYYY-MM-DDTHH``), ``is_current``,
+    ``complete`` (False for the on-time half of a batch committed as on-time + late
+    snapshots in one commit: pinning it would show the batch without its late rows).
     """
     return snapshot_frame(open_events_table(settings))
 

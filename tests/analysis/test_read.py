@@ -175,3 +175,19 @@ def test_naive_and_aware_datetimes_compare_equal() -> None:
     aware = datetime.fromisoformat("2024-05-01T12:00:00+02:00")
     assert as_utc(aware, "x") == BASE + 10 * H
     assert as_utc(datetime(2024, 5, 1, 10), "x") == BASE + 10 * H
+
+
+def test_the_on_time_half_of_a_batch_is_marked_incomplete(sqlite_settings) -> None:  # type: ignore[no-untyped-def]
+    from datetime import timedelta
+
+    from lakehouse import snapshots
+    from tests.writers.events import event
+    from writers import EventWriter
+
+    with EventWriter(sqlite_settings) as writer:
+        writer.write([event(1), event(2, delay=timedelta(days=2))])  # one on-time, one late
+    with EventWriter(sqlite_settings) as writer:
+        writer.write([event(3)])  # on-time only
+    frame = snapshots(sqlite_settings)
+    assert frame["kind"].to_list() == ["on-time", "late", "on-time"]
+    assert frame["complete"].to_list() == [False, True, True]
