@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 from pyiceberg.catalog import Catalog, load_catalog
 from pyiceberg.utils.config import Config
 
-from lakehouse.errors import ConfigError
+from lakehouse.errors import CatalogUnavailable, ConfigError
 from lakehouse.settings import Settings
 from lakehouse.storage import with_storage_defaults
 
@@ -19,14 +20,31 @@ EMBEDDED_NAME = "lakehouse"
 
 def embedded_catalog_properties(settings: Settings) -> dict[str, str]:
     """Properties of the embedded catalog: SQLite at ``$LAKEHOUSE_HOME/catalog.db``,
-    warehouse ``file://$LAKEHOUSE_HOME/warehouse``."""
+    warehouse ``file://$LAKEHOUSE_HOME/warehouse``.
+
+    Any folder name works, including a space, ``%``, ``#``, ``?``, quotes or non-ASCII
+    letters: the SQLite URL is built by SQLAlchemy (which escapes what its URL syntax
+    needs), and when the path is not a plain ``file://`` URI the warehouse is the bare
+    path, which pyiceberg's FileIO takes literally (it never decodes a ``file://`` URI,
+    so ``Path.as_uri()``'s ``my%20lake`` would be a sibling folder of ``my lake``)."""
+    from sqlalchemy.engine import URL
+
     home = settings.home.expanduser().resolve()
     return {
         "type": "sql",
-        "uri": f"sqlite:///{home / 'catalog.db'}",
-        "warehouse": (home / "warehouse").as_uri(),
+        "uri": URL.create("sqlite", database=str(home / "catalog.db")).render_as_string(
+            hide_password=False
+        ),
+        "warehouse": warehouse_location(home / "warehouse"),
         "init_catalog_tables": "true",
     }
+
+
+def warehouse_location(folder: Path) -> str:
+    """``file://`` + the absolute path when that is a URI as written (no character
+    needs escaping: what every tool expects), else the bare path (see above)."""
+    uri = folder.as_uri()
+    return uri if uri == f"file://{folder}" else str(folder)
 
 
 def open_catalog(settings: Settings) -> Catalog:
@@ -74,5 +92,14 @@ def _load(name: str, props: dict[str, Any]) -> Catalog:
         ) from exc
     except ImportError as exc:
         raise ConfigError(f"catalog {name!r} needs a package that is not installed: {exc}") from exc
-    except Exception as exc:  # connection refused, bad URI, ...
-        raise ConfigError(f"cannot open catalog {name!r}: {type(exc).__name__}: {exc}") from exc
+    except CatalogUnavailable:  # refused or dropped connection: transient, not the settings
+        raise
+    except Exception as exc:  # bad URI, bad option, ...
+        from catalog.sql import is_connection_error, unavailable
+        from lakehouse.redact import redact_text
+
+        if is_connection_error(exc):  # another catalog type on SQLAlchemy
+            raise unavailable(name, str(props.get("uri") or "") or None, exc) from exc
+        raise ConfigError(
+            f"cannot open catalog {name!r}: {type(exc).__name__}: {redact_text(str(exc))}"
+        ) from exc

@@ -1,7 +1,8 @@
 """The project's exception hierarchy: one root, with retryable and terminal kinds.
 
 Library errors are wrapped with ``raise ... from exc`` so the cause stays visible.
-The CLI maps :class:`ConfigError` and :class:`UsageError` to exit code 2.
+The CLI maps :class:`ConfigError` and :class:`UsageError` to exit code 2 and
+:class:`CatalogUnavailable` to exit code 75 (temporary failure: run it again later).
 """
 
 from __future__ import annotations
@@ -42,6 +43,13 @@ class CommitError(RetryableError):
 class StorageError(RetryableError):
     """Reading or writing files failed (after the storage client's own retries): a missing
     bucket, denied access, a network failure. Nothing half-done is committed; re-run."""
+
+
+class CatalogUnavailable(RetryableError):
+    """The catalog cannot be reached: its database is down or restarting, refused or
+    dropped the connection, or is busy. Nothing is wrong with the settings; run again
+    later. A connection dropped in the middle of a commit may leave that commit applied
+    or not: the writers' idempotency keys make running the same batch again safe."""
 
 
 class ComponentError(TerminalError):

@@ -19,7 +19,7 @@ from lakehouse.durations import parse_duration
 from lakehouse.errors import ConfigError, UsageError
 
 DEFAULT_TABLE = "analytics.events"
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")  # fullmatch: "$" would allow a final "\n"
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ class TableName:
     @classmethod
     def parse(cls, text: str) -> TableName:
         parts = text.split(".")
-        if len(parts) != 2 or not all(_IDENT.match(p) for p in parts):
+        if len(parts) != 2 or not all(_IDENT.fullmatch(p) for p in parts):
             raise UsageError(
                 f"invalid table name {text!r}: write it as NAMESPACE.NAME, each made of "
                 "letters, digits and '_' and not starting with a digit (e.g. analytics.events)"

@@ -178,13 +178,16 @@ class TableLease:
         self.took_over: Lease | None = None  # the expired lease this one replaced
 
     def acquire(self) -> Lease:
-        """Take the lease if free or expired; :class:`LeaseHeldError` if someone holds it."""
+        """Take the lease if free, expired or left by this owner; :class:`LeaseHeldError`
+        if someone else holds it."""
         for _ in range(self.attempts):
             self.table.refresh()
             raw = self.table.properties.get(LEASE_PROPERTY)
             current = Lease.from_json(raw)
             now = self.clock()
-            if current is not None and not current.expired(now):
+            # A live lease of our own owner was left by one of our runs that could not give
+            # it back (the catalog was unreachable at release): it is ours to take again.
+            if current is not None and not current.expired(now) and current.owner != self.owner:
                 raise LeaseHeldError(
                     f"maintenance lease of {'.'.join(self.table.name())} is held by {current.owner} "
                     f"until {current.expires_at.isoformat()}"
@@ -199,7 +202,9 @@ class TableLease:
                 )
             except CommitFailedException:
                 continue  # someone else moved first (or an unrelated commit): look again
-            if current is not None:
+            if current is not None and current.owner == self.owner:
+                log.info("took back our own maintenance lease, left by an earlier run")
+            elif current is not None:
                 log.warning("took over the expired maintenance lease of %s", current.owner)
             self.lease, self.took_over = lease, current
             return lease

@@ -19,7 +19,7 @@ from typing import Any
 
 from pyiceberg.table import Table
 
-from lakehouse.errors import UsageError
+from lakehouse.errors import RetryableError, UsageError
 from maintenance.compact import compact
 from maintenance.errors import LeaseHeldError
 from maintenance.expire import DEFAULT_RETENTION, expire_snapshots
@@ -129,7 +129,16 @@ def run_maintenance(
     )
     summary = last_run_summary(result, owner=lease.owner if lease else owner)
     if lease is not None:
-        lease.release({LAST_RUN_PROPERTY: json.dumps(summary, separators=(",", ":"))})
+        try:
+            lease.release({LAST_RUN_PROPERTY: json.dumps(summary, separators=(",", ":"))})
+        except RetryableError as exc:  # e.g. the catalog went down: the work itself is done
+            log.warning(
+                "could not give back the maintenance lease of %s (it lapses after %s; the "
+                "same owner may take it again at once): %s",
+                name,
+                options.lease_ttl,
+                exc,
+            )
     elif not options.dry_run:
         _record(table, summary)
     log.log(

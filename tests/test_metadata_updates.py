@@ -64,3 +64,38 @@ def test_apply_updates_equals_pyiceberg(settings: Settings) -> None:
     assert events.metadata_location.split("/")[-1].startswith(
         "00004-"
     )  # create, 3 appends, this commit
+
+
+def test_parsed_metadata_is_reused_by_location(settings: Settings) -> None:
+    """Loads of a version this process has seen (or committed) reuse the parsed metadata,
+    which must equal what pyiceberg parses from the file; another process's commit is
+    parsed from its file."""
+    from pyiceberg.serializers import FromInputFile
+
+    from catalog.metadata import METADATA_CACHE
+
+    # the private hook the cache relies on (pyiceberg 0.12.0)
+    assert callable(getattr(LakehouseSqlCatalog, "_convert_orm_to_iceberg", None))
+    tables, _ = ensure_tables(open_catalog(settings), settings.table)
+    events = tables.events
+    events.append(_batch(30).cast(events.schema().as_arrow()))
+    committed = events.metadata_location
+    assert METADATA_CACHE.get(committed) is events.metadata  # put when staged
+    hits = METADATA_CACHE.hits
+    loaded = open_catalog(settings).load_table(settings.table.identifier)
+    assert loaded.metadata_location == committed
+    assert METADATA_CACHE.hits > hits, "a load of a known version is not parsed again"
+    from_file = FromInputFile.table_metadata(events.io.new_input(committed))
+    assert loaded.metadata == from_file
+    assert loaded.metadata.model_dump_json() == from_file.model_dump_json()
+
+    METADATA_CACHE.clear()  # as if another process had committed the next version
+    other = open_catalog(settings).load_table(settings.table.identifier)
+    other.append(_batch(5).cast(other.schema().as_arrow()))
+    METADATA_CACHE.clear()
+    events.refresh()
+    assert events.metadata_location == other.metadata_location
+    assert len(events.scan().to_arrow()) == 35
+    assert events.metadata == FromInputFile.table_metadata(
+        events.io.new_input(events.metadata_location)
+    )

@@ -54,7 +54,7 @@ def table_ref(table: TableName, *, snapshot_id: int | None = None) -> str:
     return f"{ref} FOR VERSION AS OF {snapshot_id}"
 
 
-_PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # fullmatch: "$" would allow a final "\n"
 
 
 def maintenance_ref(table: TableName) -> str:
@@ -62,7 +62,7 @@ def maintenance_ref(table: TableName) -> str:
     ``analytics.`_events``` for a name starting with ``_`` (the database is never
     enclosed). Only plain names (letters, digits, ``_``) are accepted."""
     for part in (table.namespace, table.name):
-        if not _PLAIN.match(part):
+        if not _PLAIN.fullmatch(part):
             raise UsageError(f"{part!r} cannot be named in OPTIMIZE/VACUUM")
     name = f"`{table.name}`" if table.name.startswith("_") else table.name
     return f"{table.namespace}.{name}"

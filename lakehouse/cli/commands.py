@@ -153,7 +153,9 @@ def ingest(
     nothing new, and a run that was killed can simply be run again.
 
     Exit code: 0 when every record was accepted, 1 when some were rejected (they are kept
-    in the NAME_rejected table with the reason, file and line), 2 for usage errors.
+    in the NAME_rejected table with the reason, file and line), 2 for usage errors, 75
+    when the catalog cannot be reached (transient: run it again later; files not yet
+    committed are picked up then, nothing is committed twice).
     """
     result = run_ingest(
         list(paths),

@@ -1,8 +1,9 @@
 """What every command shares: settings flags, text/JSON output, errors and exit codes.
 
 Exit codes: 0 ok, 1 ran but found problems (rejected records, a failed group),
-2 usage or configuration error. Errors go to stderr; with ``--json`` as
-``{"type": ..., "message": ...}``.
+2 usage or configuration error, 75 the catalog could not be reached (a transient
+failure, ``EX_TEMPFAIL``: run the command again later). Errors go to stderr; with
+``--json`` as ``{"type": ..., "message": ..., "retryable": ...}``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any, TypeVar
 import click
 
 from lakehouse.durations import format_duration
-from lakehouse.errors import ConfigError, LakehouseError, UsageError
+from lakehouse.errors import CatalogUnavailable, ConfigError, LakehouseError, UsageError
 from lakehouse.settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -27,6 +28,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 EXIT_OK = 0
 EXIT_PROBLEMS = 1
 EXIT_USAGE = 2
+EXIT_UNAVAILABLE = 75  # sysexits.h EX_TEMPFAIL: temporary failure, try again later
 
 
 def settings_options(func: F) -> F:
@@ -94,15 +96,24 @@ def print_json(value: Any) -> None:
     click.echo(json.dumps(to_jsonable(value), indent=2, sort_keys=False))
 
 
+def exit_code_for(exc: BaseException) -> int:
+    """2 for usage/config errors, 75 for an unreachable catalog, 1 otherwise."""
+    if isinstance(exc, (ConfigError, UsageError, click.UsageError)):
+        return EXIT_USAGE
+    if isinstance(exc, CatalogUnavailable):
+        return EXIT_UNAVAILABLE
+    return EXIT_PROBLEMS
+
+
 def fail(exc: BaseException, json_out: bool) -> None:
-    """Report an error on stderr and exit: 2 for usage/config errors, 1 otherwise."""
-    code = (
-        EXIT_USAGE
-        if isinstance(exc, (ConfigError, UsageError, click.UsageError))
-        else EXIT_PROBLEMS
-    )
+    """Report an error on stderr and exit with :func:`exit_code_for`."""
+    code = exit_code_for(exc)
     if json_out:
-        click.echo(json.dumps({"type": type(exc).__name__, "message": str(exc)}), err=True)
+        retryable = bool(getattr(exc, "retryable", False))
+        click.echo(
+            json.dumps({"type": type(exc).__name__, "message": str(exc), "retryable": retryable}),
+            err=True,
+        )
     else:
         click.secho(f"error: {exc}", fg="red", err=True)
     sys.exit(code)

@@ -1,7 +1,9 @@
 """``lakehouse maintain``: plan, run once (cron, Kubernetes CronJob, Airflow) or serve.
 
 Exit codes: 0 everything ran (also when another scheduler holds the lease: nothing to
-do), 1 a group or job failed, 2 usage or configuration error.
+do), 1 a group or job failed, 2 usage or configuration error, 75 the catalog could not be
+reached (transient: run again later). ``serve`` never exits on a failed run: it logs the
+failure in one line and runs again after ``--every``.
 """
 
 from __future__ import annotations
@@ -322,34 +324,73 @@ def serve_cmd(
     """Run maintenance every --every until SIGTERM or SIGINT.
 
     A signal lets the current group commit, gives the lease back and exits 0; a second
-    signal stops at once. A per-table lease keeps two schedulers off one table.
+    signal stops at once. A per-table lease keeps two schedulers off one table. A run that
+    fails (the catalog unreachable, a bug) is reported in one line on stderr (with the
+    traceback under -v) and the next run comes --every later, as usual.
     """
+    options = _maintenance_options(settings, kw)
+    with graceful_stop() as stop:
+        serve_loop(
+            settings, options, every=every, max_runs=max_runs, stop=stop, json_output=json_output
+        )
+    sys.exit(EXIT_OK)
+
+
+def serve_loop(
+    settings: Settings,
+    options: Any,
+    *,
+    every: timedelta,
+    max_runs: int = 0,
+    stop: threading.Event | None = None,
+    json_output: bool = False,
+) -> tuple[int, int]:
+    """Run maintenance every ``every`` until ``stop`` is set or ``max_runs`` runs (0:
+    forever) are done. A run that raises is reported and does not end the loop. Returns
+    (runs, failed runs)."""
     from maintenance import run_maintenance
     from maintenance.lease import default_owner
 
-    options = _maintenance_options(settings, kw)
-    owner = default_owner()
-    runs = 0
-    with graceful_stop() as stop:
-        while not stop.is_set():
-            try:
-                table = _events_table(settings)
-                result = run_maintenance(
-                    table,
-                    options,
-                    reporter=_reporter(json_output),
-                    should_stop=stop.is_set,
-                    owner=owner,
-                )
-                _emit(result, json_output, one_line=True)
-            except LakehouseError as exc:  # e.g. the catalog is briefly down: try again next time
-                log.error("maintenance run failed: %s", exc)
-                click.echo(json.dumps({"type": type(exc).__name__, "message": str(exc)}), err=True)
-            runs += 1
-            if max_runs and runs >= max_runs:
-                break
-            stop.wait(every.total_seconds())
-    sys.exit(EXIT_OK)
+    stop = stop or threading.Event()
+    owner = default_owner()  # one owner for every run: a lease left by a failed run is ours
+    runs = failed = 0
+    while not stop.is_set():
+        try:
+            table = _events_table(settings)
+            result = run_maintenance(
+                table,
+                options,
+                reporter=_reporter(json_output),
+                should_stop=stop.is_set,
+                owner=owner,
+            )
+            _emit(result, json_output, one_line=True)
+        except Exception as exc:  # e.g. the catalog is briefly down: try again next time
+            failed += 1
+            _report_failed_run(exc, json_output)
+        runs += 1
+        if max_runs and runs >= max_runs:
+            break
+        stop.wait(every.total_seconds())
+    return runs, failed
+
+
+def _report_failed_run(exc: Exception, json_output: bool) -> None:
+    """One line on stderr (JSON with --json); the traceback only with -v."""
+    from lakehouse.redact import redact_text
+
+    retryable = bool(getattr(exc, "retryable", False))
+    message = redact_text(" ".join(str(exc).splitlines()))
+    if json_output:
+        record = {"type": type(exc).__name__, "message": message, "retryable": retryable}
+        click.echo(json.dumps(record, separators=(",", ":")), err=True)
+    else:
+        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        kind = "" if isinstance(exc, LakehouseError) else f"{type(exc).__name__}: "
+        again = "will run again" if retryable else "will run again, but this may need a fix"
+        click.echo(f"{stamp} maintenance run failed ({again}): {kind}{message}", err=True)
+    if log.isEnabledFor(logging.INFO):  # -v
+        log.info("the failed maintenance run", exc_info=exc)
 
 
 def _emit(result: Any, json_output: bool, *, one_line: bool = False) -> None:

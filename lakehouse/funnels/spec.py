@@ -19,7 +19,7 @@ MODES: tuple[Mode, ...] = ("window", "strict")
 
 # A breakdown on a key inside the ``properties`` JSON text: ``properties.<key>``.
 PROPERTY_PREFIX = "properties."
-_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
+_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*")  # fullmatch: "$" would allow a final "\n"
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ def funnel_spec(
             raise UsageError("the breakdown must name a column or properties.<key>")
         if breakdown.startswith(PROPERTY_PREFIX):
             key = breakdown[len(PROPERTY_PREFIX) :]
-            if not _KEY.match(key):
+            if not _KEY.fullmatch(key):
                 raise UsageError(f"cannot break down by the property key {key!r}")
     return FunnelSpec(clean, window, mode, breakdown)
 
