@@ -56,6 +56,20 @@ def hour_slices(batch: pa.Table) -> Iterator[tuple[int, pa.Table]]:
         yield int(hours[lo]), batch.slice(lo, hi - lo)
 
 
+def to_schema(batch: pa.Table, arrow_schema: pa.Schema) -> pa.Table:
+    """``batch`` in the table's current Arrow schema, matched by column name. Another
+    writer may have added a column since the batch was conformed (new columns are always
+    optional): such a column is written as nulls."""
+    if batch.schema == arrow_schema:
+        return batch
+    names = set(batch.column_names)
+    columns = [
+        batch.column(f.name) if f.name in names else pa.nulls(batch.num_rows, f.type)
+        for f in arrow_schema
+    ]
+    return pa.Table.from_arrays(columns, names=arrow_schema.names).cast(arrow_schema)
+
+
 def parquet_options(properties: dict[str, str], columns: list[str]) -> dict[str, Any]:
     """pyarrow writer options from the table's ``write.parquet.*`` properties."""
     return {
@@ -82,7 +96,7 @@ def write_sorted(table: Table, metadata: TableMetadata, batch: pa.Table) -> list
     schema = metadata.schema()
     (hour_field,) = spec.fields
     arrow_schema = schema.as_arrow()
-    batch = batch.cast(arrow_schema) if batch.schema != arrow_schema else batch
+    batch = to_schema(batch, arrow_schema)
     options = parquet_options(metadata.properties, arrow_schema.names)
     row_group_rows = property_as_int(
         metadata.properties,

@@ -25,9 +25,9 @@ from pyarrow import fs as pafs
 
 from lakehouse.errors import ConfigError, UsageError
 from lakehouse.retry import retry_storage
-from lakehouse.storage import filesystem_for, storage_error
 from lakehouse.schema import INGESTED_SCHEMA
 from lakehouse.settings import Settings
+from lakehouse.storage import filesystem_for, storage_error
 from writers import commit
 from writers.parse import Parsed, join_files, parse_ndjson
 from writers.results import IngestResult, WriteResult

@@ -19,13 +19,16 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import numpy as np
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.json as pj
 
 from lakehouse.schema import CORE_COLUMNS, TIMESTAMP_ARROW
-from writers.parse import ROW_COLUMN
+from writers.parse import MAX_NESTING, ROW_COLUMN, holds_binary, type_depth
 
-_COLUMN_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,127}$")
+_COLUMN_NAME = re.compile(r"[a-z_][a-z0-9_]{0,127}")
 MIN_CLIENT_TS = datetime.fromisoformat("2000-01-01T00:00:00+00:00")
 _STRING_COLUMNS = ("event_id", "user_id", "event_type", "session_id")
 _REQUIRED_INPUT = ("event_id", "user_id", "event_type", "client_ts")
@@ -58,7 +61,7 @@ class _Reasons:
 
 
 def is_plain_name(name: str) -> bool:
-    return bool(_COLUMN_NAME.match(name)) and not name.startswith("__")
+    return bool(_COLUMN_NAME.fullmatch(name)) and not name.startswith("__")
 
 
 def _is_nested(t: pa.DataType) -> bool:
@@ -189,9 +192,53 @@ def _json_objects(table: pa.Table) -> pa.Array:
             .alias("j")
         )
         return pc.cast(encoded.to_series().to_arrow(), pa.string())
-    except Exception:  # exotic types polars cannot encode: take the slow, sure path
+    except BaseException as exc:  # types polars cannot encode: take the slow, sure path
+        # (polars reports some as a Rust panic, a BaseException)
+        if isinstance(exc, (KeyboardInterrupt, SystemExit, GeneratorExit)):
+            raise
         rows = [{k: v for k, v in r.items() if v is not None} for r in table.to_pylist()]
         return pa.array([_dumps(r) if r else None for r in rows], pa.string())
+
+
+_OBJECTS_ONLY = pj.ParseOptions(explicit_schema=pa.schema([]), unexpected_field_behavior="ignore")
+
+
+def not_object_texts(texts: pa.Array) -> np.ndarray:
+    """Positions of the non-null values that are not the text of one JSON object.
+
+    All texts are parsed at once by ``pyarrow.json`` (one per line, keys ignored, so
+    nothing is built): when it reads exactly one object per text they are all objects.
+    ``NaN``/``Infinity`` (which it accepts) and any failure send texts to a check one by
+    one with orjson."""
+    present = np.flatnonzero(pc.is_valid(texts).to_numpy(zero_copy_only=False))
+    if len(present) == 0:
+        return present
+    values = texts.filter(pc.is_valid(texts)) if len(present) < len(texts) else texts
+    check: np.ndarray
+    try:
+        lines = pc.binary_join_element_wise(values, pa.scalar(""), "\n")
+        data = lines.buffers()[2]
+        width = np.int64 if pa.types.is_large_string(lines.type) else np.int32
+        offsets = np.frombuffer(lines.buffers()[1], width)
+        first, last = int(offsets[lines.offset]), int(offsets[lines.offset + len(lines)])
+        parsed = pj.read_json(pa.BufferReader(data[first:last]), parse_options=_OBJECTS_ONLY)
+        whole = parsed.num_rows == len(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        whole = False
+    if whole:
+        odd = pc.or_(pc.match_substring(values, "NaN"), pc.match_substring(values, "Infinity"))
+        check = np.flatnonzero(odd.to_numpy(zero_copy_only=False))
+    else:
+        check = np.arange(len(values))
+    bad = [i for i in check.tolist() if not _is_object_text(values[i].as_py())]
+    return present[np.asarray(bad, np.int64)] if bad else np.empty(0, np.int64)
+
+
+def _is_object_text(text: str) -> bool:
+    try:
+        return isinstance(orjson.loads(text), dict)
+    except orjson.JSONDecodeError:
+        return False
 
 
 def _properties(table: pa.Table, fold: list[str], reasons: _Reasons) -> pa.Array:
@@ -202,6 +249,7 @@ def _properties(table: pa.Table, fold: list[str], reasons: _Reasons) -> pa.Array
     )
     if props is not None and pa.types.is_null(props.type):
         props = None
+    raw_type = props.type if props is not None else None
     if props is not None and not (
         pa.types.is_string(props.type)
         or pa.types.is_large_string(props.type)
@@ -225,6 +273,12 @@ def _properties(table: pa.Table, fold: list[str], reasons: _Reasons) -> pa.Array
         props = pc.if_else(valid, encoded, pa.nulls(n, pa.string()))
     if props is not None:
         props = pc.cast(props, pa.string())
+        if struct_keys is None and not (pa.types.is_map(raw_type) if raw_type else False):
+            bad = not_object_texts(props)
+            if len(bad):
+                mask = np.zeros(n, bool)
+                mask[bad] = True
+                reasons.flag(pa.array(mask), "properties: not JSON object text")
     if not fold:
         return props if props is not None else pa.nulls(n, pa.string())
     folded = _json_objects(table.select(fold))
@@ -251,6 +305,25 @@ def _properties(table: pa.Table, fold: list[str], reasons: _Reasons) -> pa.Array
     return pa.array(merged, pa.string())
 
 
+def _drop_unstorable(table: pa.Table, reasons: _Reasons) -> pa.Table:
+    """Reject the rows that carry a value no column or JSON text can hold (nested deeper
+    than :data:`MAX_NESTING`, or binary) and drop such columns. The NDJSON and record
+    parsers reject these line by line already; Arrow and Polars input arrives typed."""
+    for name in table.column_names:
+        if name == ROW_COLUMN:
+            continue
+        t = table.schema.field(name).type
+        if type_depth(t) > MAX_NESTING:
+            why = f"{name}: nested deeper than {MAX_NESTING} levels"
+        elif holds_binary(t):
+            why = f"{name}: binary data is not accepted (decode bytes to text first)"
+        else:
+            continue
+        reasons.flag(pc.is_valid(table.column(name)), why)
+        table = table.drop_columns([name])
+    return table
+
+
 def normalize(
     table: pa.Table, *, receipt_time: datetime | pa.Array, max_future_skew: timedelta
 ) -> Normalized:
@@ -258,6 +331,7 @@ def normalize(
     ``receipt_time`` is one time for every row, or an array with one per row."""
     n = table.num_rows
     reasons = _Reasons(n)
+    table = _drop_unstorable(table, reasons)
     names = set(table.column_names)
     for name in _REQUIRED_INPUT:
         if name not in names:
@@ -329,6 +403,8 @@ def normalize(
     out = pa.table(
         {**{c: columns[c] for c in CORE_COLUMNS}, **extras, ROW_COLUMN: table.column(ROW_COLUMN)}
     )
+    if reasons.values.null_count == n:  # every row valid: no filtering copy
+        return Normalized(out, [])
     valid = reasons.valid
     rows = table.column(ROW_COLUMN).combine_chunks()
     bad = pc.invert(valid)

@@ -29,6 +29,62 @@ import pyarrow.json as pj
 ROW_COLUMN = "__row"
 _BLOCK_SIZE = 4 * 1024 * 1024  # blocks are parsed in parallel; 4 MB measured fastest here
 _BOM = b"\xef\xbb\xbf"
+MAX_NESTING = 64
+"""Objects and arrays may nest this deep; a record nested deeper is rejected (polars, which
+encodes nested values as JSON text, overflows its stack on a ~1,000-deep value)."""
+_BINARY = (bytes, bytearray, memoryview)
+
+
+def type_depth(t: pa.DataType, limit: int = MAX_NESTING) -> int:
+    """How deep an Arrow type nests (a scalar is 0, a struct of scalars 1); counting stops
+    just past ``limit``."""
+    deepest = 0
+    stack = [(t, 0)]
+    while stack:
+        t, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if deepest > limit:
+            break
+        # structs, lists, maps: every nested type lists its children as fields
+        stack.extend((t.field(i).type, depth + 1) for i in range(t.num_fields))
+    return deepest
+
+
+def holds_binary(t: pa.DataType) -> bool:
+    """Whether an Arrow type has binary values anywhere in it."""
+    stack = [t]
+    while stack:
+        t = stack.pop()
+        if (
+            pa.types.is_binary(t)
+            or pa.types.is_large_binary(t)
+            or pa.types.is_fixed_size_binary(t)
+            or (hasattr(pa.types, "is_binary_view") and pa.types.is_binary_view(t))
+        ):
+            return True
+        stack.extend(t.field(i).type for i in range(t.num_fields))
+    return False
+
+
+def value_problem(record: Any, limit: int = MAX_NESTING) -> str | None:
+    """Why a parsed record cannot be stored as it is: nested deeper than ``limit``, or
+    holding binary data (bytes are not JSON and cannot be encoded as text)."""
+    stack: list[tuple[Any, int, str]] = [(record, 0, "")]
+    while stack:
+        value, depth, path = stack.pop()
+        if isinstance(value, dict):
+            if depth >= limit:
+                return f"nested deeper than {limit} levels"
+            stack.extend(
+                (v, depth + 1, f"{path}.{k}" if path else str(k)) for k, v in value.items()
+            )
+        elif isinstance(value, (list, tuple)):
+            if depth >= limit:
+                return f"nested deeper than {limit} levels"
+            stack.extend((v, depth + 1, f"{path}[{i}]") for i, v in enumerate(value))
+        elif isinstance(value, _BINARY):
+            return f"{path or 'value'}: binary data is not accepted (decode bytes to text first)"
+    return None
 
 
 @dataclass(frozen=True)
@@ -38,6 +94,7 @@ class LineMap:
 
     sources: tuple[str, ...]
     starts: tuple[int, ...]  # buffer line number of each source's first line
+    lines: int | None = None  # newlines in the whole buffer, when known
 
     @classmethod
     def single(cls, source: str) -> LineMap:
@@ -111,7 +168,9 @@ def _read_json(data: bytes, *, whole: bool = False, hint: bool = False) -> pa.Ta
     inferred = [f.name for f in table.schema if pa.types.is_timestamp(f.type)]
     if inferred:
         parse = pj.ParseOptions(
-            explicit_schema=pa.schema(declared + [pa.field(name, pa.string()) for name in inferred]),
+            explicit_schema=pa.schema(
+                declared + [pa.field(name, pa.string()) for name in inferred]
+            ),
             unexpected_field_behavior="infer",
         )
         table = pj.read_json(io.BytesIO(data), read_options=opts, parse_options=parse)
@@ -157,7 +216,9 @@ def join_files(parts: Sequence[tuple[str, bytes]]) -> tuple[bytes, LineMap]:
         starts.append(line)
         line += data.count(b"\n")
         buffers.append(data)
-    return b"".join(buffers), LineMap(tuple(name for name, _ in parts), tuple(starts))
+    return b"".join(buffers), LineMap(
+        tuple(name for name, _ in parts), tuple(starts), lines=line - 1
+    )
 
 
 def parse_ndjson(data: bytes, source: str | LineMap) -> Parsed:
@@ -168,7 +229,7 @@ def parse_ndjson(data: bytes, source: str | LineMap) -> Parsed:
     if data.startswith(_BOM):
         data = b" " * len(_BOM) + data[len(_BOM) :]
     out = Parsed(per_source=[0] * len(line_map.sources))
-    if not data.strip():
+    if not data or data.isspace():  # (isspace stops at the first other byte)
         return out
     split_cache: list[tuple[list[bytes], np.ndarray]] = []
 
@@ -196,8 +257,14 @@ def parse_ndjson(data: bytes, source: str | LineMap) -> Parsed:
         table: pa.Table | None = _read_json(data, hint=True)
     except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeDecodeError, ValueError):
         table = None
+    if table is not None and any(type_depth(f.type) > MAX_NESTING for f in table.schema):
+        table = None  # some line nests too deep: find it line by line
     if table is not None:
-        newlines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+        newlines = (
+            line_map.lines
+            if line_map.lines is not None and data.endswith(b"\n")
+            else data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+        )
         if newlines == table.num_rows:  # no blank lines: row i is line i + 1
             out.records = table.num_rows
             rows = _row_numbers(0, table.num_rows)
@@ -280,10 +347,17 @@ def _parse_carefully(
         try:
             value = orjson.loads(line)
         except orjson.JSONDecodeError as exc:
-            fail(i, _decode_error(line) or f"invalid JSON: {exc}")
+            if "depth limit" in str(exc) or "recursion limit" in str(exc):
+                fail(i, f"nested deeper than {MAX_NESTING} levels")
+            else:
+                fail(i, _decode_error(line) or f"invalid JSON: {exc}")
             continue
         if not isinstance(value, dict):
             fail(i, f"not a JSON object (got {type(value).__name__})")
+            continue
+        problem = value_problem(value)
+        if problem:
+            fail(i, problem)
             continue
         records[i] = value
 
@@ -366,21 +440,36 @@ def _records_to_table(part: list[dict[str, Any]]) -> pa.Table:
 
 def parse_records(records: Iterable[Any], source: str) -> Parsed:
     """Parse an iterable of dicts; records of mixed value types are split into
-    homogeneous chunks the same way NDJSON lines are."""
+    homogeneous chunks the same way NDJSON lines are. Records that are not dicts, nest
+    too deep or hold bytes are rejected one by one, before any is converted."""
     items = list(records)
     out = Parsed(records=len(items))
 
     def raw_at(idx: int) -> str:
         return _dumps(items[idx])
 
-    def go(lo: int, hi: int) -> None:
-        if lo >= hi:
+    usable: list[int] = []
+    for i, rec in enumerate(items):
+        if not isinstance(rec, dict):
+            out.failures.append(
+                (source, None, _dumps(rec), f"not a record (got {type(rec).__name__})")
+            )
+            continue
+        problem = (
+            value_problem(rec)
+            if any(isinstance(v, (dict, list, tuple, *_BINARY)) for v in rec.values())
+            else None
+        )
+        if problem:
+            out.failures.append((source, None, _dumps(rec), problem))
+            continue
+        usable.append(i)
+
+    def go(rows: list[int]) -> None:
+        if not rows:
             return
-        part = items[lo:hi]
         try:
-            if not all(isinstance(r, dict) for r in part):
-                raise TypeError("not a dict")
-            table = _records_to_table(part)
+            table = _records_to_table([items[i] for i in rows])
         except (
             pa.ArrowInvalid,
             pa.ArrowTypeError,
@@ -389,24 +478,18 @@ def parse_records(records: Iterable[Any], source: str) -> Parsed:
             ValueError,
             OverflowError,
         ) as exc:
-            if hi - lo == 1:
-                rec = part[0]
-                reason = (
-                    f"not a record (got {type(rec).__name__})"
-                    if not isinstance(rec, dict)
-                    else f"unreadable record: {exc}"
-                )
-                out.failures.append((source, None, _dumps(rec), reason))
+            if len(rows) == 1:
+                rec = items[rows[0]]
+                out.failures.append((source, None, _dumps(rec), f"unreadable record: {exc}"))
                 return
-            mid = (lo + hi) // 2
-            go(lo, mid)
-            go(mid, hi)
+            mid = len(rows) // 2
+            go(rows[:mid])
+            go(rows[mid:])
             return
-        out.chunks.append(
-            Chunk(_with_rows(table, _row_numbers(lo, hi)), raw_at, lambda i: (source, None))
-        )
+        numbers = pa.array(np.asarray(rows, np.int64))
+        out.chunks.append(Chunk(_with_rows(table, numbers), raw_at, lambda i: (source, None)))
 
-    go(0, len(items))
+    go(usable)
     return out
 
 

@@ -92,6 +92,7 @@ class EventWriter:
         self._on_commit = on_commit
         self.writer_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._buffer = _Buffer()
+        self._committed = dedupe.CommittedIds()  # ids per hour, kept across own commits
         self.totals = WriteResult()
         self._closed = False
 
@@ -117,23 +118,27 @@ class EventWriter:
     ) -> None:
         """Buffer rows parsed elsewhere (the landing-zone reader uses this). The receipt
         time is one for all rows, or one per source of the chunks' line map."""
-        buf = self._buffer
-        if buf.opened is None:
-            buf.opened = time.monotonic()
-        buf.records += parsed.records
-        buf.batch_ids.append(batch_id)
-        for source, line, raw, reason in parsed.failures:
-            buf.rejects.append(Reject(reason, source, line, raw))
+        # Everything is validated before the buffer changes: a write that fails leaves
+        # the writer as it was.
+        rejects = [Reject(reason, src, line, raw) for src, line, raw, reason in parsed.failures]
+        pieces: list[tuple[pa.Table, Chunk]] = []
         for chunk in parsed.chunks:
             result = normalize(
                 chunk.table,
                 receipt_time=_receipts(chunk, receipt_time),
                 max_future_skew=self.settings.max_future_skew,
             )
-            buf.rejects.extend(_rejects(chunk, result.rejected))
+            rejects.extend(_rejects(chunk, result.rejected))
             if result.table.num_rows:
-                buf.pieces.append((result.table, chunk))
-                buf.nbytes += result.table.nbytes
+                pieces.append((result.table, chunk))
+        buf = self._buffer
+        if buf.opened is None:
+            buf.opened = time.monotonic()
+        buf.records += parsed.records
+        buf.batch_ids.append(batch_id)
+        buf.rejects.extend(rejects)
+        buf.pieces.extend(pieces)
+        buf.nbytes += sum(table.nbytes for table, _ in pieces)
 
     def due(self) -> bool:
         buf = self._buffer
@@ -175,14 +180,19 @@ class EventWriter:
         if already:
             fresh, committed_dupes = batch.slice(0, 0), batch.num_rows
         else:
-            fresh, committed_dupes = dedupe.drop_committed(batch, events)
+            fresh, committed_dupes = dedupe.drop_committed(batch, events, self._committed)
         late = (
             dedupe.late_mask(fresh, self.settings.allowed_lateness)
             if fresh.num_rows
             else pa.array([], pa.bool_())
         )
-        late_rows = fresh.filter(late) if fresh.num_rows else fresh
-        on_time_rows = fresh.filter(pc.invert(late)) if fresh.num_rows else fresh
+        late_count = pc.sum(late).as_py() or 0
+        late_rows = fresh.filter(late) if 0 < late_count < fresh.num_rows else fresh
+        on_time_rows = fresh.filter(pc.invert(late)) if 0 < late_count < fresh.num_rows else fresh
+        if late_count == 0:
+            late_rows = fresh.slice(0, 0)
+        elif late_count == fresh.num_rows:
+            on_time_rows = fresh.slice(0, 0)
         late_hours = dedupe.hours_of(late_rows.column("client_ts")) if late_rows.num_rows else []
         snapshot_ids = (
             commit.snapshots_with_key(events, key)
@@ -196,6 +206,8 @@ class EventWriter:
                 writer=self.writer_id,
             )
         )
+        if not already:
+            self._committed.record(events, fresh, snapshot_ids)
         to_store = _not_yet_rejected(self.tables.rejected, rejects)  # counted either way
         if to_store:
             commit.append_with_key(

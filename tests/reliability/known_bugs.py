@@ -1,7 +1,6 @@
 """Probes for the bugs the campaign found. Each returns a description when the bug is
-still there and None once it is fixed; ``test_known_bugs.py`` runs them as strict xfails
-(so a fix shows up as an XPASS to turn into a plain test) and the campaign lists them.
-"""
+there and None when it is not; ``test_known_bugs.py`` runs them as plain tests and the
+long mode runs them again as regression checks. All are fixed (RELIABILITY.md)."""
 
 from __future__ import annotations
 

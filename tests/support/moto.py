@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 import socket
-import tempfile
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -74,7 +74,7 @@ def running_moto() -> Iterator[MotoServer]:
     env = {**os.environ, "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY}
     # The server logs every request: send that to a file, never to an unread pipe (a
     # full pipe blocks the server).
-    log = tempfile.NamedTemporaryFile(prefix="moto-", suffix=".log", delete=False)
+    log = tempfile.NamedTemporaryFile(prefix="moto-", suffix=".log", delete=False)  # noqa: SIM115 (closed below)
     try:
         proc = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],

@@ -7,7 +7,7 @@ import pyarrow as pa
 import pytest
 
 from writers.normalize import normalize
-from writers.parse import parse_ndjson, parse_records
+from writers.parse import MAX_NESTING, ROW_COLUMN, parse_ndjson, parse_records
 
 NOW = datetime(2024, 5, 2, tzinfo=UTC)
 SKEW = timedelta(hours=1)
@@ -143,3 +143,102 @@ def test_arrow_timestamps_need_a_zone() -> None:
     )
     assert result.table.num_rows == 0
     assert "no time zone" in result.rejected[0][1]
+
+
+# --- values no column or JSON text can hold (found by the reliability campaign) ---------
+
+
+def _deep(levels: int) -> dict:
+    value: object = 1
+    for _ in range(levels):
+        value = {"a": value}
+    assert isinstance(value, dict)
+    return value
+
+
+def test_a_deeply_nested_ndjson_line_is_rejected_and_the_others_kept() -> None:
+    deep = json.dumps(base(event_id="deep"))[:-1] + ',"properties":'
+    deep += '{"a":' * 1500 + "1" + "}" * 1500 + "}"  # (too deep for json.dumps itself)
+    ok_nested = json.dumps(base(event_id="ok", properties=_deep(MAX_NESTING - 2)))
+    data = "\n".join([json.dumps(base(event_id="e0")), deep, ok_nested]).encode()
+    parsed = parse_ndjson(data, "file:///zone/f.ndjson")
+    assert parsed.records == 3
+    assert [(f[1], f[3]) for f in parsed.failures] == [
+        (2, f"nested deeper than {MAX_NESTING} levels")
+    ]
+    ids = []
+    for chunk in parsed.chunks:
+        result = normalize(chunk.table, receipt_time=NOW, max_future_skew=SKEW)
+        assert result.rejected == []
+        ids += result.table.column("event_id").to_pylist()
+        props = result.table.column("properties").to_pylist()
+        assert all(p is None or isinstance(json.loads(p), dict) for p in props)
+    assert sorted(ids) == ["e0", "ok"]
+
+
+def test_nesting_just_past_the_limit_is_rejected_with_its_reason() -> None:
+    line = json.dumps(base(event_id="x", properties=_deep(MAX_NESTING + 5)))
+    parsed = parse_ndjson(("\n".join([json.dumps(base()), line])).encode(), "f")
+    assert [(f[1], f[3]) for f in parsed.failures] == [
+        (2, f"nested deeper than {MAX_NESTING} levels")
+    ]
+    valid, rejected = run([base(event_id="r1"), base(event_id="r2", extra=_deep(200))])
+    assert [r["event_id"] for r in valid] == ["r1"]
+    assert rejected == {}  # the record was refused while parsing:
+    refused = parse_records([base(event_id="r2", extra=_deep(200))], "batch:t").failures
+    assert [f[3] for f in refused] == [f"nested deeper than {MAX_NESTING} levels"]
+
+
+def test_arrow_input_nested_too_deep_or_binary_is_rejected_per_row() -> None:
+    deep_type: pa.DataType = pa.int64()
+    for _ in range(MAX_NESTING + 1):
+        deep_type = pa.struct([("a", deep_type)])
+    table = pa.table(
+        {
+            "event_id": ["a", "b", "c"],
+            "user_id": ["u"] * 3,
+            "event_type": ["v"] * 3,
+            "client_ts": ["2024-05-01T10:00:00Z"] * 3,
+            "blob": pa.array([None, b"\x00\x01", None], pa.binary()),
+            "deep": pa.array([None, None, _deep(MAX_NESTING + 1)], deep_type),
+            ROW_COLUMN: pa.array([0, 1, 2], pa.int64()),
+        }
+    )
+    result = normalize(table, receipt_time=NOW, max_future_skew=SKEW)
+    assert result.table.column("event_id").to_pylist() == ["a"]
+    assert dict(result.rejected) == {
+        1: "blob: binary data is not accepted (decode bytes to text first)",
+        2: f"deep: nested deeper than {MAX_NESTING} levels",
+    }
+
+
+def test_bytes_are_rejected_and_the_writer_goes_on(home) -> None:
+    from lakehouse.settings import Settings
+    from writers import EventWriter
+
+    with EventWriter(Settings.from_env()) as writer:
+        writer.write(
+            [base(event_id="b1", extra=b"ab"), base(event_id="b2", properties={"k": b"x"})]
+        )
+        writer.write([base(event_id="b3")])
+        result = writer.flush()
+    assert (result.records_read, result.records_written, result.records_rejected) == (3, 1, 2)
+
+
+@pytest.mark.parametrize("text", ["not json", "[1,2]", '"a"', "", "{}{}", '{"a":NaN}', "{'a':1}"])
+def test_properties_text_must_be_one_json_object(text: str) -> None:
+    valid, rejected = run(
+        [base(event_id="ok", properties='{"a":1}'), base(event_id="x", properties=text)]
+    )
+    assert [r["event_id"] for r in valid] == ["ok"]
+    assert rejected == {1: "properties: not JSON object text"}
+
+
+def test_a_trailing_newline_is_not_a_plain_column_name() -> None:
+    from writers.normalize import is_plain_name
+
+    assert is_plain_name("platform") and not is_plain_name("platform\n")
+    valid, _ = run([base(**{"platform\n": "ios"})])
+    assert "platform\n" not in valid[0] and json.loads(valid[0]["properties"]) == {
+        "platform\n": "ios"
+    }
