@@ -197,7 +197,6 @@ def throughput(args: argparse.Namespace) -> None:
     print(f"  ratio to raw parquet      {t_raw / t_json:>12.2f}")
 
 
-
 def latency(args: argparse.Namespace) -> None:
     if True:
         flush, commits = commit_latency(args.micro_batches, args.batch_size)

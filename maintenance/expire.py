@@ -125,7 +125,7 @@ def expire_snapshots(
         loc for key, loc in expired.manifest_lists.items() if key not in retained.manifest_lists
     ]
     metadata_files = _old_metadata_files(
-        table.metadata if not dry_run else before, table.metadata_location
+        table.metadata if not dry_run else before, table.metadata_location, table.io
     )
     groups = (data, manifests, lists, metadata_files)
     if dry_run:
@@ -175,7 +175,9 @@ def _commit_expiry(
     raise CommitError(f"could not commit snapshot expiry after {attempts} attempts")
 
 
-def _old_metadata_files(metadata: TableMetadata, current_location: str) -> list[str]:
+def _old_metadata_files(
+    metadata: TableMetadata, current_location: str, io: FileIO | None = None
+) -> list[str]:
     """Metadata files older than every file the metadata log keeps (never the current)."""
     kept = {
         canonical(current_location),
@@ -189,7 +191,7 @@ def _old_metadata_files(metadata: TableMetadata, current_location: str) -> list[
         return []
     folder = posixpath.dirname(current_location)
     old = []
-    for listed in list_files(folder):
+    for listed in list_files(folder, io):
         version = _version(listed.key)
         if version is not None and version < floor and listed.key not in kept:
             old.append(listed.location)

@@ -57,7 +57,7 @@ def remove_orphan_files(
     now = now or datetime.now(UTC)
     cutoff = now - older_than
     # List first, then read metadata: a file committed in between is then referenced.
-    listed = [f for f in list_files(table.location()) if f.key.endswith(ICEBERG_SUFFIXES)]
+    listed = [f for f in list_files(table.location(), table.io) if f.key.endswith(ICEBERG_SUFFIXES)]
     table.refresh()
     refs = referenced_files(table)
     unreferenced = [f for f in listed if f.key not in refs]

@@ -73,7 +73,41 @@ def scan_table(table: Table, *, snapshot_id: int | None = None) -> pl.LazyFrame:
     if snapshot_id is None and table.current_snapshot() is None:
         # nothing committed yet: an empty frame with the table's columns
         return pl.LazyFrame(schema=pl.Schema(_empty_schema(table)))
-    return pl.scan_iceberg(table, snapshot_id=snapshot_id)
+    return pl.scan_iceberg(
+        table, snapshot_id=snapshot_id, storage_options=polars_storage_options(table)
+    )
+
+
+# pyiceberg's S3 settings (``s3.*``, with ``client.*`` as fallbacks, as pyiceberg reads
+# them) -> the object-store options Polars' own Parquet reader takes.
+_S3_OPTIONS = {
+    "aws_endpoint_url": ("s3.endpoint",),
+    "aws_region": ("s3.region", "client.region"),
+    "aws_access_key_id": ("s3.access-key-id", "client.access-key-id"),
+    "aws_secret_access_key": ("s3.secret-access-key", "client.secret-access-key"),
+    "aws_session_token": ("s3.session-token", "client.session-token"),
+}
+
+
+def polars_storage_options(table: Table) -> dict[str, str] | None:
+    """Storage options for Polars to read ``table``'s files where pyiceberg does: Polars
+    reads the Parquet files itself and would otherwise use only the process's AWS
+    environment, missing a configured endpoint or keys. None for local tables."""
+    location = table.metadata.location
+    if not location.startswith(("s3://", "s3a://", "s3n://")):
+        return None
+    props = table.io.properties
+    options = {
+        option: value
+        for option, keys in _S3_OPTIONS.items()
+        if (value := next((props[k] for k in keys if props.get(k)), None))
+    }
+    endpoint = options.get("aws_endpoint_url", "")
+    if endpoint.startswith("http://"):
+        options["aws_allow_http"] = "true"
+    if endpoint and str(props.get("s3.force-virtual-addressing", "false")).lower() != "true":
+        options["aws_virtual_hosted_style_request"] = "false"  # path style, as pyiceberg
+    return options or None
 
 
 def _empty_schema(table: Table) -> dict[str, pl.DataType]:

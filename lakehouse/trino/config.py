@@ -7,7 +7,16 @@ Catalog mapping (pyiceberg -> Trino's Iceberg connector):
   ``$LAKEHOUSE_HOME/catalog.db`` -> ``iceberg.catalog.type=jdbc`` with the SQLite driver;
 * a pyiceberg ``sql`` catalog on SQLite or PostgreSQL -> the same JDBC catalog, with
   ``iceberg.jdbc-catalog.catalog-name`` equal to the pyiceberg catalog's name (both
-  programs keep their rows in the same ``iceberg_tables`` table, keyed by that name).
+  programs keep their rows in the same ``iceberg_tables`` table, keyed by that name);
+* a pyiceberg ``glue`` catalog -> ``iceberg.catalog.type=glue`` with the same region,
+  endpoint, catalog id and (when given) keys.
+
+The warehouse's scheme adds the file system: ``file://`` -> Trino's native local file
+system, ``s3://`` -> its native S3 file system configured from pyiceberg's ``s3.*`` keys
+(endpoint, region, path-style access, keys). Keys left out of the pyiceberg properties
+are left out here too: Trino then uses the default AWS credential chain (environment,
+profile, instance or task role). Catalog files may hold secrets: they are written with
+mode 0600 and their values are never logged.
 
 Other catalog types raise :class:`TrinoConfigError`; a new type plugs in by adding a
 function to :data:`CATALOG_MAPPERS` (and a warehouse scheme to :data:`FILESYSTEM_MAPPERS`).
@@ -43,9 +52,15 @@ FilesystemMapper = Callable[[str, Mapping[str, Any]], dict[str, str]]
 def pyiceberg_catalog_config(settings: Settings) -> tuple[str, dict[str, Any]]:
     """The pyiceberg name and properties of the settings' catalog, read now (not from
     pyiceberg's import-time configuration)."""
-    if settings.catalog is None:
-        return EMBEDDED_NAME, dict(embedded_catalog_properties(settings))
     from pyiceberg.utils.config import Config
+
+    if settings.catalog is None:
+        # The embedded catalog takes overrides the pyiceberg way (as ``open_catalog`` does),
+        # e.g. PYICEBERG_CATALOG__LAKEHOUSE__WAREHOUSE=s3://bucket/prefix plus s3.* keys.
+        return EMBEDDED_NAME, {
+            **embedded_catalog_properties(settings),
+            **(Config().get_catalog_config(EMBEDDED_NAME) or {}),
+        }
 
     props = Config().get_catalog_config(settings.catalog) or {}
     if not props:
@@ -181,8 +196,129 @@ def filesystem_properties(name: str, warehouse: str, props: Mapping[str, Any]) -
     return mapper(name, props)
 
 
-CATALOG_MAPPERS: dict[str, CatalogMapper] = {"sql": sql_catalog_properties}
-FILESYSTEM_MAPPERS: dict[str, FilesystemMapper] = {"file": local_filesystem_properties}
+def _prop(props: Mapping[str, Any], *keys: str) -> str | None:
+    """The first of ``keys`` set (non-empty) in ``props``, as text."""
+    for key in keys:
+        value = props.get(key)
+        if value is not None and str(value) != "":
+            return str(value)
+    return None
+
+
+def _truthy(value: str | None) -> bool:
+    return value is not None and value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _key_pair(
+    name: str, props: Mapping[str, Any], prefix: str, what: str
+) -> tuple[str, str] | None:
+    """(access key, secret key) from ``<prefix>.*`` or else ``client.*`` properties; None
+    when neither is set (Trino then uses the default AWS chain). Values never appear in
+    messages or logs."""
+    for scope in (prefix, "client"):
+        access = _prop(props, f"{scope}.access-key-id")
+        secret = _prop(props, f"{scope}.secret-access-key")
+        if access is None and secret is None:
+            continue
+        if access is None or secret is None:
+            missing = f"{scope}.secret-access-key" if secret is None else f"{scope}.access-key-id"
+            raise TrinoConfigError(
+                f"catalog {name!r}: {what} has only half a key pair ({missing} is missing); set "
+                "both, or neither to use the default AWS credential chain"
+            )
+        if _prop(props, f"{scope}.session-token") is not None:
+            # Trino's Glue and S3 clients take no session token in their properties: static
+            # temporary keys without it would be refused. Use the default chain instead.
+            log.warning(
+                "catalog %r: %s.session-token is set; Trino cannot take temporary keys from its "
+                "catalog file, so %s uses the default AWS credential chain (export "
+                "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN, or a profile "
+                "or role, before `lakehouse trino start`)",
+                name,
+                scope,
+                what,
+            )
+            return None
+        return access, secret
+    return None
+
+
+def s3_filesystem_properties(name: str, props: Mapping[str, Any]) -> dict[str, str]:
+    """``s3://`` tables: Trino's native S3 file system from pyiceberg's ``s3.*`` keys
+    (``client.*`` as fallbacks, as pyiceberg does)."""
+    out = {"fs.native-s3.enabled": "true"}
+    endpoint = _prop(props, "s3.endpoint")
+    region = _prop(props, "s3.region", "client.region", "glue.region")
+    if endpoint:
+        out["s3.endpoint"] = endpoint
+    if region:
+        out["s3.region"] = region
+    path_style = props.get("s3.path-style-access")
+    virtual = _truthy(_prop(props, "s3.force-virtual-addressing"))
+    if _truthy(None if path_style is None else str(path_style)) or (
+        endpoint and path_style is None and not virtual
+    ):
+        # An S3-compatible endpoint (MinIO, moto, ...) usually serves path-style URLs only.
+        out["s3.path-style-access"] = "true"
+    role = _prop(props, "s3.role-arn", "client.role-arn")
+    if role:
+        out["s3.iam-role"] = role
+    keys = _key_pair(name, props, "s3", "S3")
+    if keys is not None:
+        out["s3.aws-access-key"], out["s3.aws-secret-key"] = keys
+    return out
+
+
+def glue_catalog_properties(name: str, props: Mapping[str, Any]) -> dict[str, str]:
+    """A pyiceberg ``glue`` catalog -> Trino's Iceberg Glue catalog (same Glue Data Catalog:
+    pyiceberg registers each table with ``table_type=ICEBERG`` and its ``metadata_location``,
+    which is what Trino reads), plus the file system of the warehouse (S3 by default)."""
+    out: dict[str, str] = {"iceberg.catalog.type": "glue"}
+    region = _prop(props, "glue.region", "client.region")
+    endpoint = _prop(props, "glue.endpoint")
+    if endpoint and not region:
+        raise TrinoConfigError(
+            f"catalog {name!r} sets glue.endpoint but no region; Trino needs one with an "
+            f"endpoint: set PYICEBERG_CATALOG__{name.upper()}__GLUE__REGION"
+        )
+    if region:
+        out["hive.metastore.glue.region"] = region
+    if endpoint:
+        out["hive.metastore.glue.endpoint-url"] = endpoint
+    catalog_id = _prop(props, "glue.id")
+    if catalog_id:
+        out["hive.metastore.glue.catalogid"] = catalog_id
+    role = _prop(props, "client.role-arn")
+    if role:
+        out["hive.metastore.glue.iam-role"] = role
+    keys = _key_pair(name, props, "glue", "Glue")
+    if keys is not None:
+        out["hive.metastore.glue.aws-access-key"], out["hive.metastore.glue.aws-secret-key"] = keys
+    # Like pyiceberg (default true): no archived table version per commit.
+    skip_archive = _prop(props, "glue.skip-archive")
+    out["hive.metastore.glue.skip-archive"] = (
+        "true" if skip_archive is None or _truthy(skip_archive) else "false"
+    )
+    warehouse = _prop(props, "warehouse")
+    if warehouse:
+        warehouse = _warehouse_uri(name, props)
+        out["hive.metastore.glue.default-warehouse-dir"] = warehouse
+        out.update(filesystem_properties(name, warehouse, props))
+    else:  # Glue tables live on S3
+        out.update(s3_filesystem_properties(name, props))
+    return out
+
+
+CATALOG_MAPPERS: dict[str, CatalogMapper] = {
+    "sql": sql_catalog_properties,
+    "glue": glue_catalog_properties,
+}
+FILESYSTEM_MAPPERS: dict[str, FilesystemMapper] = {
+    "file": local_filesystem_properties,
+    "s3": s3_filesystem_properties,
+    "s3a": s3_filesystem_properties,
+    "s3n": s3_filesystem_properties,
+}
 
 
 def all_catalogs(settings: Settings, options: ServerOptions) -> dict[str, dict[str, str]]:

@@ -44,7 +44,7 @@ class Listing:
 
     @classmethod
     def take(cls, table: Table) -> Listing:
-        return cls({f.key: f for f in list_files(table.location())})
+        return cls({f.key: f for f in list_files(table.location(), table.io)})
 
     def gone(self, later: Listing) -> list[ListedFile]:
         return [f for key, f in self.files.items() if key not in later.files]

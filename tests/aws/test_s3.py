@@ -125,3 +125,26 @@ def test_glue_registration_follows_schema_evolution(
     assert columns["platform"] == "string" and columns["score"] == "double"
     tables.events.refresh()
     assert entry["Parameters"]["metadata_location"] == tables.events.metadata_location
+
+
+def test_the_read_api_reads_a_table_on_s3(
+    s3_settings: Settings, moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Polars reads the Parquet files itself: it must use the catalog's S3 settings (the
+    emulator's endpoint and keys), not the process's AWS environment."""
+    import lakehouse
+
+    for key in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(key, raising=False)
+    sent = [event(i, minutes=(i * 37) % 300, user=f"u{i % 3}") for i in range(45)]
+    with EventWriter(s3_settings) as writer:
+        writer.write(sent)
+    frame = lakehouse.ordered(settings=s3_settings).collect()
+    assert frame.height == 45
+    for user, rows_of_user in frame.group_by("user_id", maintain_order=True):
+        expected = sorted((e["client_ts"], e["event_id"]) for e in sent if e["user_id"] == user[0])
+        got = [
+            (ts.isoformat().replace("+00:00", "Z"), eid)
+            for ts, eid in rows_of_user.select("client_ts", "event_id").iter_rows()
+        ]
+        assert got == expected

@@ -95,12 +95,11 @@ def test_catalog_config_is_read_when_called_not_at_import(
 @pytest.mark.parametrize(
     ("props", "message"),
     [
-        ({"type": "glue"}, "type 'glue'.*supported: sql"),
-        ({"type": "rest", "uri": "http://127.0.0.1:8181"}, "type 'rest'"),
+        ({"type": "rest", "uri": "http://127.0.0.1:8181"}, "type 'rest'.*supported: glue, sql"),
         ({"type": "sql", "uri": "sqlite:///:memory:", "warehouse": "file:///w"}, "in-memory"),
         ({"type": "sql", "uri": "mysql://u@h/db", "warehouse": "file:///w"}, "mysql"),
         ({"type": "sql", "uri": "sqlite:////tmp/c.db"}, "PYICEBERG_CATALOG__ODD__WAREHOUSE"),
-        ({"type": "sql", "uri": "sqlite:////tmp/c.db", "warehouse": "s3://bucket/wh"}, "file://"),
+        ({"type": "sql", "uri": "sqlite:////tmp/c.db", "warehouse": "gs://bucket/wh"}, "s3://"),
         ({"type": "sql"}, "PYICEBERG_CATALOG__ODD__URI"),
     ],
 )
