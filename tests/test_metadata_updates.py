@@ -99,3 +99,31 @@ def test_parsed_metadata_is_reused_by_location(settings: Settings) -> None:
     assert events.metadata == FromInputFile.table_metadata(
         events.io.new_input(events.metadata_location)
     )
+
+
+def test_metadata_json_parses_like_pyiceberg_s_own(settings: Settings) -> None:
+    """The metadata files we write (snapshot JSON reused) read back as pyiceberg's."""
+    import json
+
+    from pyiceberg.serializers import FromInputFile
+    from pyiceberg.table.metadata import TableMetadataUtil
+
+    from catalog.metadata import metadata_json
+
+    # the private hook the writer relies on (pyiceberg 0.12.0)
+    assert "_write_metadata" in LakehouseSqlCatalog.__dict__
+    tables, _ = ensure_tables(open_catalog(settings), settings.table)
+    events = tables.events
+    assert json.loads(metadata_json(events.metadata)) == json.loads(
+        events.metadata.model_dump_json()
+    )
+    for k in range(4):  # more snapshots; the first ones' JSON is reused
+        events.append(
+            _batch(3 + k).cast(events.schema().as_arrow()), snapshot_properties={"k": str(k)}
+        )
+    ours = metadata_json(events.metadata)
+    assert json.loads(ours) == json.loads(events.metadata.model_dump_json())
+    assert TableMetadataUtil.parse_raw(ours) == events.metadata
+    on_disk = FromInputFile.table_metadata(events.io.new_input(events.metadata_location))
+    assert on_disk == events.metadata and len(on_disk.snapshots) == 4
+    assert [s.summary["k"] for s in on_disk.snapshots] == ["0", "1", "2", "3"]

@@ -95,8 +95,8 @@ def conform(table: pa.Table, schema: Schema) -> tuple[pa.Table, list[tuple[int, 
     target = schema.as_arrow()
     n = table.num_rows
     arrays: list[pa.Array] = []
-    bad = pa.array([False] * n)
-    why: pa.Array = pa.nulls(n, pa.string())
+    bad: pa.Array | None = None  # rows with a conflicting value, once there is one
+    why: pa.Array | None = None
     names = set(table.column_names)
     for field in schema.fields:
         arrow_field = target.field(field.name)
@@ -107,21 +107,21 @@ def conform(table: pa.Table, schema: Schema) -> tuple[pa.Table, list[tuple[int, 
         cast = _compatible(col, field.field_type) if pa.types.is_null(col.type) is False else col
         if cast is None:
             conflict = pc.is_valid(col)
-            why = pc.if_else(
-                pc.and_(conflict, pc.is_null(why)),
-                f"{field.name}: column is {field.field_type}, got {col.type}",
-                why,
-            )
-            bad = pc.or_(bad, conflict)
+            reason = f"{field.name}: column is {field.field_type}, got {col.type}"
+            if bad is None or why is None:
+                bad, why = conflict, pc.if_else(conflict, reason, pa.nulls(n, pa.string()))
+            else:
+                why = pc.if_else(pc.and_(conflict, pc.is_null(why)), reason, why)
+                bad = pc.or_(bad, conflict)
             arrays.append(pa.nulls(n, arrow_field.type))
             continue
-        arrays.append(pc.cast(cast, arrow_field.type))
+        arrays.append(cast if cast.type == arrow_field.type else pc.cast(cast, arrow_field.type))
     rejected: list[tuple[int, str]] = []
     rows = table.column(ROW_COLUMN).combine_chunks()
     out = pa.Table.from_arrays(
         [*arrays, rows], schema=target.append(pa.field(ROW_COLUMN, pa.int64()))
     )
-    if pc.any(bad).as_py():
+    if bad is not None and why is not None and pc.any(bad).as_py():
         rejected = list(
             zip(pc.filter(rows, bad).to_pylist(), pc.filter(why, bad).to_pylist(), strict=True)
         )

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 from pyarrow import fs as pafs
 
@@ -128,6 +129,15 @@ def _fetch_once(filesystem: pafs.FileSystem, source: SourceFile) -> tuple[bytes,
     if data[:2] == GZIP_MAGIC:
         return _gunzip(data)
     return data, None
+
+
+def _fetch_counting(
+    filesystem: pafs.FileSystem, source: SourceFile
+) -> tuple[bytes, str | None, int]:
+    """:func:`fetch`, plus the number of newlines, counted here in the background thread
+    (numpy lets go of the GIL while it counts; ``bytes.count`` would not)."""
+    data, damage = fetch(filesystem, source)
+    return data, damage, int(np.count_nonzero(np.frombuffer(data, np.uint8) == 10))
 
 
 def read_source(
@@ -270,38 +280,42 @@ def _read_group(
     background, a bounded look-ahead), join them into buffers, and buffer their rows in
     the writer. Returns the records read from each file."""
     ahead = 8
-    futures: dict[int, Future[tuple[bytes, str | None]]] = {}
+    futures: dict[int, Future[tuple[bytes, str | None, int]]] = {}
     counts: list[int] = []
-    pending: list[tuple[SourceFile, bytes, str | None]] = []
+    pending: list[tuple[SourceFile, bytes, str | None, int]] = []
     pending_bytes = 0
 
     def parse_pending() -> None:
         nonlocal pending_bytes
         if not pending:
             return
-        data, line_map = join_files([(f.uri, d) for f, d, _ in pending])
+        data, line_map = join_files(
+            [(f.uri, d) for f, d, _, _ in pending], newlines=[n for *_, n in pending]
+        )
         parsed = parse_ndjson(data, line_map)
         per_source = parsed.per_source or [0] * len(pending)
-        for k, (f, _, damage) in enumerate(pending):
+        for k, (f, _, damage, _) in enumerate(pending):
             if damage:
                 parsed.failures.append((f.uri, None, None, damage))
                 parsed.records += 1
                 per_source[k] += 1
         counts.extend(per_source)
-        writer.add_parsed(parsed, receipt_time=[f.mtime for f, _, _ in pending])
+        writer.add_parsed(parsed, receipt_time=[f.mtime for f, *_ in pending])
         pending.clear()
         pending_bytes = 0
 
     for i, source in enumerate(group):
         for j in range(i, min(i + ahead, len(group))):
             if j not in futures:
-                futures[j] = pool.submit(fetch, filesystem, group[j])
-        data, damage = futures.pop(i).result()
+                futures[j] = pool.submit(_fetch_counting, filesystem, group[j])
+        data, damage, newlines = futures.pop(i).result()
         if progress:
             progress(1, source.size)
-        pending.append((source, data, damage))
+        if len(data) >= JOIN_BYTES // 4:  # big enough alone: parse it without a joining copy
+            parse_pending()
+        pending.append((source, data, damage, newlines))
         pending_bytes += len(data)
-        if pending_bytes >= JOIN_BYTES:
+        if pending_bytes >= JOIN_BYTES or len(data) >= JOIN_BYTES // 4:
             parse_pending()
     parse_pending()
     return counts

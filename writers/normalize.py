@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -200,36 +201,66 @@ def _json_objects(table: pa.Table) -> pa.Array:
         return pa.array([_dumps(r) if r else None for r in rows], pa.string())
 
 
+_CHECKS = ThreadPoolExecutor(1, thread_name_prefix="lakehouse-properties")
 _OBJECTS_ONLY = pj.ParseOptions(explicit_schema=pa.schema([]), unexpected_field_behavior="ignore")
+_SMALL_BLOCKS = pj.ReadOptions(block_size=256 * 1024)  # short texts: small blocks were faster
 
 
 def not_object_texts(texts: pa.Array) -> np.ndarray:
+    """Positions of the non-null values that are not the text of one JSON object (see
+    :func:`_not_object_texts`); large arrays are checked in two halves at once."""
+    half = len(texts) // 2
+    if half < 100_000:
+        return _not_object_texts(texts)
+    with ThreadPoolExecutor(2, thread_name_prefix="lakehouse-check") as pool:
+        low = pool.submit(_not_object_texts, texts.slice(0, half))
+        high = pool.submit(_not_object_texts, texts.slice(half))
+        return np.concatenate((low.result(), high.result() + half))
+
+
+def _not_object_texts(texts: pa.Array) -> np.ndarray:
     """Positions of the non-null values that are not the text of one JSON object.
 
-    All texts are parsed at once by ``pyarrow.json`` (one per line, keys ignored, so
-    nothing is built): when it reads exactly one object per text they are all objects.
-    ``NaN``/``Infinity`` (which it accepts) and any failure send texts to a check one by
-    one with orjson."""
-    present = np.flatnonzero(pc.is_valid(texts).to_numpy(zero_copy_only=False))
+    Texts that start with ``{``, end with ``}`` and hold no line break are parsed at once
+    by ``pyarrow.json``, one per line (keys ignored, nothing built): each such line yields
+    at least one object or an error, so exactly one object per line means each is one
+    valid object. The rest, any with ``NaN``/``Infinity`` (which that parser accepts), and
+    all of them when the bulk parse fails, are checked one by one with orjson."""
+    valid = pc.is_valid(texts)
+    present = np.flatnonzero(valid.to_numpy(zero_copy_only=False))
     if len(present) == 0:
         return present
-    values = texts.filter(pc.is_valid(texts)) if len(present) < len(texts) else texts
-    check: np.ndarray
-    try:
-        lines = pc.binary_join_element_wise(values, pa.scalar(""), "\n")
-        data = lines.buffers()[2]
-        width = np.int64 if pa.types.is_large_string(lines.type) else np.int32
-        offsets = np.frombuffer(lines.buffers()[1], width)
-        first, last = int(offsets[lines.offset]), int(offsets[lines.offset + len(lines)])
-        parsed = pj.read_json(pa.BufferReader(data[first:last]), parse_options=_OBJECTS_ONLY)
-        whole = parsed.num_rows == len(values)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-        whole = False
-    if whole:
-        odd = pc.or_(pc.match_substring(values, "NaN"), pc.match_substring(values, "Infinity"))
-        check = np.flatnonzero(odd.to_numpy(zero_copy_only=False))
-    else:
-        check = np.arange(len(values))
+    values = pc.cast(texts.filter(valid) if len(present) < len(texts) else texts, pa.string())
+    offsets = np.frombuffer(values.buffers()[1], np.int32)[values.offset :][: len(values) + 1]
+    raw = values.buffers()[2]
+    data = np.frombuffer(raw, np.uint8) if raw is not None else np.empty(0, np.uint8)
+    lengths = np.diff(offsets)
+    first = data[np.minimum(offsets[:-1], max(len(data) - 1, 0))] if len(data) else lengths
+    last = data[np.maximum(offsets[1:] - 1, 0)] if len(data) else lengths
+    simple = (lengths >= 2) & (first == ord("{")) & (last == ord("}"))
+    text = raw[int(offsets[0]) : int(offsets[-1])].to_pybytes() if raw is not None else b""
+    for mark in ("\n", "\r"):
+        if mark.encode() in text:
+            simple &= ~pc.match_substring(values, mark).to_numpy(zero_copy_only=False)
+    check = np.flatnonzero(~simple)
+    bulk = np.flatnonzero(simple)
+    if len(bulk):
+        part = values if len(bulk) == len(values) else values.take(pa.array(bulk))
+        try:
+            lines = pc.binary_join_element_wise(part, pa.scalar(""), "\n")
+            ends = np.frombuffer(lines.buffers()[1], np.int32)[lines.offset :]
+            block = lines.buffers()[2][int(ends[0]) : int(ends[len(lines)])]
+            parsed = pj.read_json(
+                pa.BufferReader(block), parse_options=_OBJECTS_ONLY, read_options=_SMALL_BLOCKS
+            )
+            whole = parsed.num_rows == len(part)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+            whole = False
+        if not whole:
+            check = np.arange(len(values))
+        elif b"NaN" in text or b"Infinity" in text:
+            odd = pc.or_(pc.match_substring(values, "NaN"), pc.match_substring(values, "Infinity"))
+            check = np.union1d(check, np.flatnonzero(odd.to_numpy(zero_copy_only=False)))
     bad = [i for i in check.tolist() if not _is_object_text(values[i].as_py())]
     return present[np.asarray(bad, np.int64)] if bad else np.empty(0, np.int64)
 
@@ -241,7 +272,9 @@ def _is_object_text(text: str) -> bool:
         return False
 
 
-def _properties(table: pa.Table, fold: list[str], reasons: _Reasons) -> pa.Array:
+def _properties(
+    table: pa.Table, fold: list[str], reasons: _Reasons, pending: Future[np.ndarray] | None = None
+) -> pa.Array:
     n = table.num_rows
     struct_keys: set[str] | None = None
     props = (
@@ -274,7 +307,7 @@ def _properties(table: pa.Table, fold: list[str], reasons: _Reasons) -> pa.Array
     if props is not None:
         props = pc.cast(props, pa.string())
         if struct_keys is None and not (pa.types.is_map(raw_type) if raw_type else False):
-            bad = not_object_texts(props)
+            bad = pending.result() if pending is not None else not_object_texts(props)
             if len(bad):
                 mask = np.zeros(n, bool)
                 mask[bad] = True
@@ -332,6 +365,12 @@ def normalize(
     n = table.num_rows
     reasons = _Reasons(n)
     table = _drop_unstorable(table, reasons)
+    pending = None
+    if "properties" in table.column_names and (
+        pa.types.is_string(table.schema.field("properties").type)
+        or pa.types.is_large_string(table.schema.field("properties").type)
+    ):  # the slowest check: run it beside the others
+        pending = _CHECKS.submit(not_object_texts, table.column("properties").combine_chunks())
     names = set(table.column_names)
     for name in _REQUIRED_INPUT:
         if name not in names:
@@ -398,7 +437,7 @@ def normalize(
                 pc.invert(pc.is_finite(col)), f"{name}: NaN or Infinity is not a valid value"
             )
         extras[name] = col
-    columns["properties"] = _properties(table, fold, reasons)
+    columns["properties"] = _properties(table, fold, reasons, pending)
 
     out = pa.table(
         {**{c: columns[c] for c in CORE_COLUMNS}, **extras, ROW_COLUMN: table.column(ROW_COLUMN)}

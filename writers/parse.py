@@ -202,23 +202,27 @@ def _line_failure(line: bytes, exc: Exception) -> str:
     return f"unreadable record: {exc}"
 
 
-def join_files(parts: Sequence[tuple[str, bytes]]) -> tuple[bytes, LineMap]:
+def join_files(
+    parts: Sequence[tuple[str, bytes]], newlines: Sequence[int] | None = None
+) -> tuple[bytes, LineMap]:
     """Join NDJSON files into one buffer (a BOM dropped, a final newline added) and the
-    map from its lines back to each file's lines."""
+    map from its lines back to each file's lines. ``newlines`` (counted elsewhere, one
+    per part) spares counting them here."""
     buffers: list[bytes] = []
     starts: list[int] = []
     line = 1
-    for _, data in parts:
+    for k, (_, data) in enumerate(parts):
         if data.startswith(_BOM):
             data = data[len(_BOM) :]
+        count = newlines[k] if newlines is not None else data.count(b"\n")
         if data and not data.endswith(b"\n"):
             data += b"\n"
+            count += 1
         starts.append(line)
-        line += data.count(b"\n")
+        line += count
         buffers.append(data)
-    return b"".join(buffers), LineMap(
-        tuple(name for name, _ in parts), tuple(starts), lines=line - 1
-    )
+    joined = buffers[0] if len(buffers) == 1 else b"".join(buffers)
+    return joined, LineMap(tuple(name for name, _ in parts), tuple(starts), lines=line - 1)
 
 
 def parse_ndjson(data: bytes, source: str | LineMap) -> Parsed:

@@ -157,3 +157,19 @@ def test_the_cache_is_bounded_and_refills(settings: Settings) -> None:
         result = writer.flush()
     assert result.duplicates_dropped == 4 and result.records_written == 1
     assert len(_ids(settings)) == 41
+
+
+def test_the_two_thread_take_equals_arrow_take() -> None:
+    import numpy as np
+
+    n = 150_000
+    rng = np.random.default_rng(7)
+    table = pa.table(
+        {
+            "event_id": pa.array([f"e{i}" for i in range(n)], pa.large_string()),
+            "n": pa.array(rng.integers(0, 1000, n)),
+            "props": pa.array([None if i % 7 else f'{{"i":{i}}}' for i in range(n)]),
+        }
+    )
+    rows = rng.permutation(n)[: n - 10]
+    assert dedupe.take(table, rows).equals(table.take(pa.array(rows)))
