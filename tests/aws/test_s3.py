@@ -148,3 +148,36 @@ def test_the_read_api_reads_a_table_on_s3(
             for ts, eid in rows_of_user.select("client_ts", "event_id").iter_rows()
         ]
         assert got == expected
+
+
+def test_orphans_on_s3_are_deleted_in_batches(
+    s3_settings: Settings, moto_server: MotoServer, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """1,500 orphans go in two DeleteObjects requests; every referenced file stays."""
+    from datetime import timedelta
+
+    from maintenance.orphans import remove_orphan_files
+    from maintenance.paths import IoDelete
+
+    for key in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(key, raising=False)  # the catalog's s3.* settings must suffice
+    with EventWriter(s3_settings) as writer:
+        writer.write([event(i, minutes=i * 20) for i in range(30)])
+    table = load_tables(open_catalog(s3_settings), s3_settings.table).events
+    s3 = moto_server.client("s3")
+    prefix = table.location().removeprefix(f"s3://{bucket}/")
+    orphans = [f"{prefix}/data/orphan-{i:04d}.parquet" for i in range(1500)]
+    for key in orphans:
+        s3.put_object(Bucket=bucket, Key=key, Body=b"x")
+    delete = IoDelete(table.io)
+    result = remove_orphan_files(table, older_than=timedelta(0), delete=delete)
+    assert result.orphans_deleted == 1500 and result.delete_failures == 0
+    assert delete.batches == 2
+    left = [
+        o["Key"]
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        for o in page.get("Contents", [])
+    ]
+    assert not [k for k in left if "/orphan-" in k]
+    assert sum(k.endswith(".parquet") for k in left) == 10  # one file per hour, all kept
+    assert sorted(rows(table).column("event_id").to_pylist()) == [f"e{i:06d}" for i in range(30)]
