@@ -181,3 +181,22 @@ def test_orphans_on_s3_are_deleted_in_batches(
     assert not [k for k in left if "/orphan-" in k]
     assert sum(k.endswith(".parquet") for k in left) == 10  # one file per hour, all kept
     assert sorted(rows(table).column("event_id").to_pylist()) == [f"e{i:06d}" for i in range(30)]
+
+
+def test_health_on_an_s3_warehouse(s3_settings: Settings, moto_server: MotoServer) -> None:
+    """``lakehouse health`` reads an S3 table's metadata: files per hour, late events and
+    rejects as written."""
+    from datetime import timedelta
+
+    from lakehouse.health import health
+
+    with EventWriter(s3_settings) as writer:
+        writer.write([event(i, minutes=30 + i) for i in range(20)])  # one hour
+        writer.flush()
+        late = [event(100 + i, minutes=90 + i, delay=timedelta(hours=30)) for i in range(5)]
+        writer.write([*late, {"event_id": "bad"}])  # late into a second hour, and a reject
+    tables = load_tables(open_catalog(s3_settings), s3_settings.table)
+    report = health(tables, s3_settings)
+    assert report.data_files == 2 and report.max_files_per_hour == 1
+    assert report.late_records == 5 and report.rejected_records == 1
+    assert report.snapshots == 2 and report.late_snapshots == 1
