@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.reliability.harness import SUMMARIES
 from tests.support.components import unavailable
 from tests.support.postgres import PostgresServer, PostgresUnavailable, running_postgres
 
@@ -18,3 +19,10 @@ def private_postgres() -> Iterator[PostgresServer]:
             yield server
     except PostgresUnavailable as exc:
         unavailable("PostgreSQL", str(exc))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if SUMMARIES:
+        terminalreporter.section("reliability campaign, short mode")
+        for summary in SUMMARIES:
+            terminalreporter.write_line(summary)

@@ -29,6 +29,11 @@ PYTHON = sys.executable
 _MAX_FIELDS = ("concurrent_writers",)
 
 
+SUMMARIES: list[str] = []
+"""The short mode's figures, one summary per test, printed at the end of the pytest run
+(``tests/reliability/conftest.py``)."""
+
+
 @dataclass
 class Figures:
     """What a part of the campaign did and found. ``losses``, ``duplicates``,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.reliability.crash import crash_campaign
-from tests.reliability.harness import postgres_target, sqlite_target
+from tests.reliability.harness import SUMMARIES, postgres_target, sqlite_target
 from tests.support.postgres import PostgresServer
 
 pytestmark = pytest.mark.slow
@@ -19,7 +19,7 @@ def test_sigkilled_ingest_and_maintenance_lose_and_double_nothing_sqlite(
     home: Path, tmp_path: Path
 ) -> None:
     figures = crash_campaign([101], tmp_path, lambda seed, root: sqlite_target(root), **SHORT)  # type: ignore[arg-type]
-    print(figures.summary("crash (sqlite)"))
+    SUMMARIES.append(figures.summary("crash (sqlite)"))
     assert figures.ok, figures.violations
     assert figures.kills >= 1 and figures.events > 500
 
@@ -36,6 +36,6 @@ def test_sigkilled_ingest_and_maintenance_lose_and_double_nothing_postgres(
         ),
         **SHORT,  # type: ignore[arg-type]
     )
-    print(figures.summary("crash (postgres)"))
+    SUMMARIES.append(figures.summary("crash (postgres)"))
     assert figures.ok, figures.violations
     assert figures.kills >= 1

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.reliability.faults import catalog_restarts, conflict_storm
-from tests.reliability.harness import postgres_target, sqlite_target
+from tests.reliability.harness import SUMMARIES, postgres_target, sqlite_target
 from tests.support.postgres import PostgresServer
 
 pytestmark = pytest.mark.slow
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 
 def test_conflict_storm_on_sqlite(home: Path, tmp_path: Path) -> None:
     figures = conflict_storm(sqlite_target(tmp_path / "home"), tmp_path, writers=4, batches=5)
-    print(figures.summary("storm (sqlite)"))
+    SUMMARIES.append(figures.summary("storm (sqlite)"))
     assert figures.ok, figures.violations
     assert figures.commits == 20
 
@@ -27,7 +27,7 @@ def test_conflict_storm_on_postgres(
 ) -> None:
     target = postgres_target(postgres_server, tmp_path / "home", f"storm_{tmp_path.name[-8:]}")
     figures = conflict_storm(target, tmp_path, writers=5, batches=4)
-    print(figures.summary("storm (postgres)"))
+    SUMMARIES.append(figures.summary("storm (postgres)"))
     assert figures.ok, figures.violations
     assert figures.commits == 20
 
@@ -38,6 +38,6 @@ def test_postgres_restarts_lose_and_double_nothing(
 ) -> None:
     target = postgres_target(private_postgres, tmp_path / "home", "restarts")
     figures = catalog_restarts(private_postgres, target, tmp_path, seconds=25, writers=2, seed=7)
-    print(figures.summary("postgres restarts"))
+    SUMMARIES.append(figures.summary("postgres restarts"))
     assert figures.ok, figures.violations
     assert figures.catalog_restarts >= 2

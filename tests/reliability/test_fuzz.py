@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.reliability.fuzz import fuzz
-from tests.reliability.harness import sqlite_target
+from tests.reliability.harness import SUMMARIES, sqlite_target
 
 pytestmark = pytest.mark.slow
 
@@ -17,6 +17,6 @@ def test_fuzzed_landing_files_and_records_are_all_accounted_for(home: Path, tmp_
     figures = fuzz(
         sqlite_target(tmp_path / "home"), tmp_path, examples=40, record_examples=25, seed=2024
     )
-    print(figures.summary("fuzz"))
+    SUMMARIES.append(figures.summary("fuzz"))
     assert figures.ok, figures.violations
     assert figures.fuzz_cases >= 60

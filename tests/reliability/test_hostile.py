@@ -13,7 +13,7 @@ from lakehouse.errors import UsageError
 from lakehouse.settings import TableName
 from lakehouse.trino.sql import quote_ident
 from tests.reliability import hostile, leaks
-from tests.reliability.harness import Figures, sqlite_target
+from tests.reliability.harness import SUMMARIES, Figures, sqlite_target
 from tests.support.postgres import PostgresServer
 
 pytestmark = pytest.mark.slow
@@ -54,7 +54,7 @@ def test_hostile_table_event_and_file_names(home: Path, tmp_path: Path) -> None:
     hostile.check_table_names(target, tmp_path / "names", figures, cli_cases=3)
     hostile.check_event_names(target, tmp_path, figures, breakdowns=1)
     hostile.check_file_names(target, tmp_path, figures)
-    print(figures.summary("hostile names"))
+    SUMMARIES.append(figures.summary("hostile names"))
     assert figures.ok, figures.violations
 
 
@@ -64,7 +64,7 @@ def test_secrets_never_printed(home: Path, tmp_path: Path, postgres_server: Post
     leaks.check_postgres_secrets(
         postgres_server, tmp_path, figures, database=f"secrets_{tmp_path.name[-8:]}", short=True
     )
-    print(figures.summary("secrets"))
+    SUMMARIES.append(figures.summary("secrets"))
     assert figures.ok, figures.violations
     assert figures.hostile_cases >= 12
 
@@ -80,5 +80,5 @@ def test_s3_secret_never_printed(home: Path, tmp_path: Path) -> None:
             leaks.check_s3_secrets(moto, tmp_path, figures)
     except MotoUnavailable as exc:
         unavailable("moto", str(exc))
-    print(figures.summary("s3 secrets"))
+    SUMMARIES.append(figures.summary("s3 secrets"))
     assert figures.ok, figures.violations

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.reliability.harness import sqlite_target
+from tests.reliability.harness import SUMMARIES, sqlite_target
 from tests.reliability.soak import soak
 
 pytestmark = pytest.mark.slow
@@ -17,6 +17,6 @@ def test_writers_maintenance_and_reader_keep_every_invariant(home: Path, tmp_pat
     figures = soak(
         sqlite_target(tmp_path / "home"), tmp_path, seconds=40, writers=3, retention="20s"
     )
-    print(figures.summary("soak (sqlite)"))
+    SUMMARIES.append(figures.summary("soak (sqlite)"))
     assert figures.ok, figures.violations
     assert figures.reader_checks >= 5 and figures.commits >= 10
