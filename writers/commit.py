@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from datetime import datetime
+from typing import TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from pyiceberg.exceptions import CommitFailedException
+from pyiceberg.exceptions import CommitFailedException, ValidationException
 from pyiceberg.table import Table, Transaction
 from pyiceberg.table.metadata import TableMetadata
 
@@ -21,6 +23,7 @@ from lakehouse.storage import storage_error
 from writers.files import write_sorted
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class CachedTransaction(Transaction):
@@ -104,11 +107,42 @@ def commit_events(
         tries += 1
         if tries > 1:  # the caller refreshed before the first attempt
             table.refresh()
-        return _commit_events_once(
-            table, on_time, late, key=key, late_hours=late_hours, writer=writer
+        return rebased(
+            table,
+            lambda: _commit_events_once(
+                table, on_time, late, key=key, late_hours=late_hours, writer=writer
+            ),
+            what=f"batch {key}",
         )
 
     return retry_storage(attempt)
+
+
+_BASE_EXPIRES = 5
+
+
+def rebased(table: Table, step: Callable[[], T], *, what: str) -> T:
+    """Run a commit ``step``; when the snapshot it started from was expired (by
+    maintenance) while it committed, refresh and run it again.
+
+    pyiceberg retries a conflicting commit by rebuilding it on the new head, starting
+    from the snapshot the transaction began at; if expiry removed that snapshot
+    meanwhile, the rebuild fails with "Cannot find starting snapshot" and nothing was
+    committed (the step then deletes the files it wrote)."""
+    for attempt in range(1, _BASE_EXPIRES + 1):
+        try:
+            return step()
+        except ValidationException as exc:
+            if "Cannot find starting snapshot" not in str(exc):
+                raise
+            if attempt == _BASE_EXPIRES:
+                raise CommitError(
+                    f"commit of {what} to {'.'.join(table.name())} failed: its base snapshot "
+                    f"was expired {attempt} times while committing ({exc})"
+                ) from exc
+            log.info("the base snapshot of %s was expired meanwhile; committing again", what)
+            table.refresh()
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _commit_events_once(
@@ -155,14 +189,19 @@ def _commit_events_once(
     if not parts:
         return []
     merge = table.properties.get("commit.manifest-merge.enabled", "false").lower() == "true"
+    written: list[str] = []
     try:
         with CachedTransaction(table) as tx:
             for rows, props in parts:
                 files = write_sorted(table, tx.table_metadata, rows)
+                written += [f.file_path for f in files]
                 update = tx.update_snapshot(snapshot_properties=props)
                 with update.merge_append() if merge else update.fast_append() as producer:
                     for data_file in files:
                         producer.append_data_file(data_file)
+    except ValidationException:  # not committed (see `rebased`): the files are ours to drop
+        _delete_quietly(table, written)
+        raise
     except CommitFailedException as exc:
         raise CommitError(
             f"commit of batch {key} to {table.name()} failed after retries: {exc}"
@@ -172,10 +211,24 @@ def _commit_events_once(
     return snapshots_with_key(table, key)
 
 
+def _delete_quietly(table: Table, paths: list[str]) -> None:
+    for path in paths:
+        try:
+            table.io.delete(path)
+        except Exception as exc:  # an orphan then, for orphan removal
+            log.warning("could not delete %s after a failed commit: %s", path, exc)
+
+
 def append_with_key(table: Table, rows: pa.Table, *, key: str, kind: str) -> list[int]:
     """Idempotent single append to a companion table (rejects, ingest log), retried on
-    transient storage errors."""
-    return retry_storage(lambda: _append_with_key_once(table, rows, key=key, kind=kind))
+    transient storage errors and when maintenance expired its base meanwhile."""
+    return retry_storage(
+        lambda: rebased(
+            table,
+            lambda: _append_with_key_once(table, rows, key=key, kind=kind),
+            what=f"{kind} of batch {key}",
+        )
+    )
 
 
 def _append_with_key_once(table: Table, rows: pa.Table, *, key: str, kind: str) -> list[int]:
