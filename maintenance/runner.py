@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -63,31 +63,46 @@ class MaintenanceOptions:
             raise UsageError("retention windows cannot be negative")
 
 
-def run_maintenance(
+@dataclass(frozen=True)
+class JobContext:
+    """What an engine's job function gets: the run id, the stop check (graceful shutdown
+    or a lost lease), and the results of the jobs done so far in this run."""
+
+    run_id: str
+    stop: Callable[[], bool]
+    done: Mapping[str, Any]
+
+
+JobFn = Callable[[str, JobContext], "tuple[str, Any] | None"]
+"""Runs one job of ``MaintenanceOptions.jobs``; returns (the ``RunResult`` field its result
+goes to, the result), or None when the engine has nothing to do for that job."""
+
+
+def run_jobs(
     table: Table,
-    options: MaintenanceOptions | None = None,
+    options: MaintenanceOptions,
+    run_job: JobFn,
     *,
-    reporter: ProgressReporter | None = None,
     should_stop: Callable[[], bool] | None = None,
-    delete: DeleteFn | None = None,
     owner: str | None = None,
-    now: datetime | None = None,
+    engine: str | None = None,
 ) -> RunResult:
-    """Run every job once. ``should_stop`` is polled between groups and jobs (graceful
-    shutdown); ``delete`` replaces the FileIO delete for expiry and orphans; ``now``
-    fixes the clock the retention windows and hot hours are judged by."""
-    options = options or MaintenanceOptions()
-    reporter = reporter or NullReporter()
+    """The orchestration every engine shares: take the table's lease (skip the run if
+    another owner holds it), run ``options.jobs`` in order through ``run_job`` — the
+    table refreshed before each, a job that raises recorded as a :class:`JobFailure` and
+    the next one still run, a stop request honoured between jobs — then give the lease
+    back with the run's summary (or record the summary without a lease) and log it."""
     run_id = uuid.uuid4().hex[:12]
     started = datetime.now(UTC)
     name = ".".join(table.name())
+    label = f"{engine} maintenance" if engine else "maintenance"
     lease: TableLease | None = None
     if options.lease and not options.dry_run:
         lease = TableLease(table, owner=owner, ttl=options.lease_ttl)
         try:
             lease.acquire()
         except LeaseHeldError as exc:
-            log.warning("maintenance of %s skipped: %s", name, exc)
+            log.warning("%s of %s skipped: %s", label, name, exc)
             return RunResult(
                 name, run_id, started, datetime.now(UTC), False, skipped_reason=str(exc)
             )
@@ -105,10 +120,13 @@ def run_maintenance(
                 log.info("stop requested: skipping %s and later jobs", job)
                 break
             try:
-                done[job] = _run_job(job, table, options, reporter, stop, delete, run_id, now)
+                table.refresh()
+                outcome = run_job(job, JobContext(run_id, stop, done))
+                if outcome is not None:
+                    done[outcome[0]] = outcome[1]
             except Exception as exc:  # recorded, and the next job still runs
                 log.error(
-                    "maintenance job %s failed: %s: %s", job, type(exc).__name__, exc, exc_info=True
+                    "%s job %s failed: %s: %s", label, job, type(exc).__name__, exc, exc_info=True
                 )
                 failures.append(JobFailure(job, type(exc).__name__, str(exc)))
     except BaseException:  # interrupted: give the lease back before leaving
@@ -128,6 +146,8 @@ def run_maintenance(
         job_failures=tuple(failures),
     )
     summary = last_run_summary(result, owner=lease.owner if lease else owner)
+    if engine:
+        summary["engine"] = engine
     if lease is not None:
         try:
             lease.release({LAST_RUN_PROPERTY: json.dumps(summary, separators=(",", ":"))})
@@ -143,11 +163,34 @@ def run_maintenance(
         _record(table, summary)
     log.log(
         logging.INFO if result.ok else logging.WARNING,
-        "maintenance run of %s: %s",
+        "%s run of %s: %s",
+        label,
         name,
         json.dumps(summary),
     )
     return result
+
+
+def run_maintenance(
+    table: Table,
+    options: MaintenanceOptions | None = None,
+    *,
+    reporter: ProgressReporter | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    delete: DeleteFn | None = None,
+    owner: str | None = None,
+    now: datetime | None = None,
+) -> RunResult:
+    """Run every job once. ``should_stop`` is polled between groups and jobs (graceful
+    shutdown); ``delete`` replaces the FileIO delete for expiry and orphans; ``now``
+    fixes the clock the retention windows and hot hours are judged by."""
+    opts = options or MaintenanceOptions()
+    progress = reporter or NullReporter()
+
+    def job_fn(job: str, ctx: JobContext) -> tuple[str, Any]:
+        return job, _run_job(job, table, opts, progress, ctx.stop, delete, ctx.run_id, now)
+
+    return run_jobs(table, opts, job_fn, should_stop=should_stop, owner=owner)
 
 
 def _run_job(
@@ -160,7 +203,6 @@ def _run_job(
     run_id: str,
     now: datetime | None,
 ) -> Any:
-    table.refresh()
     if job == "compaction":
         return compact(
             table,

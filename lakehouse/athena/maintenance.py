@@ -21,12 +21,10 @@ equivalent (``ALTER TABLE ... EXECUTE optimize WHERE <same predicate>``).
 
 from __future__ import annotations
 
-import json
 import logging
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from itertools import groupby
 from typing import TYPE_CHECKING, Any
 
@@ -309,86 +307,29 @@ def run_maintenance_with_athena(
     ``vacuum_min_snapshots_to_keep``, not from ``options``); ``manifests`` has no Athena
     statement and is skipped."""
     from lakehouse.read.source import open_events_table
-    from maintenance import JobFailure, MaintenanceOptions, RunResult, TableLease
-    from maintenance.errors import LeaseHeldError
+    from maintenance import MaintenanceOptions
     from maintenance.plan import plan_compaction
-    from maintenance.runner import LAST_RUN_PROPERTY, last_run_summary
+    from maintenance.runner import JobContext, run_jobs
 
-    options = options or MaintenanceOptions()
-    table = table or open_events_table(settings)
+    opts = options or MaintenanceOptions()
+    events = table or open_events_table(settings)
     run = athena_runner(_athena(settings, client))
-    run_id = uuid.uuid4().hex[:12]
-    started = datetime.now(UTC)
-    name = ".".join(table.name())
-    lease = None
-    if options.lease and not options.dry_run:
-        lease = TableLease(table, owner=owner, ttl=options.lease_ttl)
-        try:
-            lease.acquire()
-        except LeaseHeldError as exc:
-            log.warning("athena maintenance of %s skipped: %s", name, exc)
-            return RunResult(
-                name, run_id, started, datetime.now(UTC), False, skipped_reason=str(exc)
+
+    def job_fn(job: str, ctx: JobContext) -> tuple[str, Any] | None:
+        if job == "manifests" or (job == "orphans" and "expiry" in ctx.done):
+            return None  # no Athena statement / VACUUM already removed orphans
+        if job == "compaction":
+            return job, execute_optimize(
+                events,
+                plan or plan_compaction(events, opts.compaction, now=now),
+                run=run,
+                table_name=settings.table,
+                dry_run=opts.dry_run,
+                reporter=reporter,
+                should_stop=ctx.stop,
             )
+        return "expiry", execute_vacuum(
+            events, run=run, table_name=settings.table, dry_run=opts.dry_run
+        )
 
-    def stop() -> bool:
-        if should_stop is not None and should_stop():
-            return True
-        return lease is not None and not lease.renew_if_due()
-
-    done: dict[str, Any] = {}
-    failures: list[Any] = []
-    try:
-        for job in options.jobs:
-            if stop():
-                log.info("stop requested: skipping %s and later jobs", job)
-                break
-            if job == "manifests" or (job == "orphans" and "expiry" in done):
-                continue  # no Athena statement / VACUUM already removed orphans
-            try:
-                table.refresh()
-                if job == "compaction":
-                    done[job] = execute_optimize(
-                        table,
-                        plan or plan_compaction(table, options.compaction, now=now),
-                        run=run,
-                        table_name=settings.table,
-                        dry_run=options.dry_run,
-                        reporter=reporter,
-                        should_stop=stop,
-                    )
-                else:
-                    done["expiry"] = execute_vacuum(
-                        table, run=run, table_name=settings.table, dry_run=options.dry_run
-                    )
-            except Exception as exc:  # recorded; the next job still runs
-                log.error("athena maintenance job %s failed: %s", job, exc, exc_info=True)
-                failures.append(JobFailure(job, type(exc).__name__, str(exc)))
-    except BaseException:
-        if lease is not None:
-            lease.release()
-        raise
-    result = RunResult(
-        table=name,
-        run_id=run_id,
-        started_at=started,
-        finished_at=datetime.now(UTC),
-        dry_run=options.dry_run,
-        compaction=done.get("compaction"),
-        expiry=done.get("expiry"),
-        job_failures=tuple(failures),
-    )
-    summary = {
-        **last_run_summary(result, owner=lease.owner if lease else owner),
-        "engine": "athena",
-    }
-    record = {LAST_RUN_PROPERTY: json.dumps(summary, separators=(",", ":"))}
-    if lease is not None:
-        lease.release(record)
-    elif not options.dry_run:
-        try:
-            table.transaction().set_properties(record).commit_transaction()
-        except Exception as exc:  # the work is done; only its record is missing
-            log.warning("could not record the athena maintenance run on %s: %s", name, exc)
-    log.info("athena maintenance run of %s: %s", name, json.dumps(summary))
-    return result
+    return run_jobs(events, opts, job_fn, should_stop=should_stop, owner=owner, engine="athena")

@@ -10,23 +10,19 @@ under the same table lease, returning the same :class:`~maintenance.RunResult`.
 
 from __future__ import annotations
 
-import json
 import logging
-import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from lakehouse.settings import Settings
 from lakehouse.trino import procedures
 from lakehouse.trino.client import connect
 from lakehouse.trino.optimize import compact_with_trino, session_properties
-from maintenance.errors import LeaseHeldError
-from maintenance.lease import TableLease
 from maintenance.plan import CompactionPlan, plan_compaction
 from maintenance.progress import NullReporter, ProgressReporter
-from maintenance.results import JobFailure, RunResult
-from maintenance.runner import LAST_RUN_PROPERTY, MaintenanceOptions, last_run_summary
+from maintenance.results import RunResult
+from maintenance.runner import JobContext, MaintenanceOptions, run_jobs
 
 if TYPE_CHECKING:
     from pyiceberg.table import Table
@@ -58,84 +54,38 @@ def run_maintenance_with_trino(
     contiguous planned hours per ``optimize`` (1: one statement per planned hour)."""
     from lakehouse.read.source import open_events_table
 
-    options = options or MaintenanceOptions()
-    reporter = reporter or NullReporter()
-    table = table or open_events_table(settings)
-    run_id = uuid.uuid4().hex[:12]
-    started = datetime.now(UTC)
-    name = ".".join(table.name())
-    lease: TableLease | None = None
-    if options.lease and not options.dry_run:
-        lease = TableLease(table, owner=owner, ttl=options.lease_ttl)
-        try:
-            lease.acquire()
-        except LeaseHeldError as exc:
-            log.warning("maintenance of %s skipped: %s", name, exc)
-            return RunResult(
-                name, run_id, started, datetime.now(UTC), False, skipped_reason=str(exc)
-            )
+    opts = options or MaintenanceOptions()
+    progress = reporter or NullReporter()
+    events = table or open_events_table(settings)
+    connections: list[Connection] = []  # opened at the first job: none for a skipped run
 
-    def stop() -> bool:
-        if should_stop is not None and should_stop():
-            return True
-        return lease is not None and not lease.renew_if_due()
-
-    done: dict[str, Any] = {}
-    failures: list[JobFailure] = []
-    conn = connect(
-        settings, port, session_properties=session_properties(options.compaction.target_file_size)
-    )
-    try:
-        for job in options.jobs:
-            if stop():
-                log.info("stop requested: skipping %s and later jobs", job)
-                break
-            try:
-                table.refresh()
-                done[job] = _job(
-                    job,
-                    table,
+    def job_fn(job: str, ctx: JobContext) -> tuple[str, Any]:
+        if not connections:
+            connections.append(
+                connect(
                     settings,
-                    conn,
-                    options,
-                    plan,
-                    reporter,
-                    stop,
-                    now,
-                    hours_per_statement,
+                    port,
+                    session_properties=session_properties(opts.compaction.target_file_size),
                 )
-            except Exception as exc:  # recorded, and the next job still runs
-                log.error("trino maintenance job %s failed: %s", job, exc, exc_info=True)
-                failures.append(JobFailure(job, type(exc).__name__, str(exc)))
-    except BaseException:
-        if lease is not None:
-            lease.release()
-        raise
+            )
+        return job, _job(
+            job,
+            events,
+            settings,
+            connections[0],
+            opts,
+            plan,
+            progress,
+            ctx.stop,
+            now,
+            hours_per_statement,
+        )
+
+    try:
+        return run_jobs(events, opts, job_fn, should_stop=should_stop, owner=owner, engine="trino")
     finally:
-        conn.close()  # type: ignore[no-untyped-call]
-    result = RunResult(
-        table=name,
-        run_id=run_id,
-        started_at=started,
-        finished_at=datetime.now(UTC),
-        dry_run=options.dry_run,
-        compaction=done.get("compaction"),
-        manifests=done.get("manifests"),
-        expiry=done.get("expiry"),
-        orphans=done.get("orphans"),
-        job_failures=tuple(failures),
-    )
-    summary = {**last_run_summary(result, owner=lease.owner if lease else owner), "engine": "trino"}
-    record = {LAST_RUN_PROPERTY: json.dumps(summary, separators=(",", ":"))}
-    if lease is not None:
-        lease.release(record)
-    elif not options.dry_run:
-        try:
-            table.transaction().set_properties(record).commit_transaction()
-        except Exception as exc:  # the run's work is done; only its record is missing
-            log.warning("could not record the maintenance run on %s: %s", name, exc)
-    log.info("trino maintenance run of %s: %s", name, json.dumps(summary))
-    return result
+        for conn in connections:
+            conn.close()  # type: ignore[no-untyped-call]
 
 
 def _job(
