@@ -127,3 +127,22 @@ def test_metadata_json_parses_like_pyiceberg_s_own(settings: Settings) -> None:
     on_disk = FromInputFile.table_metadata(events.io.new_input(events.metadata_location))
     assert on_disk == events.metadata and len(on_disk.snapshots) == 4
     assert [s.summary["k"] for s in on_disk.snapshots] == ["0", "1", "2", "3"]
+
+
+def test_a_retried_snapshot_is_serialised_again(settings: Settings) -> None:
+    """pyiceberg retries a commit that lost a race with the same snapshot id but a new
+    manifest list and new totals: that snapshot's JSON must not be reused."""
+    import json
+
+    from catalog.metadata import metadata_json
+
+    tables, _ = ensure_tables(open_catalog(settings), settings.table)
+    events = tables.events
+    events.append(_batch(4).cast(events.schema().as_arrow()))
+    first = metadata_json(events.metadata)  # caches the snapshot's JSON
+    snapshot = events.metadata.snapshots[0]
+    retried = snapshot.model_copy(update={"manifest_list": snapshot.manifest_list + ".retry"})
+    again = events.metadata.model_copy(update={"snapshots": [retried]})
+    parsed = json.loads(metadata_json(again))
+    assert parsed["snapshots"][0]["manifest-list"] == snapshot.manifest_list + ".retry"
+    assert json.loads(first)["snapshots"][0]["manifest-list"] == snapshot.manifest_list
