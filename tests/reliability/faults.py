@@ -26,8 +26,15 @@ from tests.reliability.harness import Figures, Proc, Target, lakehouse, run_lake
 from tests.reliability.landing import Zone, add_wave
 from tests.reliability.soak import Journals, verify_exact
 
+
 # Errors a caller can act on: ours (retryable or not). Anything else is reported.
-CLEAR_ERRORS = {"CommitError", "StorageError", "ConfigError", "LakehouseError", "RetryableError"}
+def _is_classified(kind: str) -> bool:
+    """Whether an error type name (as journaled) is one of the project's errors, which say
+    whether to retry."""
+    from lakehouse import errors
+
+    found = getattr(errors, kind, None)
+    return isinstance(found, type) and issubclass(found, errors.LakehouseError)
 
 
 def _writers(
@@ -57,7 +64,7 @@ def _writers(
 def _errors(journals: Journals, figures: Figures, label: str) -> None:
     for kind, count in sorted(journals.errors.items()):
         figures.note(f"{label}: writers saw {count} x {kind} (retried with the same batch key)")
-        if kind not in CLEAR_ERRORS:
+        if not _is_classified(kind):
             figures.note(
                 f"{label}: {kind} is not a LakehouseError (not classified retryable/terminal)"
             )
