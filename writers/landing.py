@@ -30,7 +30,7 @@ from lakehouse.schema import INGESTED_SCHEMA
 from lakehouse.settings import Settings
 from lakehouse.storage import filesystem_for, storage_error
 from writers import commit
-from writers.parse import Parsed, join_files, parse_ndjson
+from writers.parse import BOM, Parsed, join_files, objects_only, parse_ndjson
 from writers.results import IngestResult, WriteResult
 from writers.writer import EventWriter
 
@@ -133,11 +133,14 @@ def _fetch_once(filesystem: pafs.FileSystem, source: SourceFile) -> tuple[bytes,
 
 def _fetch_counting(
     filesystem: pafs.FileSystem, source: SourceFile
-) -> tuple[bytes, str | None, int]:
-    """:func:`fetch`, plus the number of newlines, counted here in the background thread
-    (numpy lets go of the GIL while it counts; ``bytes.count`` would not)."""
+) -> tuple[bytes, str | None, int, bool]:
+    """:func:`fetch`, plus the number of newlines and whether every line starts with
+    ``{`` (:func:`writers.parse.objects_only`), found here in the background thread
+    (numpy lets go of the GIL while it scans; ``bytes.count`` would not)."""
     data, damage = fetch(filesystem, source)
-    return data, damage, int(np.count_nonzero(np.frombuffer(data, np.uint8) == 10))
+    newlines = int(np.count_nonzero(np.frombuffer(data, np.uint8) == 10))
+    body = memoryview(data)[len(BOM) :] if data.startswith(BOM) else data
+    return data, damage, newlines, objects_only(body)
 
 
 def read_source(
@@ -280,9 +283,9 @@ def _read_group(
     background, a bounded look-ahead), join them into buffers, and buffer their rows in
     the writer. Returns the records read from each file."""
     ahead = 8
-    futures: dict[int, Future[tuple[bytes, str | None, int]]] = {}
+    futures: dict[int, Future[tuple[bytes, str | None, int, bool]]] = {}
     counts: list[int] = []
-    pending: list[tuple[SourceFile, bytes, str | None, int]] = []
+    pending: list[tuple[SourceFile, bytes, str | None, int, bool]] = []
     pending_bytes = 0
 
     def parse_pending() -> None:
@@ -290,11 +293,13 @@ def _read_group(
         if not pending:
             return
         data, line_map = join_files(
-            [(f.uri, d) for f, d, _, _ in pending], newlines=[n for *_, n in pending]
+            [(f.uri, d) for f, d, *_ in pending],
+            newlines=[p[3] for p in pending],
+            objects=[p[4] for p in pending],
         )
         parsed = parse_ndjson(data, line_map)
         per_source = parsed.per_source or [0] * len(pending)
-        for k, (f, _, damage, _) in enumerate(pending):
+        for k, (f, _, damage, *_) in enumerate(pending):
             if damage:
                 parsed.failures.append((f.uri, None, None, damage))
                 parsed.records += 1
@@ -308,12 +313,12 @@ def _read_group(
         for j in range(i, min(i + ahead, len(group))):
             if j not in futures:
                 futures[j] = pool.submit(_fetch_counting, filesystem, group[j])
-        data, damage, newlines = futures.pop(i).result()
+        data, damage, newlines, objects = futures.pop(i).result()
         if progress:
             progress(1, source.size)
         if len(data) >= JOIN_BYTES // 4:  # big enough alone: parse it without a joining copy
             parse_pending()
-        pending.append((source, data, damage, newlines))
+        pending.append((source, data, damage, newlines, objects))
         pending_bytes += len(data)
         if pending_bytes >= JOIN_BYTES or len(data) >= JOIN_BYTES // 4:
             parse_pending()

@@ -28,11 +28,25 @@ import pyarrow.json as pj
 
 ROW_COLUMN = "__row"
 _BLOCK_SIZE = 4 * 1024 * 1024  # blocks are parsed in parallel; 4 MB measured fastest here
-_BOM = b"\xef\xbb\xbf"
+BOM = b"\xef\xbb\xbf"
+_BOM = BOM
 MAX_NESTING = 64
 """Objects and arrays may nest this deep; a record nested deeper is rejected (polars, which
 encodes nested values as JSON text, overflows its stack on a ~1,000-deep value)."""
 _BINARY = (bytes, bytearray, memoryview)
+
+
+def objects_only(data: bytes | memoryview) -> bool:
+    """Whether every line starts with ``{`` (or is empty). ``pyarrow.json`` parses only
+    such buffers: it crashes the process on a buffer (or block) that begins with, for
+    example, ``null``, so anything else takes the careful path, line by line."""
+    arr = np.frombuffer(data, np.uint8)
+    if len(arr) == 0:
+        return True
+    if arr[0] != 123 and arr[0] != 10:
+        return False
+    first = arr[np.flatnonzero(arr[:-1] == 10) + 1]
+    return bool(np.all((first == 123) | (first == 10)))
 
 
 def type_depth(t: pa.DataType, limit: int = MAX_NESTING) -> int:
@@ -95,6 +109,7 @@ class LineMap:
     sources: tuple[str, ...]
     starts: tuple[int, ...]  # buffer line number of each source's first line
     lines: int | None = None  # newlines in the whole buffer, when known
+    objects_only: bool | None = None  # every line starts with "{" (see objects_only), if known
 
     @classmethod
     def single(cls, source: str) -> LineMap:
@@ -203,11 +218,13 @@ def _line_failure(line: bytes, exc: Exception) -> str:
 
 
 def join_files(
-    parts: Sequence[tuple[str, bytes]], newlines: Sequence[int] | None = None
+    parts: Sequence[tuple[str, bytes]],
+    newlines: Sequence[int] | None = None,
+    objects: Sequence[bool] | None = None,
 ) -> tuple[bytes, LineMap]:
     """Join NDJSON files into one buffer (a BOM dropped, a final newline added) and the
-    map from its lines back to each file's lines. ``newlines`` (counted elsewhere, one
-    per part) spares counting them here."""
+    map from its lines back to each file's lines. ``newlines`` and ``objects`` (counted
+    and checked elsewhere, one per part, BOM excluded) spare that work here."""
     buffers: list[bytes] = []
     starts: list[int] = []
     line = 1
@@ -222,7 +239,12 @@ def join_files(
         line += count
         buffers.append(data)
     joined = buffers[0] if len(buffers) == 1 else b"".join(buffers)
-    return joined, LineMap(tuple(name for name, _ in parts), tuple(starts), lines=line - 1)
+    return joined, LineMap(
+        tuple(name for name, _ in parts),
+        tuple(starts),
+        lines=line - 1,
+        objects_only=all(objects) if objects is not None else None,
+    )
 
 
 def parse_ndjson(data: bytes, source: str | LineMap) -> Parsed:
@@ -257,8 +279,9 @@ def parse_ndjson(data: bytes, source: str | LineMap) -> Parsed:
     def origin(idx: int) -> tuple[str, int | None]:
         return line_map.locate(int(line_numbers(np.asarray([idx]))[0]))
 
+    safe = line_map.objects_only if line_map.objects_only is not None else objects_only(data)
     try:
-        table: pa.Table | None = _read_json(data, hint=True)
+        table: pa.Table | None = _read_json(data, hint=True) if safe else None
     except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeDecodeError, ValueError):
         table = None
     if table is not None and any(type_depth(f.type) > MAX_NESTING for f in table.schema):

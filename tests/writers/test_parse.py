@@ -3,7 +3,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from writers.parse import join_files, parse_arrow, parse_ndjson, parse_records
+from writers.parse import join_files, objects_only, parse_arrow, parse_ndjson, parse_records
 
 
 def _rows(parsed):  # rows with their line numbers, in source order
@@ -119,3 +119,19 @@ def test_joined_files_map_rows_and_failures_back_to_their_file_and_line() -> Non
         3,
         7,
     ]
+
+
+@pytest.mark.parametrize(
+    "first", [b"null", b"true", b"1", b'"x"', b"[1]", b" null", b"\r", b"\xef\xbb\xbfnull"]
+)
+def test_a_buffer_that_does_not_start_with_an_object_is_parsed_line_by_line(first: bytes) -> None:
+    """pyarrow.json crashes the process on a buffer that begins with ``null``: such
+    buffers never reach it whole."""
+    good = b'{"event_id":"e1","user_id":"u","event_type":"v","client_ts":"2024-05-01T10:00:00Z"}'
+    data = first + b"\n" + good + b"\n"
+    assert not objects_only(data) and objects_only(good + b"\n\n" + good)
+    parsed = parse_ndjson(data, "file:///zone/a.ndjson")
+    rows = sum(c.table.num_rows for c in parsed.chunks)
+    assert rows == 1
+    if first.strip(b" \r\xef\xbb\xbf"):
+        assert [(f[1], f[3].split(" (")[0]) for f in parsed.failures] == [(1, "not a JSON object")]
