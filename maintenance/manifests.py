@@ -11,6 +11,8 @@ appends are kept.
 from __future__ import annotations
 
 import logging
+import random
+import time
 from typing import Any
 
 from pyiceberg.exceptions import CommitFailedException
@@ -114,24 +116,7 @@ def rewrite_manifests(
         return ManifestResult(
             manifests_before=before, manifests_after=before, rewritten=True, dry_run=True
         )
-    txn = table.transaction()
-    producer = _RewriteManifests(
-        operation=Operation.OVERWRITE,
-        transaction=txn,
-        io=table.io,
-        snapshot_properties={SUMMARY_KIND: KIND_MANIFESTS},
-    )
-    producer.target_bytes = (
-        property_as_int(
-            table.metadata.properties, TableProperties.MANIFEST_TARGET_SIZE_BYTES, _DEFAULT_TARGET
-        )
-        or _DEFAULT_TARGET
-    )
-    try:
-        producer.commit()
-        txn.commit_transaction()
-    except CommitFailedException as exc:
-        raise CommitError(f"manifest rewrite kept failing: {exc}") from exc
+    producer = _commit_rewrite(table)
     after, _ = manifest_counts(table)
     log.info("rewrote %s data manifests into %s", producer.replaced, after)
     return ManifestResult(
@@ -140,3 +125,42 @@ def rewrite_manifests(
         manifests_rewritten=producer.replaced,
         rewritten=True,
     )
+
+
+_REWRITE_ATTEMPTS = 6
+
+
+def _commit_rewrite(table: Table) -> _RewriteManifests:
+    """Commit a manifest rewrite of the current snapshot. A rewrite that loses the race
+    to writers (pyiceberg's own retries keep the stale base) is planned again on the new
+    head, with a growing, jittered pause: it only reorganises metadata, so starting over
+    is cheap."""
+    for attempt in range(1, _REWRITE_ATTEMPTS + 1):
+        txn = table.transaction()
+        producer = _RewriteManifests(
+            operation=Operation.OVERWRITE,
+            transaction=txn,
+            io=table.io,
+            snapshot_properties={SUMMARY_KIND: KIND_MANIFESTS},
+        )
+        producer.target_bytes = (
+            property_as_int(
+                table.metadata.properties,
+                TableProperties.MANIFEST_TARGET_SIZE_BYTES,
+                _DEFAULT_TARGET,
+            )
+            or _DEFAULT_TARGET
+        )
+        try:
+            producer.commit()
+            txn.commit_transaction()
+            return producer
+        except CommitFailedException as exc:
+            if attempt == _REWRITE_ATTEMPTS:
+                raise CommitError(
+                    f"manifest rewrite lost {attempt} races to concurrent commits: {exc}"
+                ) from exc
+            log.info("manifest rewrite lost a race (%s); planning it again", exc)
+            time.sleep(random.uniform(0.05, 0.2) * attempt)
+            table.refresh()
+    raise AssertionError("unreachable")  # pragma: no cover

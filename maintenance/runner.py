@@ -19,7 +19,7 @@ from typing import Any
 
 from pyiceberg.table import Table
 
-from lakehouse.errors import RetryableError, UsageError
+from lakehouse.errors import LakehouseError, RetryableError, UsageError
 from maintenance.compact import compact
 from maintenance.errors import LeaseHeldError
 from maintenance.expire import DEFAULT_RETENTION, expire_snapshots
@@ -126,7 +126,13 @@ def run_jobs(
                     done[outcome[0]] = outcome[1]
             except Exception as exc:  # recorded, and the next job still runs
                 log.error(
-                    "%s job %s failed: %s: %s", label, job, type(exc).__name__, exc, exc_info=True
+                    "%s job %s failed: %s: %s",
+                    label,
+                    job,
+                    type(exc).__name__,
+                    exc,
+                    # ours say what happened (a lost race, an outage): no traceback for them
+                    exc_info=not isinstance(exc, LakehouseError),
                 )
                 failures.append(JobFailure(job, type(exc).__name__, str(exc)))
     except BaseException:  # interrupted: give the lease back before leaving

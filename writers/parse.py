@@ -252,7 +252,7 @@ def parse_ndjson(data: bytes, source: str | LineMap) -> Parsed:
     accepted; each other line becomes a row or a failure with its source and 1-based line.
     ``source`` names the file, or maps the lines of several joined files (:func:`join_files`)."""
     line_map = LineMap.single(source) if isinstance(source, str) else source
-    if data.startswith(_BOM):
+    if isinstance(source, str) and data.startswith(_BOM):  # (join_files drops each file's)
         data = b" " * len(_BOM) + data[len(_BOM) :]
     out = Parsed(per_source=[0] * len(line_map.sources))
     if not data or data.isspace():  # (isspace stops at the first other byte)

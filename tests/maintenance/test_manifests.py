@@ -72,3 +72,34 @@ def test_rewrite_keeps_concurrent_appends(
         thread.join()
     table.refresh()
     assert multiset(table_rows(table)) == multiset(data.rows + written)
+
+
+def test_a_rewrite_that_loses_a_race_is_planned_again(
+    fed: tuple[Table, Fed], settings: Settings, monkeypatch
+) -> None:
+    """A writer commits between the rewrite's planning and its commit: the rewrite is
+    planned again on the new head, and the writer's rows are kept."""
+    table, _ = fed
+    other = open_catalog(settings).load_table(table.name())
+    # no retries inside pyiceberg: the lost race reaches the rewrite (as after ten lost
+    # retries against busy writers)
+    other.transaction().set_properties({"commit.retry.num-retries": "0"}).commit_transaction()
+    table.refresh()
+    rows = multiset(table_rows(table))
+    extra = make_rows(random.Random(5), 7, datetime(2024, 5, 1, 3, tzinfo=UTC), "race")
+    transactions = []
+    original = table.transaction
+
+    def racing_transaction():
+        txn = original()
+        if not transactions:
+            append(other, extra)  # lands after the rewrite read its base
+        transactions.append(txn)
+        return txn
+
+    monkeypatch.setattr(table, "transaction", racing_transaction)
+    result = rewrite_manifests(table, max_manifests=1)
+    assert result.rewritten and len(transactions) == 2
+    table.refresh()
+    assert table.current_snapshot().summary["lakehouse.kind"] == "manifest-rewrite"
+    assert multiset(table_rows(table)) == rows + multiset(extra)

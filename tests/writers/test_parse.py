@@ -3,7 +3,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from writers.parse import join_files, objects_only, parse_arrow, parse_ndjson, parse_records
+from writers.parse import BOM, join_files, objects_only, parse_arrow, parse_ndjson, parse_records
 
 
 def _rows(parsed):  # rows with their line numbers, in source order
@@ -135,3 +135,13 @@ def test_a_buffer_that_does_not_start_with_an_object_is_parsed_line_by_line(firs
     assert rows == 1
     if first.strip(b" \r\xef\xbb\xbf"):
         assert [(f[1], f[3].split(" (")[0]) for f in parsed.failures] == [(1, "not a JSON object")]
+
+
+def test_a_second_bom_is_treated_alike_wherever_the_file_lands_in_a_buffer() -> None:
+    """join_files drops one BOM per file; a second one is a stray character at the start
+    of the first line, for the first file of a buffer as for the others."""
+    line = b'{"event_id":"e1","user_id":"u","event_type":"v","client_ts":"2024-05-01T10:00:00Z"}\n'
+    data, line_map = join_files([("a", BOM + BOM + line), ("b", BOM + BOM + line)])
+    parsed = parse_ndjson(data, line_map)
+    assert sum(c.table.num_rows for c in parsed.chunks) == 0
+    assert sorted((f[0], f[1]) for f in parsed.failures) == [("a", 1), ("b", 1)]
