@@ -149,10 +149,11 @@ def test_start_on_a_port_in_use(
 def test_start_with_an_unmappable_catalog_is_a_config_error(
     home: Path, port: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("PYICEBERG_CATALOG__GLUEY__TYPE", "glue")
-    out = run("start", "--port", str(port), "--catalog", "gluey", "--no-install")
+    monkeypatch.setenv("PYICEBERG_CATALOG__RESTY__TYPE", "rest")  # (glue and sql map)
+    monkeypatch.setenv("PYICEBERG_CATALOG__RESTY__URI", "http://127.0.0.1:8181")
+    out = run("start", "--port", str(port), "--catalog", "resty", "--no-install")
     assert out.exit_code == 2
-    assert "type 'glue'" in out.stderr
+    assert "type 'rest'" in out.stderr
 
 
 def test_a_server_that_dies_at_start_shows_its_log(
