@@ -7,6 +7,7 @@ and, by default, the schema of the settings' events table (``analytics``).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -102,11 +103,21 @@ def query(
     conn = connection or connect(settings or Settings.from_env(), port)
     cursor = conn.cursor()
     try:
-        if params:
-            cursor.execute(sql, list(params))
-        else:
-            cursor.execute(sql)
-        rows = cursor.fetchall()
+        for wait in (0.5, 1.0, 2.0, 4.0, 0.0):
+            try:
+                if params:
+                    cursor.execute(sql, list(params))
+                else:
+                    cursor.execute(sql)
+                rows = cursor.fetchall()
+                break
+            except trino.exceptions.TrinoQueryError as exc:
+                # Just after start the node may not have announced its catalogs yet: the
+                # query was not scheduled, so running it again is safe.
+                if exc.error_name != "NO_NODES_AVAILABLE" or not wait:
+                    raise
+                time.sleep(wait)
+                cursor = conn.cursor()
         description = cursor.description or []
         return QueryResult(
             columns=tuple(d[0] for d in description),
