@@ -1,11 +1,22 @@
 """The project's exception hierarchy: one root, with retryable and terminal kinds.
 
 Library errors are wrapped with ``raise ... from exc`` so the cause stays visible.
-The CLI maps :class:`ConfigError` and :class:`UsageError` to exit code 2 and
-:class:`CatalogUnavailable` to exit code 75 (temporary failure: run it again later).
+:func:`exit_code_for` maps an error to the exit code every command uses (:class:`ExitCode`).
 """
 
 from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """The exit codes of every ``lakehouse`` command (numbers from ``sysexits.h``)."""
+
+    OK = 0
+    PROBLEMS = 1  # ran, but some records were rejected or problems were found
+    USAGE = 2  # usage or configuration error: fix the command or the settings
+    INTERNAL = 70  # EX_SOFTWARE: an unexpected error, a bug
+    UNAVAILABLE = 75  # EX_TEMPFAIL: catalog or storage unavailable, run again later
 
 
 class LakehouseError(Exception):
@@ -54,3 +65,16 @@ class CatalogUnavailable(RetryableError):
 
 class ComponentError(TerminalError):
     """An external component (Trino, PostgreSQL, an emulator) could not be used."""
+
+
+def exit_code_for(exc: BaseException) -> ExitCode:
+    """2 for configuration and usage errors, 75 for transient ones (:class:`RetryableError`:
+    catalog or storage unavailable, a lost commit race), 1 for the other errors raised on
+    purpose (a component refused the work), 70 for anything else: an unexpected error."""
+    if isinstance(exc, (ConfigError, UsageError)):
+        return ExitCode.USAGE
+    if isinstance(exc, RetryableError):
+        return ExitCode.UNAVAILABLE
+    if isinstance(exc, LakehouseError):
+        return ExitCode.PROBLEMS
+    return ExitCode.INTERNAL

@@ -13,7 +13,6 @@ import click
 from lakehouse.cli.common import (
     EXIT_OK,
     EXIT_PROBLEMS,
-    handle_errors,
     json_option,
     print_json,
     settings_options,
@@ -41,7 +40,6 @@ def _open(settings: Settings, *, create: bool) -> Any:
 @click.command()
 @settings_options
 @json_option
-@handle_errors
 def init(settings: Settings, json_output: bool) -> None:
     """Create the events table and its companions (idempotent).
 
@@ -141,7 +139,6 @@ def run_ingest(
 )
 @settings_options
 @json_option
-@handle_errors
 def ingest(
     paths: tuple[str, ...], max_files_per_commit: int, settings: Settings, json_output: bool
 ) -> None:
@@ -152,10 +149,9 @@ def ingest(
     Files already ingested are skipped, so re-running over the same landing zone commits
     nothing new, and a run that was killed can simply be run again.
 
-    Exit code: 0 when every record was accepted, 1 when some were rejected (they are kept
-    in the NAME_rejected table with the reason, file and line), 2 for usage errors, 75
-    when the catalog cannot be reached (transient: run it again later; files not yet
-    committed are picked up then, nothing is committed twice).
+    Exit code 1 when some records were rejected: they are kept in the NAME_rejected table
+    with the reason, file and line. After exit 75 (catalog unavailable) run it again:
+    files not yet committed are picked up then, nothing is committed twice.
     """
     result = run_ingest(
         list(paths),
@@ -192,7 +188,6 @@ def ingest(
 )
 @settings_options
 @json_option
-@handle_errors
 def demo(
     events: int, days: int, seed: int, landing: Path | None, settings: Settings, json_output: bool
 ) -> None:
@@ -239,7 +234,6 @@ def demo(
 @click.command()
 @settings_options
 @json_option
-@handle_errors
 def health(settings: Settings, json_output: bool) -> None:
     """Show the table's health: snapshots, files, small files, files per hour partition,
     late events committed, rejected records (and maintenance lag when available)."""
@@ -263,7 +257,6 @@ def config() -> None:
 @config.command("show")
 @settings_options
 @json_option
-@handle_errors
 def config_show(settings: Settings, json_output: bool) -> None:
     """Print the settings in force and the catalog they resolve to (secrets redacted)."""
     from lakehouse.redact import catalog_summary

@@ -1,9 +1,9 @@
-"""What every command shares: settings flags, text/JSON output, errors and exit codes.
+"""What every command shares: settings flags and text/JSON output.
 
-Exit codes: 0 ok, 1 ran but found problems (rejected records, a failed group),
-2 usage or configuration error, 75 the catalog could not be reached (a transient
-failure, ``EX_TEMPFAIL``: run the command again later). Errors go to stderr; with
-``--json`` as ``{"type": ..., "message": ..., "retryable": ...}``.
+Errors and exit codes are handled once, by :class:`lakehouse.cli.group.LakehouseGroup`
+(0 ok, 1 problems found, 2 usage or configuration, 70 internal error, 75 transient).
+Under ``--json`` a command prints each result as one JSON line on stdout (indented on a
+terminal or with ``--pretty``), so ``>> file.jsonl`` collects valid JSON lines.
 """
 
 from __future__ import annotations
@@ -20,15 +20,18 @@ from typing import Any, TypeVar
 import click
 
 from lakehouse.durations import format_duration
-from lakehouse.errors import CatalogUnavailable, ConfigError, LakehouseError, UsageError
+from lakehouse.errors import ExitCode, UsageError
 from lakehouse.settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-EXIT_OK = 0
-EXIT_PROBLEMS = 1
-EXIT_USAGE = 2
-EXIT_UNAVAILABLE = 75  # sysexits.h EX_TEMPFAIL: temporary failure, try again later
+EXIT_OK = ExitCode.OK
+EXIT_PROBLEMS = ExitCode.PROBLEMS
+EXIT_USAGE = ExitCode.USAGE
+EXIT_INTERNAL = ExitCode.INTERNAL
+EXIT_UNAVAILABLE = ExitCode.UNAVAILABLE
+
+_PRETTY_KEY = "lakehouse.pretty"
 
 
 def settings_options(func: F) -> F:
@@ -56,22 +59,32 @@ def settings_options(func: F) -> F:
     def wrapper(
         *args: Any, home: Path | None, catalog: str | None, table: str | None, **kwargs: Any
     ) -> Any:
-        json_out = bool(kwargs.get("json_output"))
-        try:
-            settings = Settings.from_env(
-                home=str(home) if home else None, catalog=catalog, table=table
-            )
-        except LakehouseError as exc:
-            fail(exc, json_out)
+        settings = Settings.from_env(home=str(home) if home else None, catalog=catalog, table=table)
         return func(*args, settings=settings, **kwargs)
 
     return wrapper  # type: ignore[return-value]
 
 
+def _remember_pretty(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.meta[_PRETTY_KEY] = True
+
+
 def json_option(func: F) -> F:
-    return click.option("--json", "json_output", is_flag=True, help="Print the result as JSON.")(
-        func
-    )
+    """``--json`` (passed as ``json_output``) and ``--pretty`` (read by :func:`print_json`)."""
+    func = click.option(
+        "--pretty",
+        is_flag=True,
+        expose_value=False,
+        callback=_remember_pretty,
+        help="With --json: indent the JSON (the default on a terminal).",
+    )(func)
+    return click.option(
+        "--json",
+        "json_output",
+        is_flag=True,
+        help="Print the result as JSON: one line per result.",
+    )(func)
 
 
 def to_jsonable(value: Any) -> Any:
@@ -92,53 +105,24 @@ def to_jsonable(value: Any) -> Any:
     return value
 
 
+def json_text(value: Any, *, pretty: bool = False) -> str:
+    """``value`` as JSON: one line, or indented when ``pretty``."""
+    if pretty:
+        return json.dumps(to_jsonable(value), indent=2)
+    return json.dumps(to_jsonable(value), separators=(",", ":"))
+
+
 def print_json(value: Any) -> None:
-    click.echo(json.dumps(to_jsonable(value), indent=2, sort_keys=False))
-
-
-def exit_code_for(exc: BaseException) -> int:
-    """2 for usage/config errors, 75 for an unreachable catalog, 1 otherwise."""
-    if isinstance(exc, (ConfigError, UsageError, click.UsageError)):
-        return EXIT_USAGE
-    if isinstance(exc, CatalogUnavailable):
-        return EXIT_UNAVAILABLE
-    return EXIT_PROBLEMS
-
-
-def fail(exc: BaseException, json_out: bool) -> None:
-    """Report an error on stderr and exit with :func:`exit_code_for`."""
-    code = exit_code_for(exc)
-    if json_out:
-        retryable = bool(getattr(exc, "retryable", False))
-        click.echo(
-            json.dumps({"type": type(exc).__name__, "message": str(exc), "retryable": retryable}),
-            err=True,
-        )
-    else:
-        click.secho(f"error: {exc}", fg="red", err=True)
-    sys.exit(code)
+    """Print one result as one JSON line; indented on a terminal or with ``--pretty``."""
+    ctx = click.get_current_context(silent=True)
+    pretty = bool(ctx and ctx.meta.get(_PRETTY_KEY)) or sys.stdout.isatty()
+    click.echo(json_text(value, pretty=pretty))
 
 
 def handle_errors(func: F) -> F:
-    """Turn :class:`LakehouseError` into a clean message and exit code (no traceback)."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except LakehouseError as exc:
-            fail(exc, bool(kwargs.get("json_output")))
-
-    return wrapper  # type: ignore[return-value]
-
-
-def duration_type(text: str) -> timedelta:
-    from lakehouse.durations import parse_duration
-
-    try:
-        return parse_duration(text)
-    except UsageError as exc:
-        raise click.BadParameter(str(exc)) from exc
+    """Kept so that commands written before :class:`lakehouse.cli.group.LakehouseGroup`
+    still import; the group handles every command's errors, so this changes nothing."""
+    return func
 
 
 class Duration(click.ParamType):  # type: ignore[type-arg]  # generic only in newer click

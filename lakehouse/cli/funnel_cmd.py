@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from lakehouse.cli.common import Duration, handle_errors, json_option, print_json, settings_options
+from lakehouse.cli.common import Duration, json_option, print_json, settings_options
 from lakehouse.durations import format_duration
 from lakehouse.errors import UsageError
 from lakehouse.funnels.engines import ENGINES, FunnelRequest, run_funnel
@@ -118,7 +118,6 @@ def render(result: FunnelResult) -> None:
 @click.option("--end", default=None, help="Only events with client_ts < this (ISO 8601).")
 @settings_options
 @json_option
-@handle_errors
 def funnel(
     settings: Settings,
     json_output: bool,
@@ -135,8 +134,8 @@ def funnel(
 
     Each step counts the users whose furthest step reached (in order, every step within
     the window of the first) is at least that step, with conversion from the previous and
-    the first step and the median time from the first step. Exit codes: 0 ok, 2 usage or
-    configuration error (e.g. no steps, a window of 0, an unknown snapshot).
+    the first step and the median time from the first step. No steps, a window of 0 or an
+    unknown snapshot are usage errors (exit 2).
     """
     request = FunnelRequest(
         steps=parse_steps(steps),

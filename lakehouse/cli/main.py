@@ -8,6 +8,7 @@ import os
 import click
 
 from lakehouse.cli import commands
+from lakehouse.cli.group import EXIT_CODES_HELP, LakehouseGroup
 
 # Optional command groups contributed by other parts of the project.
 _GROUPS = (
@@ -19,8 +20,17 @@ _GROUPS = (
 )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option("-v", "--verbose", count=True, help="More logging on stderr (-v info, -vv debug).")
+@click.group(
+    cls=LakehouseGroup,
+    epilog=EXIT_CODES_HELP,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+@click.option(
+    "-v",
+    "--verbose",
+    count=True,
+    help="More logging on stderr (-v info, -vv debug); the traceback of an internal error.",
+)
 def cli(verbose: int) -> None:
     """An event lakehouse on Apache Iceberg.
 

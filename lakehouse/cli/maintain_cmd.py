@@ -8,7 +8,6 @@ failure in one line and runs again after ``--every``.
 
 from __future__ import annotations
 
-import json
 import logging
 import signal
 import sys
@@ -27,6 +26,7 @@ from lakehouse.cli.common import (
     Duration,
     handle_errors,
     json_option,
+    json_text,
     print_json,
     settings_options,
 )
@@ -377,13 +377,13 @@ def serve_loop(
 
 def _report_failed_run(exc: Exception, json_output: bool) -> None:
     """One line on stderr (JSON with --json); the traceback only with -v."""
+    from lakehouse.cli.group import error_record
     from lakehouse.redact import redact_text
 
     retryable = bool(getattr(exc, "retryable", False))
     message = redact_text(" ".join(str(exc).splitlines()))
     if json_output:
-        record = {"type": type(exc).__name__, "message": message, "retryable": retryable}
-        click.echo(json.dumps(record, separators=(",", ":")), err=True)
+        click.echo(json_text(error_record(exc, with_exit_code=False)), err=True)
     else:
         stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         kind = "" if isinstance(exc, LakehouseError) else f"{type(exc).__name__}: "
@@ -396,7 +396,7 @@ def _report_failed_run(exc: Exception, json_output: bool) -> None:
 def _emit(result: Any, json_output: bool, *, one_line: bool = False) -> None:
     if json_output:
         if one_line:
-            click.echo(json.dumps(result.to_dict(), separators=(",", ":")))
+            click.echo(json_text(result.to_dict()))  # one line per run, even on a terminal
         else:
             print_json(result.to_dict())
         return

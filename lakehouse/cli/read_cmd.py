@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from lakehouse.cli.common import handle_errors, json_option, print_json, settings_options
+from lakehouse.cli.common import json_option, print_json, settings_options
 from lakehouse.settings import Settings
 
 
@@ -21,7 +21,6 @@ def _rows(settings: Settings) -> list[dict[str, Any]]:
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the newest N.")
 @settings_options
 @json_option
-@handle_errors
 def snapshots(settings: Settings, json_output: bool, limit: int | None) -> None:
     """List the events table's snapshots, oldest first; the current one is marked `*`,
     and `~` marks the first half of a batch committed as on-time + late snapshots (do not

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 import lakehouse
 from lakehouse.cli.funnel_cmd import funnel
+from lakehouse.cli.group import LakehouseGroup
 from lakehouse.cli.read_cmd import snapshots
 from lakehouse.funnels import ENGINES, register_engine
 from lakehouse.settings import Settings
@@ -22,9 +23,9 @@ M = timedelta(minutes=1)
 
 @pytest.fixture
 def cli() -> click.Group:
-    """The two commands in a group, as main.py registers them."""
+    """The two commands in a group, as main.py registers them (the group handles errors)."""
 
-    @click.group()
+    @click.group(cls=LakehouseGroup)
     def group() -> None:
         pass
 

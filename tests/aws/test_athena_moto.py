@@ -20,7 +20,7 @@ from lakehouse.athena import AthenaClient, AthenaConfig, run_query
 from lakehouse.athena.funnel import ENGINE_PATH, athena_funnel_query
 from lakehouse.athena.sql import execution_parameters
 from lakehouse.athena.views import ordered_view_statement
-from lakehouse.cli.athena_cmd import athena
+from lakehouse.cli.main import cli as lakehouse_cli
 from lakehouse.funnels import engines
 from lakehouse.funnels.engines import FunnelRequest, run_funnel
 from lakehouse.settings import Settings, TableName
@@ -88,7 +88,8 @@ def test_cli_sql_prints_json_and_text(athena_env: str, moto_server: MotoServer) 
         [["2026-03-01", "12.50"]],
     )
     out = runner.invoke(
-        athena, ["sql", "SELECT day, amount FROM t WHERE k = ?", "--param", "it's", "--json"]
+        lakehouse_cli,
+        ["athena", "sql", "SELECT day, amount FROM t WHERE k = ?", "--param", "it's", "--json"],
     )
     assert out.exit_code == 0, out.output
     doc = json.loads(out.stdout)
@@ -103,7 +104,9 @@ def test_cli_sql_prints_json_and_text(athena_env: str, moto_server: MotoServer) 
         [["view", "7"], [None, "0"]],
     )
     out = runner.invoke(
-        athena, ["sql", "-", "--database", "other", "--workgroup", "primary"], input="SELECT 1;\n"
+        lakehouse_cli,
+        ["athena", "sql", "-", "--database", "other", "--workgroup", "primary"],
+        input="SELECT 1;\n",
     )
     assert out.exit_code == 0, out.output
     lines = out.stdout.splitlines()
@@ -118,18 +121,20 @@ def test_cli_errors_and_exit_codes(
     athena_env: str, moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     runner = CliRunner()
-    out = runner.invoke(athena, ["sql", "SELECT 1", "--workgroup", "missing", "--json"])
+    out = runner.invoke(
+        lakehouse_cli, ["athena", "sql", "SELECT 1", "--workgroup", "missing", "--json"]
+    )
     assert out.exit_code == 1
     error = json.loads(out.stderr)
     assert error["type"] == "AthenaError" and "WorkGroup does not exist" in error["message"]
 
     monkeypatch.delenv("LAKEHOUSE_ATHENA_OUTPUT")
-    out = runner.invoke(athena, ["sql", "SELECT 1", "--json"])
+    out = runner.invoke(lakehouse_cli, ["athena", "sql", "SELECT 1", "--json"])
     assert out.exit_code == 2
     error = json.loads(out.stderr)
     assert error["type"] == "AthenaConfigError"
     assert error["message"].startswith("LAKEHOUSE_ATHENA_OUTPUT is not set")
-    out = runner.invoke(athena, ["views", "--output", "/tmp/x"])
+    out = runner.invoke(lakehouse_cli, ["athena", "views", "--output", "/tmp/x"])
     assert out.exit_code == 2 and "is not an s3://bucket/prefix/ location" in out.stderr
 
     # FAILED cannot come from moto: a stubbed client gives Athena's answer
@@ -147,7 +152,7 @@ def test_cli_errors_and_exit_codes(
                 }
             },
         )
-        out = runner.invoke(athena, ["sql", "SELECT nope", "--output", OUTPUT])
+        out = runner.invoke(lakehouse_cli, ["athena", "sql", "SELECT nope", "--output", OUTPUT])
     assert out.exit_code == 1
     assert out.stderr.strip() == f"error: Athena query q-1 ended FAILED: {reason}"
 
@@ -166,7 +171,7 @@ PROBE = [
 
 def test_cli_views_sends_the_view_ddl(athena_env: str, moto_server: MotoServer) -> None:
     queue_result(moto_server, athena_env, PROBE, [])
-    out = CliRunner().invoke(athena, ["views", "--json"])
+    out = CliRunner().invoke(lakehouse_cli, ["athena", "views", "--json"])
     assert out.exit_code == 0, out.output
     doc = json.loads(out.stdout)
     assert doc["view"] == "analytics.events_ordered" and doc["table"] == "analytics.events"
@@ -238,10 +243,13 @@ def test_funnel_cli_engine_athena(athena_env: str, moto_server: MotoServer) -> N
         moto_server, athena_env, [("users_1", "bigint"), ("users_2", "bigint")], [["3", "1"]]
     )
     out = CliRunner().invoke(
-        cli, ["--engine", "athena", "--steps", "view,click", "--window", "1h", "--json"]
+        lakehouse_cli,
+        ["funnel", "--engine", "athena", "--steps", "view,click", "--window", "1h", "--json"],
     )
     assert out.exit_code == 0, out.output
     doc = json.loads(out.stdout)
     assert [s["users"] for s in doc["steps"]] == [3, 1] and doc["engine"] == "athena"
-    out = CliRunner().invoke(cli, ["--engine", "athena", "--steps", "a,b", "--mode", "strict"])
+    out = CliRunner().invoke(
+        lakehouse_cli, ["funnel", "--engine", "athena", "--steps", "a,b", "--mode", "strict"]
+    )
     assert out.exit_code == 2 and "window-mode funnels without breakdown" in out.stderr
