@@ -111,7 +111,7 @@ def run_ingest(
     max_files_per_commit: int = 2000,
 ) -> Any:
     from writers import EventWriter
-    from writers.landing import ingest as ingest_files
+    from writers.ingest import ingest as ingest_files
 
     tables = _open(settings, create=True)
     writer = EventWriter(

@@ -55,7 +55,7 @@ def _surviving(case: FileCase) -> list[Line] | None:
 
 def check_example(writer: Any, root: Path, files: list[FileCase], figures: Figures) -> None:
     """Ingest one generated example and check every promise of the module docstring."""
-    from writers.landing import ingest
+    from writers.ingest import ingest
 
     root.mkdir(parents=True)
     paths = []
@@ -200,7 +200,7 @@ def _check_properties(row: dict[str, Any], source: str, number: int, figures: Fi
 
 def warm_up(writer: Any, root: Path) -> None:
     """Create the extra columns with their intended types before fuzzing."""
-    from writers.landing import ingest
+    from writers.ingest import ingest
 
     root.mkdir(parents=True, exist_ok=True)
     record = {

@@ -207,7 +207,7 @@ def test_rereading_a_file_under_another_grouping_does_not_double_its_rejects(
     zone = tmp_path / "zone"
     write_zone(zone, files=3, bad_every=1)
     from writers import EventWriter
-    from writers.landing import discover, read_source
+    from writers.sources.landing import discover, read_source
 
     # simulate a crash after the events and rejects of one file landed but before its
     # ingest-log row: the re-run reads it again, in a different group

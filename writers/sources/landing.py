@@ -1,38 +1,31 @@
-"""Landing-zone ingest: newline-delimited JSON files (gzipped or not), exactly once per file.
+"""Landing files as a source: newline-delimited JSON files (gzipped or not) under local
+folders or S3 prefixes, one position per file (its URI and size).
 
-Files are listed in key order and grouped into few commits. For each group the events
-are committed (idempotency key = the group's files), then its rejects, then one row per
-file in the ``<table>_ingested`` log. A re-run skips logged files; a run killed between
-those steps re-forms the same group, whose events commit is then found by its key, and
-event-level dedupe covers any other regrouping. So every event lands exactly once.
+Files are listed in key order, those the ledger holds are left out, and the rest are
+grouped into few batches (a re-run re-forms the same groups from the same pending
+files). Each file is fetched and gunzipped ahead in a background thread, which also counts
+its lines for the parser.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import time
 import types
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence, Set
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 from pyarrow import fs as pafs
 
 from lakehouse.errors import ConfigError, UsageError
 from lakehouse.retry import retry_storage
-from lakehouse.schema import INGESTED_SCHEMA
-from lakehouse.settings import Settings
 from lakehouse.storage import filesystem_for, storage_error
-from writers import commit
-from writers.parse import BOM, Parsed, join_files, objects_only, parse_ndjson
-from writers.results import IngestResult, WriteResult
-from writers.writer import EventWriter
+from writers.parse import BOM, Parsed, objects_only, parse_ndjson
+from writers.sources.base import Batch, Payload, Plan, Position
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +40,9 @@ class SourceFile:
     size: int
     mtime: datetime
 
-
-Progress = Callable[[int, int], None]
-"""Called as files are read, with (files, bytes) read since the last call."""
+    @property
+    def position(self) -> Position:
+        return Position(self.uri, self.size)
 
 
 def _is_data_file(path: str, root: str) -> bool:
@@ -182,14 +175,6 @@ def _complete_lines(data: bytes) -> bytes:
     return data[: cut + 1] if cut >= 0 else b""
 
 
-def ingested_sources(writer: EventWriter) -> set[str]:
-    table = writer.tables.ingested
-    table.refresh()
-    if table.current_snapshot() is None:
-        return set()
-    return set(table.scan(selected_fields=("source",)).to_arrow().column("source").to_pylist())
-
-
 def groups(
     files: Sequence[SourceFile], *, max_files: int, max_bytes: int
 ) -> Iterator[list[SourceFile]]:
@@ -206,139 +191,64 @@ def groups(
         yield group
 
 
-def group_key(group: Sequence[SourceFile]) -> str:
-    digest = hashlib.blake2b(digest_size=16)
-    for f in group:
-        digest.update(f"{f.uri}\x00{f.size}\x00".encode())
-    return "f-" + digest.hexdigest()
+class LandingFiles:
+    """The data files under ``locations`` (files, folders or prefixes, searched
+    recursively), in key order; consecutive pending files are committed together, up to
+    ``max_files`` files and ``max_bytes`` (compressed) bytes per batch. Files are fetched
+    and gunzipped ahead in background threads (``look_ahead`` files, within a batch).
+    ``io`` (the table's FileIO) configures S3 access. Each file's receipt time is its
+    modification time."""
 
+    def __init__(
+        self,
+        locations: Sequence[str],
+        *,
+        io: Any = None,
+        max_files: int = 2000,
+        max_bytes: int = 64 * 1024 * 1024,
+        look_ahead: int = 8,
+    ) -> None:
+        self.locations = tuple(locations)
+        self.io = io
+        self.max_files = max_files
+        self.max_bytes = max_bytes
+        self.look_ahead = look_ahead
 
-def ingest(
-    locations: Sequence[str],
-    settings: Settings | None = None,
-    *,
-    writer: EventWriter | None = None,
-    max_group_files: int = 2000,
-    max_group_bytes: int = 64 * 1024 * 1024,
-    progress: Progress | None = None,
-    on_plan: Callable[[int, int, int], None] | None = None,
-) -> IngestResult:
-    """Ingest every not-yet-ingested data file under ``locations``.
-
-    ``on_plan(files_pending, bytes_pending, files_skipped)`` is called once files are
-    listed; ``progress(files, bytes)`` as files are read.
-    """
-    started = time.perf_counter()
-    writer = writer or EventWriter(settings, max_records=1 << 62, max_bytes=1 << 62, max_age=1e12)
-    filesystem, files = discover(locations, writer.tables.events.io)
-    done = ingested_sources(writer)
-    pending = [f for f in files if f.uri not in done]
-    skipped = tuple(f.uri for f in files if f.uri in done)
-    if on_plan:
-        on_plan(len(pending), sum(f.size for f in pending), len(skipped))
-    total = WriteResult()
-    commits = 0
-    bytes_read = 0
-    prefetch = ThreadPoolExecutor(max_workers=2, thread_name_prefix="lakehouse-fetch")
-    try:
-        for group in groups(pending, max_files=max_group_files, max_bytes=max_group_bytes):
-            counts = _read_group(filesystem, group, writer, prefetch, progress)
-            result = writer.flush(batch_key=group_key(group))
-            _log_files(writer, group, counts, group_key(group))
-            total = total + result
-            commits += 1
-            group_bytes = sum(f.size for f in group)
-            bytes_read += group_bytes
-    finally:
-        prefetch.shutdown(wait=True, cancel_futures=True)
-    return IngestResult(
-        files=len(pending),
-        files_skipped=len(skipped),
-        bytes_read=bytes_read,
-        commits=commits,
-        records_read=total.records_read,
-        records_written=total.records_written,
-        duplicates_dropped=total.duplicates_dropped,
-        records_rejected=total.records_rejected,
-        late_records=total.late_records,
-        snapshot_ids=total.snapshot_ids,
-        seconds=time.perf_counter() - started,
-        skipped_sources=skipped,
-    )
-
-
-JOIN_BYTES = 32 * 1024 * 1024
-"""Files are joined into buffers of about this many (uncompressed) bytes and parsed,
-validated and conformed once per buffer, so small files cost little each."""
-
-
-def _read_group(
-    filesystem: pafs.FileSystem,
-    group: Sequence[SourceFile],
-    writer: EventWriter,
-    pool: ThreadPoolExecutor,
-    progress: Progress | None = None,
-) -> list[int]:
-    """Read the group's files in order (the next ones are fetched and gunzipped in the
-    background, a bounded look-ahead), join them into buffers, and buffer their rows in
-    the writer. Returns the records read from each file."""
-    ahead = 8
-    futures: dict[int, Future[tuple[bytes, str | None, int, bool]]] = {}
-    counts: list[int] = []
-    pending: list[tuple[SourceFile, bytes, str | None, int, bool]] = []
-    pending_bytes = 0
-
-    def parse_pending() -> None:
-        nonlocal pending_bytes
-        if not pending:
-            return
-        data, line_map = join_files(
-            [(f.uri, d) for f, d, *_ in pending],
-            newlines=[p[3] for p in pending],
-            objects=[p[4] for p in pending],
+    def plan(self, committed: Set[str]) -> Plan:
+        filesystem, files = discover(self.locations, self.io)
+        pending = [f for f in files if f.uri not in committed]
+        return Plan(
+            self._batches(filesystem, pending),
+            pending_positions=len(pending),
+            pending_bytes=sum(f.size for f in pending),
+            skipped=tuple(f.uri for f in files if f.uri in committed),
         )
-        parsed = parse_ndjson(data, line_map)
-        per_source = parsed.per_source or [0] * len(pending)
-        for k, (f, _, damage, *_) in enumerate(pending):
-            if damage:
-                parsed.failures.append((f.uri, None, None, damage))
-                parsed.records += 1
-                per_source[k] += 1
-        counts.extend(per_source)
-        writer.add_parsed(parsed, receipt_time=[f.mtime for f, *_ in pending])
-        pending.clear()
-        pending_bytes = 0
 
-    for i, source in enumerate(group):
-        for j in range(i, min(i + ahead, len(group))):
-            if j not in futures:
-                futures[j] = pool.submit(_fetch_counting, filesystem, group[j])
-        data, damage, newlines, objects = futures.pop(i).result()
-        if progress:
-            progress(1, source.size)
-        if len(data) >= JOIN_BYTES // 4:  # big enough alone: parse it without a joining copy
-            parse_pending()
-        pending.append((source, data, damage, newlines, objects))
-        pending_bytes += len(data)
-        if pending_bytes >= JOIN_BYTES or len(data) >= JOIN_BYTES // 4:
-            parse_pending()
-    parse_pending()
-    return counts
+    def _batches(self, filesystem: pafs.FileSystem, pending: list[SourceFile]) -> Iterator[Batch]:
+        pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="lakehouse-fetch")
+        try:
+            for group in groups(pending, max_files=self.max_files, max_bytes=self.max_bytes):
+                yield Batch(
+                    tuple(f.position for f in group), self._payloads(filesystem, group, pool)
+                )
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
-
-def _log_files(
-    writer: EventWriter, group: Sequence[SourceFile], counts: Sequence[int], key: str
-) -> None:
-    schema = INGESTED_SCHEMA.as_arrow()
-    now = datetime.now(UTC)
-    rows = pa.table(
-        {
-            "source": pa.array([f.uri for f in group], schema.field("source").type),
-            "size": pa.array([f.size for f in group], pa.int64()),
-            "records": pa.array(list(counts), pa.int64()),
-            "batch_key": pa.array([key] * len(group), schema.field("batch_key").type),
-            "ingested_at": pa.array([now] * len(group), schema.field("ingested_at").type),
-        },
-        schema=schema,
-    )
-    commit.append_with_key(writer.tables.ingested, rows, key=key, kind="ingested")
+    def _payloads(
+        self, filesystem: pafs.FileSystem, group: list[SourceFile], pool: ThreadPoolExecutor
+    ) -> Iterator[Payload]:
+        """The group's files in order, the next ones fetched in the background."""
+        futures: dict[int, Future[tuple[bytes, str | None, int, bool]]] = {}
+        for i, source in enumerate(group):
+            for j in range(i, min(i + self.look_ahead, len(group))):
+                if j not in futures:
+                    futures[j] = pool.submit(_fetch_counting, filesystem, group[j])
+            data, damage, newlines, objects = futures.pop(i).result()
+            yield Payload(
+                source.position,
+                data,
+                source.mtime,
+                damage=damage,
+                newlines=newlines,
+                objects=objects,
+            )

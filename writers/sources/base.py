@@ -1,0 +1,83 @@
+"""What every source gives the ingest driver: batches of payloads, each at a position.
+
+A *position* names a piece of input once and for all — a landing file (its URI and
+size), a stream shard's sequence number, a queue message id — so that the ledger
+(:mod:`writers.ledger`) can record it as committed and a re-run can leave it out. A
+*batch* is the positions that are committed together (one events commit, one rejects
+commit, one ledger commit); its payloads, one per position and in the same order, are
+produced lazily so that a source may fetch ahead while the driver parses.
+
+A source does no bookkeeping of its own: it is told which positions are committed and
+yields the rest, and the same pending positions must come out in the same batches on a
+re-run (the batch's idempotency key is made from its positions).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Set
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+import pyarrow as pa
+
+
+@dataclass(frozen=True)
+class Position:
+    """A piece of input, named stably: ``id`` is what the ledger records (a file URI, or
+    ``<stream>/<shard>/<sequence number>``), ``size`` its bytes as stored (compressed)."""
+
+    id: str
+    size: int = 0
+
+
+@dataclass(frozen=True)
+class Payload:
+    """What a position holds: NDJSON bytes (uncompressed) or an Arrow table, and when it
+    was received (the server time of its rows).
+
+    ``damage`` is a problem found while reading it (a truncated gzip stream, say): kept as
+    one extra rejected record of the position. ``newlines`` and ``objects`` are optional
+    hints on NDJSON bytes (newline count, whether every line starts with ``{``) that a
+    source may compute in its fetch threads so the driver does not scan the bytes again.
+    """
+
+    position: Position
+    data: bytes | pa.Table
+    received_at: datetime
+    damage: str | None = None
+    newlines: int | None = None
+    objects: bool | None = None
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Positions committed together, and their payloads (one each, same order, lazy)."""
+
+    positions: tuple[Position, ...]
+    payloads: Iterable[Payload]
+
+    @property
+    def size(self) -> int:
+        return sum(p.size for p in self.positions)
+
+
+@dataclass
+class Plan:
+    """A source's answer to "what is left?": its batches (lazy) and, when the source can
+    tell up front (a listing), how much is pending and which positions it left out."""
+
+    batches: Iterator[Batch]
+    pending_positions: int | None = None
+    pending_bytes: int | None = None
+    skipped: tuple[str, ...] = field(default=(), repr=False)
+
+
+class Source(Protocol):
+    """Anything that can plan batches given the positions already committed."""
+
+    def plan(self, committed: Set[str]) -> Plan:
+        """The batches still to ingest. ``committed`` holds the ids of positions the
+        ledger has recorded; a source leaves them out (the driver skips a batch whose
+        positions are all committed, and refuses one that mixes committed and new)."""
+        ...
