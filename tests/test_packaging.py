@@ -155,7 +155,16 @@ def test_a_clean_install_without_extras_runs_the_demo_and_an_ingest(tmp_path: Pa
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     python = venv / "bin" / "python"
-    install = _run([_uv(), "pip", "install", "--python", str(python), str(ROOT)], tmp_path)
+    # built from a copy, so the build leaves nothing in the checkout
+    source = tmp_path / "source"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(ROOT / name, source / name)
+    for package in PACKAGES:
+        shutil.copytree(
+            ROOT / package, source / package, ignore=shutil.ignore_patterns("__pycache__")
+        )
+    install = _run([_uv(), "pip", "install", "--python", str(python), str(source)], tmp_path)
     assert install.returncode == 0, install.stderr
     # installed as a copy (not the checkout on sys.path), without the dev extras
     where = _run(
