@@ -263,6 +263,8 @@ def ingest(
         late_records=total.late_records,
         snapshot_ids=total.snapshot_ids,
         seconds=time.perf_counter() - started,
+        fields_folded=total.fields_folded,
+        warnings=total.warnings,
         skipped_sources=skipped,
     )
 

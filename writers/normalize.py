@@ -323,6 +323,12 @@ def _properties(
         spliced = pc.binary_join_element_wise(pc.utf8_slice_codeunits(props, 0, -1), inner, ",")
         spliced = pc.if_else(pc.equal(props, "{}"), folded, spliced)
         return pc.if_else(pc.is_null(folded), props, pc.if_else(pc.is_null(props), folded, spliced))
+    return _merge_texts(props, folded)
+
+
+def _merge_texts(props: pa.Array, folded: pa.Array) -> pa.Array:
+    """Each row's ``properties`` text with the folded fields' object merged in; a folded
+    key the properties already hold is kept as ``<key>__top_level``."""
     merged: list[str | None] = []
     for p, f in zip(props.to_pylist(), folded.to_pylist(), strict=True):
         base = json.loads(f) if f else {}
@@ -336,6 +342,52 @@ def _properties(
             own.setdefault(key if key not in own else f"{key}__top_level", value)
         merged.append(_dumps(own) if own or p is not None else None)
     return pa.array(merged, pa.string())
+
+
+def fold_into_properties(table: pa.Table, names: list[str]) -> pa.Table:
+    """A normalised chunk with the columns ``names`` folded into its ``properties`` JSON
+    text (the way fields that cannot be columns are folded) and dropped."""
+    present = set(table.column_names)
+    names = [n for n in names if n in present]
+    if not names:
+        return table
+    wide = len(names) > _WIDE
+    folded = _sparse_json_objects(table, names) if wide else _json_objects(table.select(names))
+    props = pc.cast(table.column("properties").combine_chunks(), pa.string())
+    both = pc.and_(pc.is_valid(props), pc.is_valid(folded))
+    merged = pc.if_else(pc.is_null(props), folded, props)
+    if pc.any(both).as_py():
+        at = np.flatnonzero(both.to_numpy(zero_copy_only=False))
+        values = merged.to_pylist()
+        for i, text in zip(
+            at, _merge_texts(props.take(at), folded.take(at)).to_pylist(), strict=True
+        ):
+            values[i] = text
+        merged = pa.array(values, pa.string())
+    index = table.column_names.index("properties")
+    table = table.set_column(index, "properties", merged)
+    gone = set(names)
+    return table.select([i for i, n in enumerate(table.column_names) if n not in gone])
+
+
+_WIDE = 64
+"""Above this many columns to fold, :func:`_sparse_json_objects` is the faster encoder
+(polars' cost grows with columns times rows; this one with the values present)."""
+
+
+def _sparse_json_objects(table: pa.Table, names: list[str]) -> pa.Array:
+    """:func:`_json_objects` of ``table.select(names)`` for many mostly-null columns."""
+    n = table.num_rows
+    objects: dict[int, dict[str, object]] = {}
+    for name in names:
+        col = table.column(name).combine_chunks()
+        if col.null_count == n:
+            continue
+        valid = pc.is_valid(col)
+        at = np.flatnonzero(valid.to_numpy(zero_copy_only=False))
+        for i, value in zip(at.tolist(), col.filter(valid).to_pylist(), strict=True):
+            objects.setdefault(i, {})[name] = value
+    return pa.array([_dumps(objects[i]) if i in objects else None for i in range(n)], pa.string())
 
 
 def _drop_unstorable(table: pa.Table, reasons: _Reasons) -> pa.Table:
