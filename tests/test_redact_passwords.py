@@ -216,3 +216,16 @@ def test_a_write_on_postgres_leaves_no_password_in_logs_or_the_table(
         + [table.properties, table.metadata.model_dump(mode="json")]
     )
     assert table.snapshots() and MARK not in stored
+
+
+def test_redaction_is_on_the_ground_floor() -> None:
+    """``lakehouse.redact`` imports nothing from the project, so every layer (the catalog
+    included) can use it without an import circle."""
+    code = (
+        "import sys, lakehouse.redact; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('lakehouse', 'catalog', 'writers', 'maintenance')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "['lakehouse', 'lakehouse.redact']"

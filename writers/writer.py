@@ -24,7 +24,8 @@ from lakehouse.schema import TIMESTAMP_ARROW
 from lakehouse.settings import Settings
 from lakehouse.tables import EventTables, ensure_tables
 from writers import commit, dedupe, evolution
-from writers.normalize import fold_into_properties, normalize
+from writers.fold import fold_into_properties
+from writers.normalize import normalize
 from writers.parse import ROW_COLUMN, Chunk, Parsed, parse_any
 from writers.rejects import Reject, rejects_to_arrow
 from writers.results import WriteResult

@@ -11,7 +11,7 @@ from lakehouse.redact import redact_value
 from lakehouse.settings import Settings
 
 
-def shown_properties(settings: Settings) -> dict[str, str]:
+def redacted_properties(settings: Settings) -> dict[str, str]:
     """The catalog's properties as configured, with secrets redacted."""
     if settings.catalog is None:
         props: dict[str, Any] = embedded_catalog_properties(settings)
