@@ -92,6 +92,29 @@ def test_a_password_in_the_query_is_masked_whole(password: str) -> None:
     assert shown == "https://rest.example/cb?state=1#access_token=***"
 
 
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "s3://bucket/events/a:b@c/part-0.parquet",
+        "file:///srv/lake/user@host/warehouse",
+        "sqlite:////tmp/a:b@c/catalog.db",
+        "postgresql+psycopg2://lake@db/x?application_name=a@b",
+        "https://rest.example/v1/catalog?warehouse=s3://b/w",
+    ],
+)
+def test_uris_without_a_password_keep_their_shape(uri: str) -> None:
+    assert redact_uri(uri) == uri
+    assert redact_text(f"at {uri}: fine") == f"at {uri}: fine"
+
+
+def test_an_at_sign_after_a_port_is_read_as_sqlalchemy_reads_it() -> None:
+    """SQLAlchemy reads ``u@db:5432/x?app=a@b`` as user ``u@db``, password
+    ``5432/x?app=a``, host ``b``: what it would send as a password is masked."""
+    uri = "postgresql+psycopg2://lake@db:5432/x?application_name=a@b"
+    assert make_url(uri).password == "5432/x?application_name=a"
+    assert redact_uri(uri) == "postgresql+psycopg2://lake@db:***@b"
+
+
 def _pg_env(monkeypatch: pytest.MonkeyPatch, uri: str, home: Path) -> None:
     monkeypatch.setenv("LAKEHOUSE_CATALOG", "pg")
     monkeypatch.setenv("PYICEBERG_CATALOG__PG__TYPE", "sql")
