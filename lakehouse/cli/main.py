@@ -8,7 +8,6 @@ import os
 import click
 
 from lakehouse.cli import commands
-from lakehouse.redact import RedactingFilter
 
 # Optional command groups contributed by other parts of the project.
 _GROUPS = (
@@ -35,6 +34,8 @@ def cli(verbose: int) -> None:
     """
     level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from lakehouse.redact import RedactingFilter
+
     for handler in logging.getLogger().handlers:  # no password in any library's log line
         if not any(isinstance(f, RedactingFilter) for f in handler.filters):
             handler.addFilter(RedactingFilter())
