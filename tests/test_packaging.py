@@ -68,7 +68,7 @@ def imported_modules() -> dict[str, list[str]]:
 def test_the_scan_sees_the_imports_it_must() -> None:
     """The scan itself works: it finds imports at the top and inside functions."""
     found = imported_modules()
-    assert "writers/landing.py" in found["numpy"]  # top-level import
+    assert any(p.startswith("writers/") for p in found["numpy"])  # top-level imports
     assert "catalog/resolve.py" in found["sqlalchemy"]  # import inside a function
     assert "os" not in found and "lakehouse" not in found
 

@@ -140,11 +140,14 @@ def test_five_thousand_distinct_keys_stay_under_the_cap_and_lose_nothing(
     # one hour of events (one data file), each with a key of its own
     lines = [json.dumps(event(i, minutes=i / 100, **{f"key_{i:04d}": i * 3})) for i in range(n)]
     (landing / "wide.ndjson").write_text("\n".join(lines) + "\n")
-    result = ingest([str(landing)], settings)
+    writer = EventWriter(settings)
+    result = ingest([str(landing)], settings, writer=writer)
     assert result.records_written == n and result.records_rejected == 0
     cap = settings.max_columns
-    assert result.fields_folded == n - (cap - len(spec.CORE_COLUMNS))
-    assert result.warnings and "LAKEHOUSE_MAX_COLUMNS=200" in result.warnings[0]
+    folded = n - (cap - len(spec.CORE_COLUMNS))
+    assert writer.totals.fields_folded == result.fields_folded == folded
+    assert "LAKEHOUSE_MAX_COLUMNS=200" in writer.totals.warnings[0]
+    assert result.warnings == writer.totals.warnings
 
     t = _tables(settings)
     names = [f.name for f in t.events.schema().fields]
