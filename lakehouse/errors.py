@@ -43,10 +43,6 @@ class UsageError(TerminalError):
     """The caller asked for something that cannot be done as asked."""
 
 
-class SchemaConflictError(TerminalError):
-    """Incoming data conflicts with the table's schema in a way that is not a per-record reject."""
-
-
 class CommitError(RetryableError):
     """A catalog commit failed after its retries; nothing from it is visible."""
 

@@ -65,6 +65,9 @@ class Settings:
     buffer_max_records: int = 1_000_000
     buffer_max_bytes: int = 256 * 1024 * 1024
     buffer_max_age: timedelta = timedelta(seconds=60)
+    max_columns: int = 200
+    """Top-level columns the events table may grow to (core columns included); fields
+    found beyond it are folded into ``properties``."""
 
     @property
     def catalog_label(self) -> str:
@@ -106,6 +109,11 @@ def _convert(name: str, raw: str, source: str) -> Any:
             return parse_size(raw)
         if name == "buffer_max_records":
             return int(raw)
+        if name == "max_columns":
+            value = int(raw)
+            if value < 1:
+                raise ValueError(f"must be a positive number of columns, got {raw!r}")
+            return value
     except (UsageError, ValueError) as exc:
         raise ConfigError(f"{source}: {exc}") from exc
     raise ConfigError(f"{source}: unknown setting {name!r}")

@@ -4,12 +4,31 @@ New plain, scalar top-level fields become optional columns (type inferred: boole
 double, string, timestamptz), the way a crawler adds them. A value whose type conflicts
 with its existing column is rejected with a reason; an integer is widened into a double
 column (lossless), nothing else is coerced.
+
+**A new column's type** is inferred from every value the batch holds for it, not from the
+first one seen. Values fall into kinds: numbers (long, double), strings, booleans,
+zone-aware timestamps. Within a kind the widest type wins (any double makes the column
+double; integers widen into it as they would into an existing double column). Across
+kinds there is no type that holds both without coercion, which this writer never does, so
+the column takes the kind with the most non-null values (a tie goes to the kind seen
+first) and the values of the other kinds are rejected one by one: ``"x", 1, 2, 3`` makes a
+long column and rejects the one record holding ``"x"``. Majority, rather than "first
+seen" or "reject the field", loses the fewest records, and the same batch always gives
+the same column whatever the order of its lines.
+
+**The number of columns is capped** (``LAKEHOUSE_MAX_COLUMNS``, core columns included):
+every column widens every later commit's metadata. When a batch brings more new fields
+than the cap leaves room for, the fields with the most values become columns and the
+others are folded into each record's ``properties`` JSON (as normalisation folds nested
+fields), so no value is lost; the write result counts them and says why.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -33,18 +52,73 @@ from writers.parse import ROW_COLUMN
 log = logging.getLogger(__name__)
 
 
-def new_columns(tables: Iterable[pa.Table], schema: Schema) -> dict[str, IcebergType]:
-    """Columns the table lacks, typed by the first chunk that carries them."""
+_KINDS: tuple[tuple[str, tuple[type[IcebergType], ...]], ...] = (
+    ("number", (LongType, IntegerType, DoubleType)),
+    ("string", (StringType,)),
+    ("boolean", (BooleanType,)),
+    ("timestamp", (TimestamptzType,)),
+)
+
+
+def _kind(iceberg_type: IcebergType) -> str:
+    return next((k for k, types in _KINDS if isinstance(iceberg_type, types)), str(iceberg_type))
+
+
+@dataclass(frozen=True)
+class ColumnPlan:
+    """What a batch does to the table's columns: the ``columns`` to add (name -> type, in
+    the order they were first seen) and the new fields ``folded`` into ``properties``
+    because the table reached ``max_columns``."""
+
+    columns: dict[str, IcebergType]
+    folded: tuple[str, ...] = ()
+    max_columns: int | None = None
+
+    def warning(self) -> str | None:
+        if not self.folded:
+            return None
+        shown = ", ".join(self.folded[:5]) + (", ..." if len(self.folded) > 5 else "")
+        return (
+            f"{len(self.folded)} new field(s) folded into properties ({shown}): the table "
+            f"has reached LAKEHOUSE_MAX_COLUMNS={self.max_columns} columns"
+        )
+
+
+def new_columns(
+    tables: Iterable[pa.Table], schema: Schema, *, max_columns: int | None = None
+) -> ColumnPlan:
+    """The columns a batch of normalised chunks adds to ``schema``: each typed from all
+    of its values, at most ``max_columns`` columns in all (see the module docstring)."""
     known = {f.name for f in schema.fields}
-    found: dict[str, IcebergType] = {}
+    # name -> kind -> [non-null values, widest type]; dicts keep first-seen order
+    seen: dict[str, dict[str, list[Any]]] = {}
     for table in tables:
         for field in table.schema:
-            if field.name in known or field.name in found or field.name == ROW_COLUMN:
+            if field.name in known or field.name == ROW_COLUMN:
                 continue
             iceberg_type = iceberg_type_for_arrow(field.type)
-            if isinstance(iceberg_type, IcebergType):
-                found[field.name] = iceberg_type
-    return found
+            if not isinstance(iceberg_type, IcebergType):
+                continue
+            values = table.num_rows - table.column(field.name).null_count
+            kinds = seen.setdefault(field.name, {})
+            entry = kinds.setdefault(_kind(iceberg_type), [0, iceberg_type])
+            entry[0] += values
+            if isinstance(iceberg_type, DoubleType):
+                entry[1] = iceberg_type  # a double widens the number kind
+    chosen: dict[str, tuple[int, IcebergType]] = {}
+    for name, kinds in seen.items():
+        values, iceberg_type = max(kinds.values(), key=lambda e: e[0])  # first of a tie
+        chosen[name] = (values, iceberg_type)
+    room = len(chosen) if max_columns is None else max(0, max_columns - len(known))
+    if room >= len(chosen):
+        return ColumnPlan({k: t for k, (_, t) in chosen.items()}, (), max_columns)
+    order = sorted(chosen, key=lambda k: -chosen[k][0])  # most values first (stable)
+    kept = set(order[:room])
+    return ColumnPlan(
+        {k: t for k, (_, t) in chosen.items() if k in kept},
+        tuple(k for k in chosen if k not in kept),
+        max_columns,
+    )
 
 
 def evolve(table: Table, columns: dict[str, IcebergType], *, attempts: int = 10) -> list[str]:

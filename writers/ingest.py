@@ -121,6 +121,8 @@ def ingest_source(
         records_rejected=total.records_rejected,
         late_records=total.late_records,
         snapshot_ids=total.snapshot_ids,
+        fields_folded=total.fields_folded,
+        warnings=total.warnings,
         seconds=time.perf_counter() - started,
         skipped_sources=tuple(skipped),
     )

@@ -14,7 +14,6 @@ Every rejected row gets a reason; nothing is silently coerced or dropped.
 
 from __future__ import annotations
 
-import json
 import re
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ import pyarrow.compute as pc
 import pyarrow.json as pj
 
 from lakehouse.schema import CORE_COLUMNS, TIMESTAMP_ARROW
+from writers.fold import json_objects, merge_texts, to_json
 from writers.parse import MAX_NESTING, ROW_COLUMN, holds_binary, type_depth
 
 _COLUMN_NAME = re.compile(r"[a-z_][a-z0-9_]{0,127}")
@@ -163,44 +163,6 @@ def _parse_iso_slowly(col: pa.Array, name: str, reasons: _Reasons) -> pa.Array:
     return pa.array(out, TIMESTAMP_ARROW)
 
 
-def _dumps(value: object) -> str:
-    return json.dumps(value, default=str, ensure_ascii=False, separators=(",", ":"))
-
-
-def _json_objects(table: pa.Table) -> pa.Array:
-    """Encode each row of ``table`` (columns = keys) as JSON object text. Null values are
-    left out (pyarrow fills keys other rows have with nulls); all-null rows give null."""
-    import polars as pl
-
-    if table.num_columns == 0:
-        return pa.nulls(table.num_rows, pa.string())
-    try:
-        df = pl.from_arrow(table)
-        assert isinstance(df, pl.DataFrame)
-        fragments = [
-            pl.when(pl.col(c).is_not_null()).then(
-                pl.struct(pl.col(c))
-                .struct.json_encode()
-                .str.strip_prefix("{")
-                .str.strip_suffix("}")
-            )
-            for c in df.columns
-        ]
-        body = pl.concat_str(fragments, separator=",", ignore_nulls=True)
-        encoded = df.select(
-            pl.when(body.str.len_bytes() > 0)
-            .then(pl.concat_str([pl.lit("{"), body, pl.lit("}")]))
-            .alias("j")
-        )
-        return pc.cast(encoded.to_series().to_arrow(), pa.string())
-    except BaseException as exc:  # types polars cannot encode: take the slow, sure path
-        # (polars reports some as a Rust panic, a BaseException)
-        if isinstance(exc, (KeyboardInterrupt, SystemExit, GeneratorExit)):
-            raise
-        rows = [{k: v for k, v in r.items() if v is not None} for r in table.to_pylist()]
-        return pa.array([_dumps(r) if r else None for r in rows], pa.string())
-
-
 _CHECKS = ThreadPoolExecutor(1, thread_name_prefix="lakehouse-properties")
 _OBJECTS_ONLY = pj.ParseOptions(explicit_schema=pa.schema([]), unexpected_field_behavior="ignore")
 _SMALL_BLOCKS = pj.ReadOptions(block_size=256 * 1024)  # short texts: small blocks were faster
@@ -296,12 +258,13 @@ def _properties(
         valid = pc.is_valid(props)
         struct_keys = {f.name for f in props.type} if pa.types.is_struct(props.type) else None
         if pa.types.is_struct(props.type) and props.type.num_fields > 0:
-            encoded = pc.fill_null(_json_objects(pa.Table.from_struct_array(props)), "{}")
+            encoded = pc.fill_null(json_objects(pa.Table.from_struct_array(props)), "{}")
         elif pa.types.is_struct(props.type):
             encoded = pa.array(["{}"] * n, pa.string())
         else:  # a map: rare, take the Python path
             encoded = pa.array(
-                [_dumps(dict(m)) if m is not None else None for m in props.to_pylist()], pa.string()
+                [to_json(dict(m)) if m is not None else None for m in props.to_pylist()],
+                pa.string(),
             )
         props = pc.if_else(valid, encoded, pa.nulls(n, pa.string()))
     if props is not None:
@@ -314,7 +277,7 @@ def _properties(
                 reasons.flag(pa.array(mask), "properties: not JSON object text")
     if not fold:
         return props if props is not None else pa.nulls(n, pa.string())
-    folded = _json_objects(table.select(fold))
+    folded = json_objects(table.select(fold))
     if props is None:
         return folded
     if struct_keys is not None and not struct_keys & set(fold):
@@ -323,19 +286,7 @@ def _properties(
         spliced = pc.binary_join_element_wise(pc.utf8_slice_codeunits(props, 0, -1), inner, ",")
         spliced = pc.if_else(pc.equal(props, "{}"), folded, spliced)
         return pc.if_else(pc.is_null(folded), props, pc.if_else(pc.is_null(props), folded, spliced))
-    merged: list[str | None] = []
-    for p, f in zip(props.to_pylist(), folded.to_pylist(), strict=True):
-        base = json.loads(f) if f else {}
-        try:
-            own = json.loads(p) if p else {}
-        except ValueError:
-            own = {"properties": p}
-        if not isinstance(own, dict):
-            own = {"properties": own}
-        for key, value in base.items():
-            own.setdefault(key if key not in own else f"{key}__top_level", value)
-        merged.append(_dumps(own) if own or p is not None else None)
-    return pa.array(merged, pa.string())
+    return merge_texts(props, folded)
 
 
 def _drop_unstorable(table: pa.Table, reasons: _Reasons) -> pa.Table:

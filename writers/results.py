@@ -9,7 +9,9 @@ from typing import Any
 @dataclass(frozen=True)
 class WriteResult:
     """What one commit of the writer did. ``records_read`` always equals
-    ``records_written + duplicates_dropped + records_rejected``."""
+    ``records_written + duplicates_dropped + records_rejected``. ``fields_folded`` counts
+    the new fields kept in ``properties`` instead of becoming columns (the table reached
+    ``LAKEHOUSE_MAX_COLUMNS``); ``warnings`` says so in words."""
 
     records_read: int = 0
     records_written: int = 0
@@ -23,6 +25,8 @@ class WriteResult:
     new_columns: tuple[str, ...] = ()
     late_hours: tuple[str, ...] = ()
     seconds: float = 0.0
+    fields_folded: int = 0
+    warnings: tuple[str, ...] = ()
 
     def __add__(self, other: WriteResult) -> WriteResult:
         return WriteResult(
@@ -39,6 +43,8 @@ class WriteResult:
             + tuple(c for c in other.new_columns if c not in self.new_columns),
             late_hours=tuple(sorted(set(self.late_hours) | set(other.late_hours))),
             seconds=self.seconds + other.seconds,
+            fields_folded=self.fields_folded + other.fields_folded,
+            warnings=self.warnings + tuple(w for w in other.warnings if w not in self.warnings),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -60,6 +66,8 @@ class IngestResult:
     late_records: int = 0
     snapshot_ids: tuple[int, ...] = ()
     seconds: float = 0.0
+    fields_folded: int = 0
+    warnings: tuple[str, ...] = ()
     skipped_sources: tuple[str, ...] = field(default=(), repr=False)
 
     @property

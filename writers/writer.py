@@ -24,6 +24,7 @@ from lakehouse.schema import TIMESTAMP_ARROW
 from lakehouse.settings import Settings
 from lakehouse.tables import EventTables, ensure_tables
 from writers import commit, dedupe, evolution
+from writers.fold import fold_into_properties
 from writers.normalize import normalize
 from writers.parse import ROW_COLUMN, Chunk, Parsed, parse_any
 from writers.rejects import Reject, rejects_to_arrow
@@ -160,14 +161,17 @@ class EventWriter:
             return WriteResult()
         started = time.perf_counter()
         events = self.tables.events
-        added = evolution.evolve(
-            events, evolution.new_columns((t for t, _ in buf.pieces), events.schema())
+        plan = evolution.new_columns(
+            (t for t, _ in buf.pieces), events.schema(), max_columns=self.settings.max_columns
         )
+        added = evolution.evolve(events, plan.columns)
         schema = events.schema()
+        columns = {f.name for f in schema.fields}
         parts: list[pa.Table] = []
         rejects = list(buf.rejects)
         for table, chunk in buf.pieces:
-            conformed, conflicts = evolution.conform(table, schema)
+            over = [n for n in table.column_names if n not in columns and n != ROW_COLUMN]
+            conformed, conflicts = evolution.conform(fold_into_properties(table, over), schema)
             rejects.extend(_rejects(chunk, conflicts))
             if conformed.num_rows:
                 parts.append(conformed.drop_columns([ROW_COLUMN]))
@@ -227,6 +231,8 @@ class EventWriter:
             batch_keys=(key,),
             already_committed=1 if already else 0,
             new_columns=tuple(added),
+            fields_folded=len(plan.folded),
+            warnings=(warning,) if (warning := plan.warning()) else (),
             late_hours=tuple(commit.hour_label(h) for h in late_hours),
             seconds=time.perf_counter() - started,
         )
@@ -245,6 +251,8 @@ class EventWriter:
             result.records_rejected,
             result.seconds,
         )
+        for warning in result.warnings:
+            log.warning("%s: %s", self.tables.events.name(), warning)
         if self._on_commit:
             self._on_commit(result)
         return result

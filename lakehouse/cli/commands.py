@@ -259,7 +259,7 @@ def config() -> None:
 @json_option
 def config_show(settings: Settings, json_output: bool) -> None:
     """Print the settings in force and the catalog they resolve to (secrets redacted)."""
-    from lakehouse.redact import catalog_summary
+    from catalog.redacted import redacted_properties
 
     data = {
         "home": str(settings.home.expanduser().resolve()),
@@ -268,7 +268,7 @@ def config_show(settings: Settings, json_output: bool) -> None:
         "allowed_lateness": settings.allowed_lateness,
         "max_future_skew": settings.max_future_skew,
         "target_file_size": settings.target_file_size,
-        "catalog_properties": catalog_summary(settings),
+        "catalog_properties": redacted_properties(settings),
     }
     if json_output:
         print_json(data)

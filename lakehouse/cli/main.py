@@ -44,6 +44,11 @@ def cli(verbose: int) -> None:
     """
     level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from lakehouse.redact import RedactingFilter
+
+    for handler in logging.getLogger().handlers:  # no password in any library's log line
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(RedactingFilter())
     os.environ.setdefault("POLARS_ICEBERG_PLANNER", "pyiceberg")
 
 

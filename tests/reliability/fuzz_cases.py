@@ -11,7 +11,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-SAFE_DEPTH = 200  # polars segfaults near 1000 levels (writers/normalize.py _json_objects)
+SAFE_DEPTH = 200  # polars segfaults near 1000 levels (writers/fold.py json_objects)
 # Extra columns created before fuzzing, so a fuzzed value's type never decides them.
 WARM_UP = {"platform": "ios", "score": 1.5, "count": 3, "flag": True}
 

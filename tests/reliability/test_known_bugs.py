@@ -35,3 +35,13 @@ def test_a_column_added_by_another_writer_does_not_fail_a_commit(
     home: Path, tmp_path: Path
 ) -> None:
     assert known_bugs.concurrent_column_breaks_commit(tmp_path) is None
+
+
+def test_a_thousand_distinct_keys_do_not_become_a_thousand_columns(
+    home: Path, tmp_path: Path
+) -> None:
+    assert known_bugs.column_explosion(tmp_path) is None
+
+
+def test_every_password_form_is_redacted(tmp_path: Path) -> None:
+    assert known_bugs.redaction_gaps(tmp_path) is None
