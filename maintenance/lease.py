@@ -42,7 +42,7 @@ from pyiceberg.table.update import (
 )
 
 from catalog.commit import CommitConflictError, RetryPolicy, commit_with_retries
-from catalog.transaction import commit_updates
+from catalog.transaction import begin, commit_updates
 from maintenance.errors import LeaseHeldError, LeaseLostError, LeaseUnsupportedError
 
 log = logging.getLogger(__name__)
@@ -320,7 +320,10 @@ class TableLease:
 
 
 def _set_properties(table: Table, properties: Mapping[str, str]) -> None:
+    def attempt(_: int) -> None:
+        begin(table).set_properties(dict(properties)).commit_transaction()
+
     try:
-        table.transaction().set_properties(dict(properties)).commit_transaction()
-    except CommitFailedException as exc:
+        commit_with_retries(table, attempt, what="maintenance properties")
+    except CommitConflictError as exc:
         log.warning("could not record maintenance properties: %s", exc)
