@@ -1,9 +1,28 @@
-"""Catalog resolution: the embedded default (SQLite + local warehouse, no server),
-or any catalog configured the pyiceberg way (PostgreSQL SQL catalog, AWS Glue, REST, ...).
+"""Catalog resolution and committing.
 
-Public API: :func:`open_catalog`, :func:`embedded_catalog_properties`, :data:`EMBEDDED_NAME`.
+Resolution: the embedded default (SQLite + local warehouse, no server), or any catalog
+configured the pyiceberg way (PostgreSQL SQL catalog, AWS Glue, REST, ...). Committing:
+one transaction class and one commit function with one retry policy, used by the
+writers, maintenance, schema evolution, expiry and the maintenance lease. Every private
+pyiceberg API the project uses lives in this package.
+
+Public API: :func:`open_catalog`, :func:`embedded_catalog_properties`, :data:`EMBEDDED_NAME`,
+:func:`commit_with_retries`, :class:`RetryPolicy`, :class:`Conflict`,
+:class:`CommitConflictError`, :class:`LakehouseTransaction`, :func:`begin`.
 """
 
+from catalog.commit import CommitConflictError, Conflict, RetryPolicy, commit_with_retries
 from catalog.resolve import EMBEDDED_NAME, embedded_catalog_properties, open_catalog
+from catalog.transaction import LakehouseTransaction, begin
 
-__all__ = ["EMBEDDED_NAME", "embedded_catalog_properties", "open_catalog"]
+__all__ = [
+    "EMBEDDED_NAME",
+    "CommitConflictError",
+    "Conflict",
+    "LakehouseTransaction",
+    "RetryPolicy",
+    "begin",
+    "commit_with_retries",
+    "embedded_catalog_properties",
+    "open_catalog",
+]

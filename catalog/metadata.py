@@ -6,7 +6,7 @@ catalog commit pays it, and it grows with the number of snapshots: at 600 snapsh
 was 200 ms of a 280 ms commit (measured). The metadata models are frozen pydantic models
 and pyiceberg replaces (never mutates) their lists when it applies an update, so the
 result can share structure with its base. These helpers use pyiceberg's private update
-functions; pyiceberg is pinned and ``tests/test_metadata_updates.py`` checks that the
+functions; pyiceberg is pinned and ``tests/catalog/test_metadata_updates.py`` checks that the
 results equal pyiceberg's own.
 """
 
@@ -100,7 +100,7 @@ def metadata_json(metadata: TableMetadata, *, exclude_none: bool = True) -> str:
     a commit that pyiceberg retries after losing a race keeps its snapshot id but gets a
     new manifest list (and new totals), so the id alone does not name the content. The
     snapshots come last in the object (JSON readers do not depend on key order);
-    ``tests/test_metadata_updates.py`` checks the result parses to what pyiceberg's own
+    ``tests/catalog/test_metadata_updates.py`` checks the result parses to what pyiceberg's own
     serialisation parses to.
     """
     if not metadata.snapshots:

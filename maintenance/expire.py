@@ -13,11 +13,9 @@ from __future__ import annotations
 import logging
 import posixpath
 import re
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from pyiceberg.exceptions import CommitFailedException
 from pyiceberg.io import FileIO
 from pyiceberg.manifest import ManifestEntryStatus
 from pyiceberg.table import Table
@@ -26,7 +24,8 @@ from pyiceberg.table.refs import SnapshotRefType
 from pyiceberg.table.snapshots import Snapshot, ancestors_of
 from pyiceberg.utils.datetime import datetime_to_millis
 
-from lakehouse.errors import CommitError, UsageError
+from catalog.commit import commit_with_retries
+from lakehouse.errors import UsageError
 from maintenance.paths import DeleteFn, canonical, delete_all, io_delete, list_files
 from maintenance.results import ExpiryResult
 
@@ -155,24 +154,21 @@ def expire_snapshots(
 
 
 def _commit_expiry(
-    table: Table, older_than: datetime, retain_last: int, dry_run: bool, attempts: int = 5
+    table: Table, older_than: datetime, retain_last: int, dry_run: bool
 ) -> tuple[TableMetadata, set[int]]:
-    """Commit the expiry (retrying on concurrent commits); returns the metadata it was
-    computed from and the ids it expired."""
-    for attempt in range(attempts):
-        table.refresh()
+    """Commit the expiry (computed again from the new head after a lost race); returns
+    the metadata it was computed from and the ids it expired."""
+
+    def attempt(_: int) -> tuple[TableMetadata, set[int]]:
         before = table.metadata
         ids = snapshots_to_expire(before, older_than=older_than, retain_last=retain_last)
         if not ids or dry_run:
             return before, ids
-        try:
-            table.maintenance.expire_snapshots().by_ids(sorted(ids)).commit()
-            table.refresh()
-            return before, ids
-        except CommitFailedException as exc:
-            log.info("expiry commit lost a race (%s), retrying", exc)
-            time.sleep(0.1 * 2**attempt)
-    raise CommitError(f"could not commit snapshot expiry after {attempts} attempts")
+        table.maintenance.expire_snapshots().by_ids(sorted(ids)).commit()
+        table.refresh()
+        return before, ids
+
+    return commit_with_retries(table, attempt, what="snapshot expiry", refresh_first=True)
 
 
 def _old_metadata_files(

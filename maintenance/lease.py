@@ -41,6 +41,8 @@ from pyiceberg.table.update import (
     ValidatableTableRequirement,
 )
 
+from catalog.commit import CommitConflictError, RetryPolicy, commit_with_retries
+from catalog.transaction import begin, commit_updates
 from maintenance.errors import LeaseHeldError, LeaseLostError, LeaseUnsupportedError
 
 log = logging.getLogger(__name__)
@@ -142,7 +144,7 @@ def compare_and_set(
         AssertTableUUID(uuid=table.metadata.table_uuid),
         AssertPropertyValue(key=key, value=expected),
     )
-    table._do_commit(tuple(updates), requirements)  # type: ignore[arg-type]
+    commit_updates(table, updates, requirements)
 
 
 def _check_catalog(table: Table) -> None:
@@ -157,8 +159,16 @@ def _check_catalog(table: Table) -> None:
         )
 
 
+class _NotOurs(Exception):
+    """The lease property no longer holds our lease."""
+
+
 class TableLease:
-    """Acquire, renew and release the maintenance lease of one table."""
+    """Acquire, renew and release the maintenance lease of one table.
+
+    Each is a compare-and-set commit; one that loses a race to another commit looks at
+    the lease again and retries under the project's commit retry policy (``attempts``
+    overrides its number of attempts)."""
 
     def __init__(
         self,
@@ -167,7 +177,7 @@ class TableLease:
         owner: str | None = None,
         ttl: timedelta = DEFAULT_LEASE_TTL,
         clock: Clock = _utcnow,
-        attempts: int = 5,
+        attempts: int | None = None,
     ) -> None:
         self.table = table
         self.owner = owner or default_owner()
@@ -177,11 +187,15 @@ class TableLease:
         self.lease: Lease | None = None
         self.took_over: Lease | None = None  # the expired lease this one replaced
 
+    def _policy(self) -> RetryPolicy:
+        policy = RetryPolicy.for_table(self.table)
+        return policy if self.attempts is None else policy.with_attempts(self.attempts)
+
     def acquire(self) -> Lease:
         """Take the lease if free, expired or left by this owner; :class:`LeaseHeldError`
         if someone else holds it."""
-        for _ in range(self.attempts):
-            self.table.refresh()
+
+        def attempt(_: int) -> tuple[Lease, Lease | None]:
             raw = self.table.properties.get(LEASE_PROPERTY)
             current = Lease.from_json(raw)
             now = self.clock()
@@ -193,44 +207,58 @@ class TableLease:
                     f"until {current.expires_at.isoformat()}"
                 )
             lease = Lease(self.owner, uuid.uuid4().hex, now, now + self.ttl)
-            try:
-                compare_and_set(
-                    self.table,
-                    LEASE_PROPERTY,
-                    raw,
-                    set_properties={LEASE_PROPERTY: lease.to_json()},
-                )
-            except CommitFailedException:
-                continue  # someone else moved first (or an unrelated commit): look again
-            if current is not None and current.owner == self.owner:
-                log.info("took back our own maintenance lease, left by an earlier run")
-            elif current is not None:
-                log.warning("took over the expired maintenance lease of %s", current.owner)
-            self.lease, self.took_over = lease, current
-            return lease
-        raise LeaseHeldError("could not acquire the maintenance lease: the table kept changing")
+            # fails when someone else moved first (or an unrelated commit): look again
+            compare_and_set(
+                self.table, LEASE_PROPERTY, raw, set_properties={LEASE_PROPERTY: lease.to_json()}
+            )
+            return lease, current
+
+        try:
+            lease, current = commit_with_retries(
+                self.table,
+                attempt,
+                what="the maintenance lease",
+                policy=self._policy(),
+                refresh_first=True,
+            )
+        except CommitConflictError as exc:
+            raise LeaseHeldError(
+                "could not acquire the maintenance lease: the table kept changing"
+            ) from exc
+        if current is not None and current.owner == self.owner:
+            log.info("took back our own maintenance lease, left by an earlier run")
+        elif current is not None:
+            log.warning("took over the expired maintenance lease of %s", current.owner)
+        self.lease, self.took_over = lease, current
+        return lease
 
     def renew(self) -> Lease:
         """Extend our lease; :class:`LeaseLostError` if it is no longer ours."""
         mine = self._mine()
-        for _ in range(self.attempts):
+
+        def attempt(number: int) -> Lease:
+            if number > 1 and self.table.properties.get(LEASE_PROPERTY) != mine.to_json():
+                self.lease = None
+                raise LeaseLostError("the maintenance lease was taken over")
             now = self.clock()
             lease = Lease(mine.owner, mine.token, mine.acquired_at, now + self.ttl)
-            try:
-                compare_and_set(
-                    self.table,
-                    LEASE_PROPERTY,
-                    mine.to_json(),
-                    set_properties={LEASE_PROPERTY: lease.to_json()},
-                )
-                self.lease = lease
-                return lease
-            except CommitFailedException:
-                self.table.refresh()
-                if self.table.properties.get(LEASE_PROPERTY) != mine.to_json():
-                    self.lease = None
-                    raise LeaseLostError("the maintenance lease was taken over") from None
-        raise LeaseLostError("could not renew the maintenance lease: the table kept changing")
+            compare_and_set(
+                self.table,
+                LEASE_PROPERTY,
+                mine.to_json(),
+                set_properties={LEASE_PROPERTY: lease.to_json()},
+            )
+            self.lease = lease
+            return lease
+
+        try:
+            return commit_with_retries(
+                self.table, attempt, what="the maintenance lease renewal", policy=self._policy()
+            )
+        except CommitConflictError as exc:
+            raise LeaseLostError(
+                "could not renew the maintenance lease: the table kept changing"
+            ) from exc
 
     def renew_if_due(self) -> bool:
         """Renew when less than half the ttl is left. False when the lease is lost."""
@@ -254,20 +282,25 @@ class TableLease:
             return False
         mine = self.lease
         self.lease = None
-        for _ in range(self.attempts):
-            try:
-                compare_and_set(
-                    self.table,
-                    LEASE_PROPERTY,
-                    mine.to_json(),
-                    set_properties=properties,
-                    remove=(LEASE_PROPERTY,),
-                )
-                return True
-            except CommitFailedException:
-                self.table.refresh()
-                if self.table.properties.get(LEASE_PROPERTY) != mine.to_json():
-                    break
+
+        def attempt(number: int) -> None:
+            if number > 1 and self.table.properties.get(LEASE_PROPERTY) != mine.to_json():
+                raise _NotOurs
+            compare_and_set(
+                self.table,
+                LEASE_PROPERTY,
+                mine.to_json(),
+                set_properties=properties,
+                remove=(LEASE_PROPERTY,),
+            )
+
+        try:
+            commit_with_retries(
+                self.table, attempt, what="the maintenance lease release", policy=self._policy()
+            )
+            return True
+        except (_NotOurs, CommitConflictError):
+            pass
         log.warning("maintenance lease was no longer ours at release")
         if properties:
             _set_properties(self.table, properties)
@@ -287,7 +320,10 @@ class TableLease:
 
 
 def _set_properties(table: Table, properties: Mapping[str, str]) -> None:
+    def attempt(_: int) -> None:
+        begin(table).set_properties(dict(properties)).commit_transaction()
+
     try:
-        table.transaction().set_properties(dict(properties)).commit_transaction()
-    except CommitFailedException as exc:
+        commit_with_retries(table, attempt, what="maintenance properties")
+    except CommitConflictError as exc:
         log.warning("could not record maintenance properties: %s", exc)

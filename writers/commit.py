@@ -12,42 +12,17 @@ from typing import TypeVar
 import pyarrow as pa
 import pyarrow.compute as pc
 from pyiceberg.exceptions import CommitFailedException, ValidationException
-from pyiceberg.table import Table, Transaction
-from pyiceberg.table.metadata import TableMetadata
+from pyiceberg.table import Table
 
-from catalog.metadata import apply_updates
+from catalog.commit import commit_with_retries
+from catalog.transaction import begin
 from lakehouse import schema as spec
-from lakehouse.errors import CommitError
 from lakehouse.retry import retry_storage
 from lakehouse.storage import storage_error
 from writers.files import write_sorted
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-class CachedTransaction(Transaction):
-    """A transaction that applies its staged updates once per change.
-
-    pyiceberg 0.12's ``Transaction.table_metadata`` re-applies every staged update and
-    deep-copies the whole table metadata on each access; an append reads it about 16
-    times, so with hundreds of snapshots that copying dominated commit latency
-    (85 ms per access at 300 snapshots, measured). Table metadata models are frozen, so
-    the applied metadata can be shared until the base metadata or the updates change
-    (both are replaced, never mutated), and needs no deep copy (:mod:`catalog.metadata`).
-    """
-
-    _applied: tuple[TableMetadata, tuple[object, ...], TableMetadata] | None = None
-
-    @property
-    def table_metadata(self) -> TableMetadata:
-        base, updates = self._table.metadata, self._updates
-        cached = self._applied
-        if cached is not None and cached[0] is base and cached[1] is updates:
-            return cached[2]
-        applied = apply_updates(base, updates)
-        self._applied = (base, updates, applied)
-        return applied
 
 
 def content_key(batch: pa.Table) -> str:
@@ -118,31 +93,16 @@ def commit_events(
     return retry_storage(attempt)
 
 
-_BASE_EXPIRES = 5
-
-
 def rebased(table: Table, step: Callable[[], T], *, what: str) -> T:
-    """Run a commit ``step``; when the snapshot it started from was expired (by
-    maintenance) while it committed, refresh and run it again.
+    """Run a commit ``step`` through the project's commit retries: when it lost the
+    race (pyiceberg's own retries exhausted), or the snapshot it started from was expired
+    (by maintenance) while it committed, refresh and run it again on the new head.
 
     pyiceberg retries a conflicting commit by rebuilding it on the new head, starting
     from the snapshot the transaction began at; if expiry removed that snapshot
-    meanwhile, the rebuild fails with "Cannot find starting snapshot" and nothing was
-    committed (the step then deletes the files it wrote)."""
-    for attempt in range(1, _BASE_EXPIRES + 1):
-        try:
-            return step()
-        except ValidationException as exc:
-            if "Cannot find starting snapshot" not in str(exc):
-                raise
-            if attempt == _BASE_EXPIRES:
-                raise CommitError(
-                    f"commit of {what} to {'.'.join(table.name())} failed: its base snapshot "
-                    f"was expired {attempt} times while committing ({exc})"
-                ) from exc
-            log.info("the base snapshot of %s was expired meanwhile; committing again", what)
-            table.refresh()
-    raise AssertionError("unreachable")  # pragma: no cover
+    meanwhile, the rebuild fails validation and nothing was committed (the step then
+    deletes the files it wrote, and checks its key again on the next attempt)."""
+    return commit_with_retries(table, lambda _: step(), what=what)
 
 
 def _commit_events_once(
@@ -191,7 +151,7 @@ def _commit_events_once(
     merge = table.properties.get("commit.manifest-merge.enabled", "false").lower() == "true"
     written: list[str] = []
     try:
-        with CachedTransaction(table) as tx:
+        with begin(table) as tx:
             for rows, props in parts:
                 files = write_sorted(table, tx.table_metadata, rows)
                 written += [f.file_path for f in files]
@@ -199,13 +159,10 @@ def _commit_events_once(
                 with update.merge_append() if merge else update.fast_append() as producer:
                     for data_file in files:
                         producer.append_data_file(data_file)
-    except ValidationException:  # not committed (see `rebased`): the files are ours to drop
+    except (ValidationException, CommitFailedException):
+        # surely not committed (see `rebased`): the files are ours to drop
         _delete_quietly(table, written)
         raise
-    except CommitFailedException as exc:
-        raise CommitError(
-            f"commit of batch {key} to {table.name()} failed after retries: {exc}"
-        ) from exc
     except OSError as exc:  # writing data or metadata files failed after the client's retries
         raise storage_error(exc, table.location(), "write to") from exc
     return snapshots_with_key(table, key)
@@ -240,8 +197,6 @@ def _append_with_key_once(table: Table, rows: pa.Table, *, key: str, kind: str) 
         table.append(
             rows, snapshot_properties={spec.SUMMARY_BATCH_KEY: key, spec.SUMMARY_KIND: kind}
         )
-    except CommitFailedException as exc:
-        raise CommitError(f"commit of {kind} for batch {key} failed after retries: {exc}") from exc
     except OSError as exc:
         raise storage_error(exc, table.location(), "write to") from exc
     return snapshots_with_key(table, key)

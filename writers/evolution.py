@@ -32,7 +32,6 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from pyiceberg.exceptions import CommitFailedException
 from pyiceberg.schema import Schema
 from pyiceberg.table import Table
 from pyiceberg.types import (
@@ -45,7 +44,7 @@ from pyiceberg.types import (
     TimestamptzType,
 )
 
-from lakehouse.errors import CommitError
+from catalog.commit import commit_with_retries
 from lakehouse.schema import iceberg_type_for_arrow
 from writers.parse import ROW_COLUMN
 
@@ -121,26 +120,26 @@ def new_columns(
     )
 
 
-def evolve(table: Table, columns: dict[str, IcebergType], *, attempts: int = 10) -> list[str]:
-    """Add the missing columns as optional fields; concurrent evolutions are retried.
-    Returns the names this call added."""
+def evolve(table: Table, columns: dict[str, IcebergType]) -> list[str]:
+    """Add the missing columns as optional fields; concurrent evolutions are retried
+    (the project's commit retry policy). Returns the names this call added."""
     if not columns:
         return []
-    for attempt in range(attempts):
-        table.refresh()
+
+    def attempt(_: int) -> list[str]:
         known = {f.name for f in table.schema().fields}
         missing = {k: v for k, v in columns.items() if k not in known}
         if not missing:
             return []
-        try:
-            with table.update_schema() as update:
-                for name, iceberg_type in missing.items():
-                    update.add_column(name, iceberg_type, doc="added by schema evolution")
-            log.info("schema evolution on %s: added %s", table.name(), ", ".join(missing))
-            return list(missing)
-        except CommitFailedException as exc:
-            log.info("schema evolution conflict (attempt %d): %s", attempt + 1, exc)
-    raise CommitError(f"could not add columns {sorted(columns)} after {attempts} attempts")
+        with table.update_schema() as update:
+            for name, iceberg_type in missing.items():
+                update.add_column(name, iceberg_type, doc="added by schema evolution")
+        log.info("schema evolution on %s: added %s", table.name(), ", ".join(missing))
+        return list(missing)
+
+    return commit_with_retries(
+        table, attempt, what=f"columns {sorted(columns)}", refresh_first=True
+    )
 
 
 def _compatible(values: pa.Array, target: IcebergType) -> pa.Array | None:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pyiceberg.table import Table
 from pyiceberg.table.snapshots import Operation
 
-from catalog import open_catalog
+from catalog import open_catalog, producers
 from lakehouse.settings import Settings
 from maintenance import compact, plan_compaction, rewrite_manifests
 from maintenance.manifests import manifest_counts
@@ -88,16 +88,16 @@ def test_a_rewrite_that_loses_a_race_is_planned_again(
     rows = multiset(table_rows(table))
     extra = make_rows(random.Random(5), 7, datetime(2024, 5, 1, 3, tzinfo=UTC), "race")
     transactions = []
-    original = table.transaction
+    original = producers.begin
 
-    def racing_transaction():
-        txn = original()
+    def racing_transaction(handle):
+        txn = original(handle)
         if not transactions:
             append(other, extra)  # lands after the rewrite read its base
         transactions.append(txn)
         return txn
 
-    monkeypatch.setattr(table, "transaction", racing_transaction)
+    monkeypatch.setattr(producers, "begin", racing_transaction)
     result = rewrite_manifests(table, max_manifests=1)
     assert result.rewritten and len(transactions) == 2
     table.refresh()

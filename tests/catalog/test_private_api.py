@@ -1,17 +1,23 @@
-"""The private pyiceberg APIs maintenance relies on, pinned to pyiceberg 0.12.0.
+"""The private pyiceberg APIs the project relies on, pinned to pyiceberg 0.12.0.
 
-When a pyiceberg upgrade moves or changes any of these, this file fails first and says
-which one; fix maintenance/replace.py, manifests.py, rewrite.py or lease.py, then the pin.
+They are used in ``catalog/`` only: the snapshot producers (:mod:`catalog.producers`),
+the transaction and the direct commit (:mod:`catalog.transaction`), the metadata update
+functions (:mod:`catalog.metadata`, also checked in test_metadata_updates.py) and the
+SqlCatalog overrides (:mod:`catalog.sql`). When a pyiceberg upgrade moves or changes one
+of them, this file fails first and says which one; fix ``catalog/``, then the pin.
 """
 
 from __future__ import annotations
 
 import inspect
 import random
-import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
+from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.exceptions import CommitFailedException
 from pyiceberg.manifest import ManifestWriter
 from pyiceberg.table import Table, Transaction
@@ -23,9 +29,16 @@ from pyiceberg.table.update.validate import (
     _validate_no_new_deletes_for_data_files,
 )
 
-from maintenance import compact, plan_compaction
+from catalog import open_catalog
+from catalog.metadata import apply_updates
+from catalog.transaction import LakehouseTransaction, commit_updates
+from lakehouse.settings import Settings
+from lakehouse.tables import ensure_tables
+from maintenance import compact
 from maintenance.lease import AssertPropertyValue
 from tests.maintenance.builders import append, make_rows, sort_rows
+from tests.writers.events import BASE
+from writers.files import write_sorted
 
 
 def test_pyiceberg_is_the_pinned_version() -> None:
@@ -71,13 +84,49 @@ def test_snapshot_producer_hooks_exist_with_the_used_signatures() -> None:
     ]
     assert callable(ManifestWriter.existing)
     assert "_register_snapshot_producer" in dir(Transaction)
-    assert callable(Table._do_commit)
+    assert list(inspect.signature(Table._do_commit).parameters) == [
+        "self",
+        "updates",
+        "requirements",
+    ]
+
+
+def test_sql_catalog_hooks_exist_with_the_used_signatures() -> None:
+    from pyiceberg.table.update import (
+        _apply_table_update,
+        _TableMetadataUpdateContext,
+        _update_table_metadata_log,
+    )
+
+    assert list(inspect.signature(SqlCatalog._update_and_stage_table).parameters) == [
+        "self",
+        "current_table",
+        "table_identifier",
+        "requirements",
+        "updates",
+    ]
+    assert list(inspect.signature(SqlCatalog._convert_orm_to_iceberg).parameters) == [
+        "self",
+        "orm_table",
+    ]
+    assert list(inspect.signature(SqlCatalog._write_metadata).parameters) == [
+        "metadata",
+        "io",
+        "metadata_path",
+    ]
+    assert callable(SqlCatalog._parse_metadata_version) and callable(SqlCatalog._load_file_io)
+    assert list(inspect.signature(_apply_table_update).parameters)[1:] == [
+        "base_metadata",
+        "context",
+    ]
+    assert callable(_update_table_metadata_log)
+    assert callable(_TableMetadataUpdateContext().has_changes)
 
 
 def test_producer_instance_attributes_we_read_and_set(sqlite_events: Table) -> None:
-    from maintenance.replace import LeanTransaction, _RewriteFiles
+    from catalog.producers import _RewriteFiles
 
-    txn = LeanTransaction(sqlite_events)
+    txn = LakehouseTransaction(sqlite_events)
     assert txn._updates == () and txn.table_metadata is sqlite_events.metadata
     producer = _RewriteFiles(operation=Operation.OVERWRITE, transaction=txn, io=sqlite_events.io)
     for name in (
@@ -176,44 +225,88 @@ def test_replace_commit_fails_validation_on_a_concurrent_delete(sqlite_events: T
 def test_custom_requirement_is_checked_inside_the_catalog_swap(sqlite_events: Table) -> None:
     table = sqlite_events
     assert issubclass(AssertPropertyValue, ValidatableTableRequirement)
-    table._do_commit(
-        (SetPropertiesUpdate(updates={"x": "1"}),), (AssertPropertyValue(key="x", value=None),)
+    commit_updates(
+        table,
+        (SetPropertiesUpdate(updates={"x": "1"}),),
+        (AssertPropertyValue(key="x", value=None),),
     )
     with pytest.raises(CommitFailedException):
-        table._do_commit(
-            (SetPropertiesUpdate(updates={"x": "2"}),), (AssertPropertyValue(key="x", value=None),)
+        commit_updates(
+            table,
+            (SetPropertiesUpdate(updates={"x": "2"}),),
+            (AssertPropertyValue(key="x", value=None),),
         )
     # A stale handle: the requirement is validated against the catalog's metadata, not ours.
     stale = table.catalog.load_table(table.name())
-    table._do_commit(
-        (SetPropertiesUpdate(updates={"x": "3"}),), (AssertPropertyValue(key="x", value="1"),)
+    commit_updates(
+        table,
+        (SetPropertiesUpdate(updates={"x": "3"}),),
+        (AssertPropertyValue(key="x", value="1"),),
     )
     with pytest.raises(CommitFailedException):
-        stale._do_commit(
-            (SetPropertiesUpdate(updates={"x": "4"}),), (AssertPropertyValue(key="x", value="1"),)
+        commit_updates(
+            stale,
+            (SetPropertiesUpdate(updates={"x": "4"}),),
+            (AssertPropertyValue(key="x", value="1"),),
         )
     assert table.catalog.load_table(table.name()).properties["x"] == "3"
 
 
-def test_plan_uses_a_consistent_snapshot_under_concurrent_appends(sqlite_events: Table) -> None:
-    table = sqlite_events
-    rng = random.Random(3)
-    for b in range(4):
-        append(table, sort_rows(make_rows(rng, 5, _hour(1), f"c{b}")))
-    stop = threading.Event()
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
-    def writer() -> None:
-        other = table.catalog.load_table(table.name())
-        i = 0
-        while not stop.is_set():
-            append(other, sort_rows(make_rows(rng, 2, _hour(2), f"w{i}")))
-            i += 1
 
-    thread = threading.Thread(target=writer)
-    thread.start()
-    try:
-        plan = plan_compaction(table)
-    finally:
-        stop.set()
-        thread.join()
-    assert plan.metadata is not None and plan.metadata.current_snapshot_id == plan.snapshot_id
+def _rows(n: int, hours: int = 3) -> pa.Table:
+    ts = [BASE + timedelta(seconds=i * hours * 3600 // n) for i in range(n)]
+    return pa.table(
+        {
+            "event_id": [f"e{i:05d}" for i in range(n)],
+            "user_id": ["u"] * n,
+            "event_type": ["view"] * n,
+            "client_ts": pa.array(ts, pa.timestamp("us", tz="UTC")),
+            "server_ts": pa.array(ts, pa.timestamp("us", tz="UTC")),
+            "session_id": pa.array([None] * n, pa.string()),
+            "properties": pa.array([None] * n, pa.string()),
+        }
+    )
+
+
+def test_write_sorted_describes_files_like_pyiceberg_does(sqlite_settings: Settings) -> None:
+    tables, _ = ensure_tables(open_catalog(sqlite_settings), sqlite_settings.table)
+    events = tables.events
+    batch = _rows(300).cast(events.schema().as_arrow())
+    files = write_sorted(events, events.metadata, batch)
+    assert len(files) == 3  # one per hour
+    for data_file in files:
+        assert data_file.sort_order_id == events.metadata.default_sort_order_id == 1
+        on_disk = pq.read_table(data_file.file_path.removeprefix("file://"))
+        assert data_file.record_count == on_disk.num_rows == 100
+        hour = pc.floor_temporal(on_disk.column("client_ts"), unit="hour")[0].as_py()
+        assert data_file.partition[0] == int(
+            (hour - EPOCH).total_seconds() // 3600
+        )  # hours since epoch
+        assert set(data_file.lower_bounds) == set(data_file.upper_bounds) >= {1, 4, 5}
+    with LakehouseTransaction(events) as tx, tx.update_snapshot().fast_append() as append:
+        for data_file in files:
+            append.append_data_file(data_file)
+    assert events.scan().to_arrow().num_rows == 300
+    assert [t.file.sort_order_id for t in events.scan().plan_files()] == [1, 1, 1]
+
+
+def test_lakehouse_transaction_matches_pyiceberg_metadata(sqlite_settings: Settings) -> None:
+    from pyiceberg.table.update import update_table_metadata
+
+    tables, _ = ensure_tables(open_catalog(sqlite_settings), sqlite_settings.table)
+    events = tables.events
+    tx = LakehouseTransaction(events)
+    tx.append(_rows(10).cast(events.schema().as_arrow()), snapshot_properties={"k": "1"})
+    first = tx.table_metadata
+    assert tx.table_metadata is first, "unchanged updates reuse the applied metadata"
+    expected = update_table_metadata(events.metadata, tx._updates)
+    ours = apply_updates(events.metadata, tx._updates)
+    skip = {"last_updated_ms"}
+    assert ours.model_dump(exclude=skip) == expected.model_dump(exclude=skip)
+    tx.append(_rows(5).cast(events.schema().as_arrow()))
+    assert tx.table_metadata is not first and len(tx.table_metadata.snapshots) == 2
+    tx.commit_transaction()
+    events.refresh()
+    assert len(events.metadata.snapshots) == 2 and events.scan().to_arrow().num_rows == 15
