@@ -9,9 +9,9 @@ from decimal import Decimal
 
 import pytest
 
-from lakehouse.athena.funnel import athena_funnel_query
-from lakehouse.athena.maintenance import ATHENA, TRINO_EQUIVALENT, optimize_statements
-from lakehouse.athena.sql import (
+from lakehouse.engines.athena.funnel import athena_funnel_query
+from lakehouse.engines.athena.maintenance import ATHENA, TRINO_EQUIVALENT, optimize_statements
+from lakehouse.engines.athena.sql import (
     check_ref,
     create_view_sql,
     execution_parameters,
@@ -25,7 +25,7 @@ from lakehouse.athena.sql import (
     trino_optimize_sql,
     vacuum_sql,
 )
-from lakehouse.athena.views import columns_probe_sql, ordered_view_statement
+from lakehouse.engines.athena.views import columns_probe_sql, ordered_view_statement
 from lakehouse.errors import UsageError
 from lakehouse.funnels import funnel_sql
 from lakehouse.funnels.engines import FunnelRequest

@@ -22,20 +22,20 @@ import pyarrow as pa
 import pytest
 
 from catalog import open_catalog
-from lakehouse.athena.funnel import run_athena
-from lakehouse.athena.maintenance import (
+from lakehouse.engines.athena.funnel import run_athena
+from lakehouse.engines.athena.maintenance import (
     TRINO_EQUIVALENT,
     execute_optimize,
     optimize_statements,
     run_maintenance_with_athena,
 )
-from lakehouse.athena.results import AthenaResult, QueryExecution, QueryStats
-from lakehouse.athena.sql import execution_parameters, is_timestamp_tz
-from lakehouse.athena.views import create_ordered_view
+from lakehouse.engines.athena.results import AthenaResult, QueryExecution, QueryStats
+from lakehouse.engines.athena.sql import execution_parameters, is_timestamp_tz
+from lakehouse.engines.athena.views import create_ordered_view
 from lakehouse.funnels.engines import FunnelRequest, run_funnel
 from lakehouse.read import ordered
 from lakehouse.settings import Settings, TableName
-from lakehouse.trino import ServerOptions, TrinoError, TrinoQueryError, connect, start, stop
+from lakehouse.trino_server import ServerOptions, TrinoError, TrinoQueryError, connect, start, stop
 from maintenance import CompactionOptions, MaintenanceOptions, plan_compaction
 from maintenance.runner import LAST_RUN_PROPERTY
 from tests.support.components import free_port, unavailable

@@ -15,7 +15,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from lakehouse.trino.instance import HOST, InstancePaths
+from lakehouse.engines.trino.endpoint import HOST
+from lakehouse.trino_server.instance import InstancePaths
 
 log = logging.getLogger(__name__)
 

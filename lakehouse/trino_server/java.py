@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from lakehouse.trino.errors import JavaNotFoundError
+from lakehouse.engines.trino.errors import JavaNotFoundError
 
 log = logging.getLogger(__name__)
 

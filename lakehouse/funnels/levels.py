@@ -1,4 +1,4 @@
-"""The Polars funnel engine: vectorised, one pass of whole-column operations per step.
+"""The Polars funnel computation (a user's furthest level): vectorised, one pass of whole-column operations per step.
 
 **Window mode** replicates ClickHouse's ``windowFunnel(window)`` (default options)
 exactly. ClickHouse keeps, per user, an entry ``(timestamp, step)`` for every event and

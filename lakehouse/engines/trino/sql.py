@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from lakehouse.engines.trino.endpoint import CATALOG_NAME
 from lakehouse.errors import UsageError
 from lakehouse.settings import Settings
-from lakehouse.trino.config import CATALOG_NAME
 
 
 def quote_ident(name: str) -> str:

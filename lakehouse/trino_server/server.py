@@ -2,7 +2,7 @@
 
 ``start`` launches the JVM directly (no launcher script) in its own session, so it
 outlives the process that started it, records ``trino.pid`` and ``instance.json`` in the
-instance folder (see :mod:`lakehouse.trino.instance`) and waits until ``GET /v1/info``
+instance folder (see :mod:`lakehouse.trino_server.instance`) and waits until ``GET /v1/info``
 says ``"starting": false``. Each start gets a fresh ``node.id``; readiness is only
 believed when ``/v1/status`` answers with that id, so another server on the port is never
 mistaken for ours. ``stop`` signals only a process whose command line names this
@@ -22,13 +22,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from lakehouse.engines.trino.endpoint import HOST
+from lakehouse.engines.trino.errors import PortInUseError, TrinoStartError
 from lakehouse.settings import Settings
-from lakehouse.trino.config import all_catalogs, write_config
-from lakehouse.trino.errors import PortInUseError, TrinoStartError
-from lakehouse.trino.install import Installation, require_installation
-from lakehouse.trino.instance import HOST, InstancePaths, ServerOptions, instance_paths
-from lakehouse.trino.java import JavaRuntime, find_java
-from lakehouse.trino.process import (
+from lakehouse.trino_server.config import all_catalogs, write_config
+from lakehouse.trino_server.install import Installation, require_installation
+from lakehouse.trino_server.instance import InstancePaths, ServerOptions, instance_paths
+from lakehouse.trino_server.java import JavaRuntime, find_java
+from lakehouse.trino_server.process import (
     LogMark,
     cmdline,
     failure_logs,
@@ -39,7 +40,7 @@ from lakehouse.trino.process import (
     spawn,
     terminate,
 )
-from lakehouse.trino.progress import NullReporter, Reporter
+from lakehouse.trino_server.progress import NullReporter, Reporter
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from lakehouse.trino.errors import TrinoInstallError
-from lakehouse.trino.progress import Reporter
+from lakehouse.engines.trino.errors import TrinoInstallError
+from lakehouse.trino_server.progress import Reporter
 
 log = logging.getLogger(__name__)
 

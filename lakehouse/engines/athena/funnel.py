@@ -14,9 +14,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from lakehouse.athena.client import AthenaClient
-from lakehouse.athena.config import AthenaConfig
-from lakehouse.athena.sql import table_ref
+from lakehouse.engines.athena.client import AthenaClient
+from lakehouse.engines.athena.config import AthenaConfig
+from lakehouse.engines.athena.sql import table_ref
 from lakehouse.errors import UsageError
 from lakehouse.funnels.engines import FunnelRequest
 from lakehouse.funnels.result import FunnelResult, build_steps

@@ -34,15 +34,15 @@ from urllib.parse import urlencode, urlsplit
 
 from catalog import EMBEDDED_NAME, embedded_catalog_properties
 from lakehouse.durations import format_duration
+from lakehouse.engines.trino.endpoint import CATALOG_NAME, HOST
+from lakehouse.engines.trino.errors import TrinoConfigError
 from lakehouse.settings import Settings
-from lakehouse.trino.errors import TrinoConfigError
-from lakehouse.trino.install import Installation
-from lakehouse.trino.instance import HOST, InstancePaths, ServerOptions
-from lakehouse.trino.java import JavaRuntime
+from lakehouse.trino_server.install import Installation
+from lakehouse.trino_server.instance import InstancePaths, ServerOptions
+from lakehouse.trino_server.java import JavaRuntime
 
 log = logging.getLogger(__name__)
 
-CATALOG_NAME = "lakehouse"
 ENVIRONMENT = "lakehouse"
 
 CatalogMapper = Callable[[str, Mapping[str, Any]], dict[str, str]]

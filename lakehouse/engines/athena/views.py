@@ -2,7 +2,7 @@
 
 The view sits beside the events table in its Glue database. Its columns are read from
 Athena itself (``SELECT * FROM <table> LIMIT 0``: the types Athena sees), and its body is
-:func:`lakehouse.athena.sql.ordered_view_select` (the read API's ordered view, in the
+:func:`lakehouse.engines.athena.sql.ordered_view_select` (the read API's ordered view, in the
 form an Athena view can take). ``CREATE OR REPLACE VIEW`` makes it idempotent: run it
 again after the writers add columns.
 """
@@ -14,9 +14,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from lakehouse.athena.client import AthenaClient
-from lakehouse.athena.config import AthenaConfig
-from lakehouse.athena.sql import (
+from lakehouse.engines.athena.client import AthenaClient
+from lakehouse.engines.athena.config import AthenaConfig
+from lakehouse.engines.athena.sql import (
     create_view_sql,
     is_timestamp_tz,
     ordered_view_select,

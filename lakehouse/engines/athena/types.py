@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from lakehouse.athena.errors import AthenaError
+from lakehouse.engines.athena.errors import AthenaError
 
 _INTS = {"tinyint": pa.int8(), "smallint": pa.int16(), "integer": pa.int32(), "int": pa.int32()}
 _SIMPLE: dict[str, pa.DataType] = {

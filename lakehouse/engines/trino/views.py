@@ -17,11 +17,11 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from lakehouse.engines.trino.client import connect, query
+from lakehouse.engines.trino.endpoint import CATALOG_NAME
+from lakehouse.engines.trino.sql import qualified, quote_ident, table_ref
 from lakehouse.read.sequence import ORDERED_VIEW_COLUMNS, ordered_view_sql
 from lakehouse.settings import Settings
-from lakehouse.trino.client import connect, query
-from lakehouse.trino.config import CATALOG_NAME
-from lakehouse.trino.sql import qualified, quote_ident, table_ref
 
 if TYPE_CHECKING:
     from trino.dbapi import Connection

@@ -31,13 +31,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from lakehouse.engines.trino.client import connect, query
+from lakehouse.engines.trino.sql import quote_ident, table_ref
 from lakehouse.errors import UsageError
 from lakehouse.funnels.engines import FunnelRequest, register_engine
 from lakehouse.funnels.result import FunnelGroup, FunnelResult, build_steps
 from lakehouse.funnels.spec import PROPERTY_PREFIX, FunnelSpec, funnel_spec
 from lakehouse.settings import Settings
-from lakehouse.trino.client import connect, query
-from lakehouse.trino.sql import quote_ident, table_ref
 
 log = logging.getLogger(__name__)
 

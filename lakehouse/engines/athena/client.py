@@ -21,8 +21,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from lakehouse.athena.config import AthenaConfig
-from lakehouse.athena.errors import (
+from lakehouse.engines.athena.config import AthenaConfig
+from lakehouse.engines.athena.errors import (
     AthenaConfigError,
     AthenaError,
     AthenaQueryCancelledError,
@@ -30,9 +30,9 @@ from lakehouse.athena.errors import (
     AthenaThrottledError,
     AthenaTimeoutError,
 )
-from lakehouse.athena.results import AthenaResult, QueryExecution, QueryStats
-from lakehouse.athena.sql import execution_parameters
-from lakehouse.athena.types import to_table
+from lakehouse.engines.athena.results import AthenaResult, QueryExecution, QueryStats
+from lakehouse.engines.athena.sql import execution_parameters
+from lakehouse.engines.athena.types import to_table
 from lakehouse.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -22,8 +22,8 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
-from lakehouse.athena.errors import AthenaConfigError
 from lakehouse.durations import parse_duration
+from lakehouse.engines.athena.errors import AthenaConfigError
 from lakehouse.errors import UsageError
 from lakehouse.settings import Settings
 

@@ -8,7 +8,7 @@ it selects, one statement
 
 with the hour range of the planned groups (:meth:`RewriteGroup.sql_predicate`), then
 ``VACUUM analytics.events`` for expiry and orphan removal (names unquoted: see
-:func:`lakehouse.athena.sql.maintenance_ref`). Athena decides which files
+:func:`lakehouse.engines.athena.sql.maintenance_ref`). Athena decides which files
 of the hour it rewrites (by the table's size thresholds); what it did is read back from
 the ``replace`` snapshots it committed (``deleted-data-files``, ``added-data-files``,
 sizes, records), so the results count real work. Athena neither deduplicates nor reports
@@ -28,15 +28,16 @@ from datetime import datetime
 from itertools import groupby
 from typing import TYPE_CHECKING, Any
 
-from lakehouse.athena.client import AthenaClient
-from lakehouse.athena.config import AthenaConfig
-from lakehouse.athena.sql import (
+from lakehouse.engines.athena.client import AthenaClient
+from lakehouse.engines.athena.config import AthenaConfig
+from lakehouse.engines.athena.sql import (
     optimize_sql,
     trino_optimize_sql,
     vacuum_sql,
 )
 from lakehouse.errors import LakehouseError
 from lakehouse.settings import Settings, TableName
+from maintenance.jobs import Job, JobRegistry, JobRun
 
 if TYPE_CHECKING:
     from pyiceberg.table import Table
@@ -284,6 +285,54 @@ def vacuum_with_athena(
     )
 
 
+@dataclass(frozen=True)
+class AthenaState:
+    """What the Athena jobs share in one run."""
+
+    table_name: TableName
+    run: StatementRunner
+    plan: CompactionPlan | None
+
+
+def _compaction(job: JobRun[AthenaState]) -> Any:
+    from maintenance.plan import plan_compaction
+
+    return execute_optimize(
+        job.table,
+        job.state.plan or plan_compaction(job.table, job.options.compaction, now=job.now),
+        run=job.state.run,
+        table_name=job.state.table_name,
+        dry_run=job.options.dry_run,
+        reporter=job.reporter,
+        should_stop=job.stop,
+    )
+
+
+def _no_statement(job: JobRun[AthenaState]) -> None:
+    return None  # Athena has no statement for it
+
+
+def _vacuum(job: JobRun[AthenaState]) -> Any:
+    return execute_vacuum(
+        job.table, run=job.state.run, table_name=job.state.table_name, dry_run=job.options.dry_run
+    )
+
+
+def _orphans(job: JobRun[AthenaState]) -> Any:
+    return None if "expiry" in job.done else _vacuum(job)  # VACUUM removes orphans too
+
+
+ATHENA_JOBS: JobRegistry[AthenaState] = JobRegistry(
+    "athena",
+    [
+        Job("compaction", _compaction),
+        Job("manifests", _no_statement),
+        Job("expiry", _vacuum),
+        Job("orphans", _orphans, result="expiry"),
+    ],
+)
+
+
 def run_maintenance_with_athena(
     settings: Settings,
     options: MaintenanceOptions | None = None,
@@ -295,6 +344,7 @@ def run_maintenance_with_athena(
     should_stop: Callable[[], bool] | None = None,
     owner: str | None = None,
     now: datetime | None = None,
+    jobs: JobRegistry[AthenaState] = ATHENA_JOBS,
 ) -> RunResult:
     """:func:`maintenance.run_maintenance` with Athena doing the work: under the same
     lease, the jobs in order, each job's result or failure recorded, the run's summary
@@ -305,31 +355,23 @@ def run_maintenance_with_athena(
     ``orphans``) runs one ``VACUUM``, reported as the expiry result (its retention comes
     from the table properties ``vacuum_max_snapshot_age_seconds`` and
     ``vacuum_min_snapshots_to_keep``, not from ``options``); ``manifests`` has no Athena
-    statement and is skipped."""
+    statement and is skipped. A job ``jobs`` does not know is a
+    :class:`~lakehouse.errors.UsageError`."""
     from lakehouse.read.source import open_events_table
     from maintenance import MaintenanceOptions
-    from maintenance.plan import plan_compaction
-    from maintenance.runner import JobContext, run_jobs
+    from maintenance.runner import run_jobs
 
     opts = options or MaintenanceOptions()
     events = table or open_events_table(settings)
-    run = athena_runner(_athena(settings, client))
-
-    def job_fn(job: str, ctx: JobContext) -> tuple[str, Any] | None:
-        if job == "manifests" or (job == "orphans" and "expiry" in ctx.done):
-            return None  # no Athena statement / VACUUM already removed orphans
-        if job == "compaction":
-            return job, execute_optimize(
-                events,
-                plan or plan_compaction(events, opts.compaction, now=now),
-                run=run,
-                table_name=settings.table,
-                dry_run=opts.dry_run,
-                reporter=reporter,
-                should_stop=ctx.stop,
-            )
-        return "expiry", execute_vacuum(
-            events, run=run, table_name=settings.table, dry_run=opts.dry_run
-        )
-
-    return run_jobs(events, opts, job_fn, should_stop=should_stop, owner=owner, engine="athena")
+    state = AthenaState(settings.table, athena_runner(_athena(settings, client)), plan)
+    return run_jobs(
+        events,
+        opts,
+        jobs,
+        state,
+        reporter=reporter,
+        now=now,
+        should_stop=should_stop,
+        owner=owner,
+        engine="athena",
+    )

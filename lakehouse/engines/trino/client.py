@@ -12,10 +12,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from lakehouse.engines.trino.endpoint import CATALOG_NAME, HOST, default_port
+from lakehouse.engines.trino.errors import TrinoNotRunningError, TrinoQueryError
 from lakehouse.settings import Settings
-from lakehouse.trino.config import CATALOG_NAME
-from lakehouse.trino.errors import TrinoNotRunningError, TrinoQueryError
-from lakehouse.trino.instance import HOST, ServerOptions
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -74,7 +73,7 @@ def connect(
 
     connection: Connection = trino.dbapi.connect(  # type: ignore[no-untyped-call]
         host=HOST,
-        port=port or ServerOptions.from_env().port,
+        port=port or default_port(),
         user=USER,
         catalog=catalog,
         schema=schema or settings.table.namespace,

@@ -23,17 +23,15 @@ from pathlib import Path
 from typing import Any
 
 from lakehouse.durations import format_duration, parse_duration
+from lakehouse.engines.trino.endpoint import DEFAULT_PORT, PORT_VAR, check_port
+from lakehouse.engines.trino.errors import TrinoConfigError
 from lakehouse.errors import UsageError
 from lakehouse.settings import Settings
-from lakehouse.trino.errors import TrinoConfigError
 
-DEFAULT_PORT = 8080
 DEFAULT_HEAP = "6G"
-PORT_VAR = "LAKEHOUSE_TRINO_PORT"
 HEAP_VAR = "LAKEHOUSE_TRINO_HEAP"
 MIN_RETENTION_VAR = "LAKEHOUSE_TRINO_MIN_RETENTION"
 STARTUP_TIMEOUT_VAR = "LAKEHOUSE_TRINO_STARTUP_TIMEOUT"
-HOST = "127.0.0.1"
 
 _HEAP = re.compile(r"^(\d+)([mMgG])$")
 _CATALOG_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
@@ -53,8 +51,7 @@ class ServerOptions:
     startup_timeout: timedelta = timedelta(minutes=3)
 
     def __post_init__(self) -> None:
-        if not 1 <= self.port <= 65535:
-            raise TrinoConfigError(f"port {self.port} is not a TCP port; set --port or {PORT_VAR}")
+        check_port(self.port)
         if not _HEAP.match(self.heap):
             raise TrinoConfigError(f"heap {self.heap!r} is not like 6G or 4096M; set {HEAP_VAR}")
         if self.heap_bytes < 1024**3:

@@ -4,7 +4,7 @@
   results into typed Arrow/Polars (:class:`AthenaResult`); throttling retried;
   ``FAILED``/``CANCELLED`` raise with Athena's reason;
 * :class:`AthenaConfig` — ``LAKEHOUSE_ATHENA_*`` settings, read when called;
-* :mod:`~lakehouse.athena.sql` — every SQL text sent to Athena (each also runs on Trino
+* :mod:`~lakehouse.engines.athena.sql` — every SQL text sent to Athena (each also runs on Trino
   in the tests);
 * :func:`create_ordered_view` — ``<table>_ordered`` as an Athena view;
 * :func:`run_athena` — the ``athena`` funnel engine (:mod:`lakehouse.funnels.engines`);
@@ -19,26 +19,26 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
-    "AthenaClient": "lakehouse.athena.client",
-    "Backoff": "lakehouse.athena.client",
-    "run_query": "lakehouse.athena.client",
-    "AthenaConfig": "lakehouse.athena.config",
-    "AthenaConfigError": "lakehouse.athena.errors",
-    "AthenaError": "lakehouse.athena.errors",
-    "AthenaQueryCancelledError": "lakehouse.athena.errors",
-    "AthenaQueryError": "lakehouse.athena.errors",
-    "AthenaQueryFailedError": "lakehouse.athena.errors",
-    "AthenaThrottledError": "lakehouse.athena.errors",
-    "AthenaTimeoutError": "lakehouse.athena.errors",
-    "AthenaResult": "lakehouse.athena.results",
-    "QueryExecution": "lakehouse.athena.results",
-    "QueryStats": "lakehouse.athena.results",
-    "ViewResult": "lakehouse.athena.views",
-    "create_ordered_view": "lakehouse.athena.views",
-    "run_athena": "lakehouse.athena.funnel",
-    "compact_with_athena": "lakehouse.athena.maintenance",
-    "run_maintenance_with_athena": "lakehouse.athena.maintenance",
-    "vacuum_with_athena": "lakehouse.athena.maintenance",
+    "AthenaClient": "lakehouse.engines.athena.client",
+    "Backoff": "lakehouse.engines.athena.client",
+    "run_query": "lakehouse.engines.athena.client",
+    "AthenaConfig": "lakehouse.engines.athena.config",
+    "AthenaConfigError": "lakehouse.engines.athena.errors",
+    "AthenaError": "lakehouse.engines.athena.errors",
+    "AthenaQueryCancelledError": "lakehouse.engines.athena.errors",
+    "AthenaQueryError": "lakehouse.engines.athena.errors",
+    "AthenaQueryFailedError": "lakehouse.engines.athena.errors",
+    "AthenaThrottledError": "lakehouse.engines.athena.errors",
+    "AthenaTimeoutError": "lakehouse.engines.athena.errors",
+    "AthenaResult": "lakehouse.engines.athena.results",
+    "QueryExecution": "lakehouse.engines.athena.results",
+    "QueryStats": "lakehouse.engines.athena.results",
+    "ViewResult": "lakehouse.engines.athena.views",
+    "create_ordered_view": "lakehouse.engines.athena.views",
+    "run_athena": "lakehouse.engines.athena.funnel",
+    "compact_with_athena": "lakehouse.engines.athena.maintenance",
+    "run_maintenance_with_athena": "lakehouse.engines.athena.maintenance",
+    "vacuum_with_athena": "lakehouse.engines.athena.maintenance",
 }
 __all__ = [
     "AthenaClient",
@@ -64,9 +64,9 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from lakehouse.athena.client import AthenaClient, Backoff, run_query
-    from lakehouse.athena.config import AthenaConfig
-    from lakehouse.athena.errors import (
+    from lakehouse.engines.athena.client import AthenaClient, Backoff, run_query
+    from lakehouse.engines.athena.config import AthenaConfig
+    from lakehouse.engines.athena.errors import (
         AthenaConfigError,
         AthenaError,
         AthenaQueryCancelledError,
@@ -75,20 +75,20 @@ if TYPE_CHECKING:
         AthenaThrottledError,
         AthenaTimeoutError,
     )
-    from lakehouse.athena.funnel import run_athena
-    from lakehouse.athena.maintenance import (
+    from lakehouse.engines.athena.funnel import run_athena
+    from lakehouse.engines.athena.maintenance import (
         compact_with_athena,
         run_maintenance_with_athena,
         vacuum_with_athena,
     )
-    from lakehouse.athena.results import AthenaResult, QueryExecution, QueryStats
-    from lakehouse.athena.views import ViewResult, create_ordered_view
+    from lakehouse.engines.athena.results import AthenaResult, QueryExecution, QueryStats
+    from lakehouse.engines.athena.views import ViewResult, create_ordered_view
 
 
 def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
-        raise AttributeError(f"module 'lakehouse.athena' has no attribute {name!r}")
+        raise AttributeError(f"module 'lakehouse.engines.athena' has no attribute {name!r}")
     value = getattr(import_module(module), name)
     globals()[name] = value
     return value

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
+from lakehouse.engines.trino.client import query
+from lakehouse.engines.trino.sql import duration_literal, table_ref
 from lakehouse.errors import UsageError
 from lakehouse.settings import Settings
-from lakehouse.trino.client import query
-from lakehouse.trino.sql import duration_literal, table_ref
 from maintenance.expire import snapshots_to_expire
 from maintenance.manifests import manifest_counts
 from maintenance.orphans import remove_orphan_files as python_orphans

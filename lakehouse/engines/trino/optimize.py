@@ -30,12 +30,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from lakehouse.engines.trino.client import connect, query
+from lakehouse.engines.trino.endpoint import CATALOG_NAME
+from lakehouse.engines.trino.errors import TrinoQueryError
+from lakehouse.engines.trino.sql import size_literal, table_ref, timestamp_literal
 from lakehouse.errors import LakehouseError, UsageError
 from lakehouse.settings import Settings
-from lakehouse.trino.client import connect, query
-from lakehouse.trino.config import CATALOG_NAME
-from lakehouse.trino.errors import TrinoQueryError
-from lakehouse.trino.sql import size_literal, table_ref, timestamp_literal
 from maintenance.inventory import hour_label, hour_start
 from maintenance.plan import CompactionPlan, RewriteGroup
 from maintenance.progress import NullReporter, ProgressReporter
