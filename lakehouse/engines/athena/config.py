@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -102,9 +102,6 @@ class AthenaConfig:
                 f"e.g. export {OUTPUT_VAR}=s3://my-bucket/athena-results/"
             )
         return cls(**values)
-
-    def with_database(self, database: str) -> AthenaConfig:
-        return replace(self, database=database)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -15,8 +15,9 @@ sizes, records), so the results count real work. Athena neither deduplicates nor
 what VACUUM deleted: ``duplicates_removed`` and the deleted-file counts stay 0, and
 ``snapshots_expired`` is counted from the table's metadata before and after.
 
-The executor takes any statement runner, so the tests run the same plan through Trino's
-equivalent (``ALTER TABLE ... EXECUTE optimize WHERE <same predicate>``).
+The executor takes any statement runner (the tests send the same predicates to a real
+Trino); the loop itself is the one every SQL engine shares
+(:mod:`lakehouse.engines.sql_compaction`).
 """
 
 from __future__ import annotations
@@ -30,12 +31,14 @@ from typing import TYPE_CHECKING, Any
 
 from lakehouse.engines.athena.client import AthenaClient
 from lakehouse.engines.athena.config import AthenaConfig
-from lakehouse.engines.athena.sql import (
-    optimize_sql,
-    trino_optimize_sql,
-    vacuum_sql,
+from lakehouse.engines.athena.sql import optimize_sql, vacuum_sql
+from lakehouse.engines.sql_compaction import (
+    REWRITE_OPERATIONS,
+    SqlCompaction,
+    SqlStatement,
+    dry_run_result,
+    run_statements,
 )
-from lakehouse.errors import LakehouseError
 from lakehouse.settings import Settings, TableName
 from maintenance.jobs import Job, JobRegistry, JobRun
 
@@ -56,20 +59,6 @@ log = logging.getLogger(__name__)
 
 StatementRunner = Callable[[str], "str | None"]  # runs one statement; returns a query id
 TASK = "compaction"
-_REWRITES = {"replace", "overwrite"}
-
-
-@dataclass(frozen=True)
-class MaintenanceDialect:
-    """How an engine spells the maintenance statements."""
-
-    name: str
-    optimize: Callable[[TableName, str], str]
-    vacuum: Callable[[TableName], str] | None
-
-
-ATHENA = MaintenanceDialect("athena", optimize_sql, vacuum_sql)
-TRINO_EQUIVALENT = MaintenanceDialect("trino", trino_optimize_sql, None)
 
 
 @dataclass(frozen=True)
@@ -81,17 +70,28 @@ class HourStatement:
     sql: str
 
 
-def optimize_statements(
-    plan: CompactionPlan, table: TableName, dialect: MaintenanceDialect = ATHENA
-) -> list[HourStatement]:
+def optimize_statements(plan: CompactionPlan, table: TableName) -> list[HourStatement]:
     """One statement per planned hour, in hour order (no side effects)."""
     ordered = sorted(plan.groups, key=lambda g: (g.hour, g.part))
     out = []
     for hour, members in groupby(ordered, key=lambda g: g.hour):
         groups = tuple(members)
         predicate = groups[0].sql_predicate("client_ts")  # plain: Athena parses it Hive-style
-        out.append(HourStatement(hour, groups, dialect.optimize(table, predicate)))
+        out.append(HourStatement(hour, groups, optimize_sql(table, predicate)))
     return out
+
+
+def _is_rewrite(snapshot: Any, query_id: str | None) -> bool:
+    # Athena's snapshot summaries do not name the query: every rewrite committed while
+    # the statement ran is counted
+    return snapshot.summary.operation.value in REWRITE_OPERATIONS
+
+
+def _nothing_rewritten(label: str) -> str:
+    return (
+        f"athena committed no rewrite for {label} (its files met the table's size "
+        "thresholds); compact it with `lakehouse maintain`"
+    )
 
 
 def execute_optimize(
@@ -100,112 +100,33 @@ def execute_optimize(
     *,
     run: StatementRunner,
     table_name: TableName,
-    dialect: MaintenanceDialect = ATHENA,
     dry_run: bool = False,
     reporter: ProgressReporter | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> CompactionResult:
     """Run one optimize statement per planned hour; count the rewrite snapshots each
-    committed. A failed statement fails that hour's groups and the next hour still runs."""
-    from maintenance import CompactionResult, GroupFailure, NullReporter
+    committed (:func:`lakehouse.engines.sql_compaction.run_statements`). A failed
+    statement fails that hour's groups and the next hour still runs."""
     from maintenance.inventory import hour_label
 
-    statements = optimize_statements(plan, table_name, dialect)
     if dry_run:
-        return CompactionResult(
-            groups_planned=len(plan.groups),
-            files_rewritten=plan.files,
-            bytes_rewritten=plan.bytes,
-            records_rewritten=sum(g.records for g in plan.groups),
-            dry_run=True,
-        )
-    reporter = reporter or NullReporter()
-    counts: dict[str, int] = dict.fromkeys(
-        ("committed", "files_rewritten", "files_added", "bytes_rewritten", "bytes_added"), 0
+        return dry_run_result(plan)
+    engine = SqlCompaction(
+        engine="athena",
+        task=TASK,
+        run=run,
+        committed=_is_rewrite,
+        nothing_type="NothingRewritten",
+        nothing_message=_nothing_rewritten,
+        nothing_retryable=False,
     )
-    counts.update(records_rewritten=0, records_added=0, replace=0, overwrite=0)
-    skipped: list[Any] = []
-    failures: list[Any] = []
-    stopped = False
-    reporter.start(TASK, len(statements))
-    try:
-        for item in statements:
-            if should_stop is not None and should_stop():
-                stopped = True
-                break
-            label = hour_label(item.hour)
-            table.refresh()
-            before = {s.snapshot_id for s in table.metadata.snapshots}
-            try:
-                query_id = run(item.sql)
-            except LakehouseError as exc:
-                log.error("%s optimize of %s failed: %s", dialect.name, label, exc)
-                failures += [
-                    GroupFailure(g.group_id, label, type(exc).__name__, str(exc), exc.retryable)
-                    for g in item.groups
-                ]
-                reporter.advance(TASK, 1, f"{label} failed")
-                continue
-            table.refresh()
-            rewrites = [
-                s
-                for s in table.metadata.snapshots
-                if s.snapshot_id not in before
-                and s.summary is not None
-                and s.summary.operation.value in _REWRITES
-            ]
-            if not rewrites:
-                skipped += [
-                    GroupFailure(
-                        g.group_id,
-                        label,
-                        "NothingRewritten",
-                        f"{dialect.name} committed no rewrite for {label} (its files met "
-                        "the table's size thresholds); compact it with `lakehouse maintain`",
-                        False,
-                    )
-                    for g in item.groups
-                ]
-            else:
-                counts["committed"] += len(item.groups)
-                for snap in rewrites:
-                    _add_summary(counts, snap.summary)
-            log.info(
-                "%s optimize of %s (%s): %s rewrites", dialect.name, label, query_id, len(rewrites)
-            )
-            reporter.advance(TASK, 1, label)
-    finally:
-        reporter.finish(TASK)
-    return CompactionResult(
-        groups_planned=len(plan.groups),
-        groups_committed=counts["committed"],
-        groups_skipped=len(skipped),
-        groups_failed=len(failures),
-        files_rewritten=counts["files_rewritten"],
-        files_added=counts["files_added"],
-        bytes_rewritten=counts["bytes_rewritten"],
-        bytes_added=counts["bytes_added"],
-        records_rewritten=counts["records_rewritten"],
-        records_added=counts["records_added"],
-        replace_commits=counts["replace"],
-        overwrite_commits=counts["overwrite"],
-        stopped=stopped,
-        skipped=tuple(skipped),
-        failures=tuple(failures),
+    statements = [
+        SqlStatement(hour_label(item.hour), item.groups, item.sql)
+        for item in optimize_statements(plan, table_name)
+    ]
+    return run_statements(
+        table, plan, statements, engine, reporter=reporter, should_stop=should_stop
     )
-
-
-def _add_summary(counts: dict[str, int], summary: Any) -> None:
-    def value(key: str) -> int:
-        return int(summary.get(key) or 0)
-
-    counts[summary.operation.value] += 1
-    counts["files_rewritten"] += value("deleted-data-files")
-    counts["files_added"] += value("added-data-files")
-    counts["bytes_rewritten"] += value("removed-files-size")
-    counts["bytes_added"] += value("added-files-size")
-    counts["records_rewritten"] += value("deleted-records")
-    counts["records_added"] += value("added-records")
 
 
 def execute_vacuum(
@@ -213,22 +134,19 @@ def execute_vacuum(
     *,
     run: StatementRunner,
     table_name: TableName,
-    dialect: MaintenanceDialect = ATHENA,
     dry_run: bool = False,
 ) -> ExpiryResult:
     """Run ``VACUUM``; ``snapshots_expired`` is what disappeared from the metadata."""
     from maintenance import ExpiryResult
 
-    if dialect.vacuum is None:
-        raise LakehouseError(f"{dialect.name} has no VACUUM statement")
     if dry_run:  # Athena cannot say what VACUUM would do
         return ExpiryResult(dry_run=True)
     table.refresh()
     before = {s.snapshot_id for s in table.metadata.snapshots}
-    query_id = run(dialect.vacuum(table_name))
+    query_id = run(vacuum_sql(table_name))
     table.refresh()
     expired = tuple(sorted(before - {s.snapshot_id for s in table.metadata.snapshots}))
-    log.info("%s vacuum (%s): %s snapshots expired", dialect.name, query_id, len(expired))
+    log.info("athena vacuum (%s): %s snapshots expired", query_id, len(expired))
     return ExpiryResult(snapshots_expired=len(expired), expired_snapshot_ids=expired)
 
 

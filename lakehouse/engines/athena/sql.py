@@ -200,12 +200,6 @@ def vacuum_sql(table: TableName) -> str:
     return f"VACUUM {maintenance_ref(table)}"
 
 
-def trino_optimize_sql(table: TableName, predicate: str | None = None) -> str:
-    """Trino's equivalent of :func:`optimize_sql`, with the same WHERE clause."""
-    text = f"ALTER TABLE {table_ref(table)} EXECUTE optimize"
-    return f"{text} WHERE {_check_predicate(predicate)}" if predicate else text
-
-
 def _check_predicate(predicate: str) -> str:
     if _UNSAFE.search(predicate) or "?" in predicate:
         raise UsageError(f"not a partition predicate: {predicate!r}")

@@ -13,7 +13,8 @@ above every planned file of the hours, so Trino rewrites them all; the session p
 What Trino does differently from the Python compaction, all visible in the result:
 
 * counts come from the snapshot each statement committed (found by Trino's query id in
-  its summary): files, bytes and records removed and added;
+  its summary): files, bytes and records removed and added (the loop is the one every
+  SQL engine shares, :mod:`lakehouse.engines.sql_compaction`);
 * Trino does not deduplicate: ``duplicates_removed`` is 0;
 * Trino leaves a partition holding a single data file as it is (even unsorted): hours
   planned with one file are reported in ``skipped`` (``NotRewritten``), not sent;
@@ -28,18 +29,24 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from lakehouse.engines.sql_compaction import (
+    SqlCompaction,
+    SqlStatement,
+    dry_run_result,
+    failure,
+    run_statements,
+)
 from lakehouse.engines.trino.client import connect, query
 from lakehouse.engines.trino.endpoint import CATALOG_NAME
-from lakehouse.engines.trino.errors import TrinoQueryError
 from lakehouse.engines.trino.sql import size_literal, table_ref, timestamp_literal
 from lakehouse.errors import LakehouseError, UsageError
 from lakehouse.settings import Settings
 from maintenance.inventory import hour_label, hour_start
 from maintenance.plan import CompactionPlan, RewriteGroup
-from maintenance.progress import NullReporter, ProgressReporter
-from maintenance.results import CompactionResult, GroupFailure
+from maintenance.progress import ProgressReporter
+from maintenance.results import CompactionResult
 
 if TYPE_CHECKING:
     from pyiceberg.table import Table
@@ -68,21 +75,6 @@ class Statement:
     def label(self) -> str:
         first = hour_label(self.first)
         return first if self.first == self.last else f"{first}..{hour_label(self.last)}"
-
-
-@dataclass(frozen=True)
-class Committed:
-    """What one statement committed (from its snapshot's summary)."""
-
-    statement: Statement
-    snapshot_id: int
-    operation: str
-    files_removed: int = 0
-    files_added: int = 0
-    bytes_removed: int = 0
-    bytes_added: int = 0
-    records_removed: int = 0
-    records_added: int = 0
 
 
 def statements(
@@ -124,51 +116,6 @@ def threshold_for(groups: tuple[RewriteGroup, ...] | list[RewriteGroup], target:
     return max(target, largest + 1)
 
 
-def find_commit(table: Table, query_id: str | None) -> tuple[int, str, dict[str, str]] | None:
-    """The snapshot Trino committed for ``query_id`` (its summary names the query)."""
-    if not query_id:
-        return None
-    table.refresh()
-    for snapshot in reversed(table.metadata.snapshots):
-        summary = snapshot.summary
-        if summary is not None and summary.get("trino_query_id") == query_id:
-            return (
-                snapshot.snapshot_id,
-                summary.operation.value,
-                dict(summary.additional_properties),
-            )
-    return None
-
-
-def _run(
-    table: Table, settings: Settings, conn: Connection, statement: Statement, target: int
-) -> Committed | None:
-    sql = optimize_sql(table_ref(settings), statement, threshold_for(statement.groups, target))
-    found = find_commit(table, query(sql, connection=conn).query_id)
-    if found is None:
-        return None
-    snapshot_id, operation, summary = found
-
-    def n(key: str) -> int:
-        return int(summary.get(key, 0) or 0)
-
-    return Committed(
-        statement,
-        snapshot_id,
-        operation,
-        files_removed=n("deleted-data-files"),
-        files_added=n("added-data-files"),
-        bytes_removed=n("removed-files-size"),
-        bytes_added=n("added-files-size"),
-        records_removed=n("deleted-records"),
-        records_added=n("added-records"),
-    )
-
-
-def _failure(group: RewriteGroup, error_type: str, message: str, retryable: bool) -> GroupFailure:
-    return GroupFailure(group.group_id, hour_label(group.hour), error_type, message, retryable)
-
-
 def session_properties(target_file_size: int) -> dict[str, str]:
     return {f"{CATALOG_NAME}.{TARGET_SIZE_PROPERTY}": f"{int(target_file_size)}B"}
 
@@ -193,76 +140,54 @@ def compact_with_trino(
     events table) is read for the counts; ``connection`` should carry
     :func:`session_properties` (one is opened on ``port`` otherwise)."""
     if dry_run:
-        return CompactionResult(
-            groups_planned=len(plan.groups),
-            files_rewritten=plan.files,
-            bytes_rewritten=plan.bytes,
-            records_rewritten=sum(g.records for g in plan.groups),
-            dry_run=True,
-        )
+        return dry_run_result(plan)
     from lakehouse.read.source import open_events_table
 
     table = table or open_events_table(settings)
-    reporter = reporter or NullReporter()
     todo, lone = statements(plan, hours_per_statement)
     target = plan.options.target_file_size
-    skipped = [_failure(g, "NotRewritten", NOT_REWRITTEN, False) for g in lone]
-    failures: list[GroupFailure] = []
-    commits: list[Committed] = []
-    stopped = False
+    skipped = [failure(g, "NotRewritten", NOT_REWRITTEN, False) for g in lone]
+    table_sql = table_ref(settings)
+    sql = [
+        SqlStatement(s.label, s.groups, optimize_sql(table_sql, s, threshold_for(s.groups, target)))
+        for s in todo
+    ]
     own = connection is None
     conn = connection or connect(settings, port, session_properties=session_properties(target))
-    reporter.start(TASK, len(todo))
+
+    def run(text: str) -> str | None:
+        return query(text, connection=conn).query_id
+
+    engine = SqlCompaction(
+        engine="trino",
+        task=TASK,
+        run=run,
+        committed=_committed_by,
+        nothing_type="NotRewritten",
+        nothing_message=lambda label: "Trino's optimize committed nothing",
+        nothing_retryable=True,  # nothing left to rewrite (e.g. changed since planning)
+        raced=_raced,
+    )
     try:
-        for index, statement in enumerate(todo):
-            if should_stop is not None and should_stop():
-                stopped = True
-                log.info("stop requested: %s statements left for the next run", len(todo) - index)
-                break
-            try:
-                done = _run(table, settings, conn, statement, target)
-            except (TrinoQueryError, LakehouseError) as exc:
-                text = str(exc)
-                raced = any(m in text.lower() for m in _CONFLICT_MARKERS)
-                log.log(logging.INFO if raced else logging.ERROR, "%s: %s", statement.label, text)
-                found = skipped if raced else failures
-                found.extend(_failure(g, type(exc).__name__, text, raced) for g in statement.groups)
-                reporter.advance(TASK, 1, f"{statement.label} {'skipped' if raced else 'failed'}")
-                continue
-            if done is None:  # nothing left to rewrite (e.g. changed since planning)
-                skipped.extend(
-                    _failure(g, "NotRewritten", "Trino's optimize committed nothing", True)
-                    for g in statement.groups
-                )
-            else:
-                commits.append(done)
-                log.info(
-                    "%s: %s files -> %s files (snapshot %s)",
-                    statement.label,
-                    done.files_removed,
-                    done.files_added,
-                    done.snapshot_id,
-                )
-            reporter.advance(TASK, 1, statement.label)
+        return run_statements(
+            table,
+            plan,
+            sql,
+            engine,
+            skipped=skipped,
+            reporter=reporter,
+            should_stop=should_stop,
+        )
     finally:
-        reporter.finish(TASK)
         if own:
             conn.close()  # type: ignore[no-untyped-call]
-    return CompactionResult(
-        groups_planned=len(plan.groups),
-        groups_committed=sum(len(c.statement.groups) for c in commits),
-        groups_skipped=len(skipped),
-        groups_failed=len(failures),
-        files_rewritten=sum(c.files_removed for c in commits),
-        files_added=sum(c.files_added for c in commits),
-        bytes_rewritten=sum(c.bytes_removed for c in commits),
-        bytes_added=sum(c.bytes_added for c in commits),
-        records_rewritten=sum(c.records_removed for c in commits),
-        records_added=sum(c.records_added for c in commits),
-        duplicates_removed=0,
-        replace_commits=sum(1 for c in commits if c.operation == "replace"),
-        overwrite_commits=sum(1 for c in commits if c.operation != "replace"),
-        stopped=stopped,
-        skipped=tuple(skipped),
-        failures=tuple(failures),
-    )
+
+
+def _committed_by(snapshot: Any, query_id: str | None) -> bool:
+    """Trino names its query in the summary of the snapshot it commits."""
+    return bool(query_id) and snapshot.summary.get("trino_query_id") == query_id
+
+
+def _raced(exc: LakehouseError) -> bool:
+    """Trino lost a commit race to a concurrent writer (retryable)."""
+    return any(m in str(exc).lower() for m in _CONFLICT_MARKERS)
