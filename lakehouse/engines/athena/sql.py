@@ -23,6 +23,7 @@ from decimal import Decimal
 from typing import Any
 
 from lakehouse.errors import UsageError
+from lakehouse.read.sequence import ordered_columns
 from lakehouse.settings import TableName
 
 MAX_PARAMETER_LENGTH = 1024  # Athena's limit for one ExecutionParameters entry
@@ -153,19 +154,13 @@ def ordered_view_select(table: str, columns: Sequence[tuple[str, str]]) -> str:
     clash = [c for c in ORDERED_COLUMNS if c in names]
     if clash:
         raise UsageError(f"the table already has column(s) named {', '.join(clash)}")
-    window = 'OVER (PARTITION BY e."user_id" ORDER BY e."client_ts", e."event_id")'
     items = []
     for name, type_name in columns:
         col = f"e.{quote_identifier(name)}"
         if is_timestamp_tz(type_name):
             col = f"{_utc_timestamp(col)} AS {quote_identifier(name)}"
         items.append(col)
-    items += [
-        f'row_number() {window} AS "event_seq"',
-        f'lag(e."event_type") {window} AS "prev_event_type"',
-        f'date_diff(\'millisecond\', lag(e."client_ts") {window}, e."client_ts") '
-        'AS "millis_since_prev"',
-    ]
+    items += ordered_columns(lambda name: f"e.{quote_identifier(name)}", quote_identifier)
     body = ",\n    ".join(items)
     return f"SELECT\n    {body}\nFROM {ref} AS e"
 
