@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install Trino 476 into the cache (~/.cache/lakehouse/trino_server/476, or $LAKEHOUSE_TRINO_HOME)
+# Install Trino 476 into the cache (~/.cache/lakehouse/trino/476, or $LAKEHOUSE_TRINO_HOME)
 # before the tests. `./dev test` (and so CI) runs every scripts/setup-*.sh first. The
 # first run downloads ~550 MB with Maven; later runs find the cache and return at once.
 # Fails loudly when the install fails; a missing Java 24+ fails in CI (CI=true) and only

@@ -49,7 +49,7 @@ def trino() -> None:
     lakehouse trino views              create or replace the events_ordered view
     lakehouse trino status | stop
 
-    The server is cached in ~/.cache/lakehouse/trino_server/476 (env LAKEHOUSE_TRINO_HOME); each
+    The server is cached in ~/.cache/lakehouse/trino/476 (env LAKEHOUSE_TRINO_HOME); each
     lakehouse home keeps its server's config, data and logs in $LAKEHOUSE_HOME/trino/<port>.
     Trino needs Java 24 or newer: see `lakehouse trino start --help`.
     """
@@ -68,7 +68,7 @@ def install(force: bool, json_output: bool) -> None:
       io.trino:trino-iceberg:476:zip          the Iceberg connector -> plugin/iceberg
       org.xerial:sqlite-jdbc                  SQLite JDBC driver     -> plugin/iceberg
     About 550 MB is downloaded into Maven's local repository (~/.m2/repository, or env
-    LAKEHOUSE_TRINO_MAVEN_REPO) and unpacked (~610 MB) into ~/.cache/lakehouse/trino_server/476
+    LAKEHOUSE_TRINO_MAVEN_REPO) and unpacked (~610 MB) into ~/.cache/lakehouse/trino/476
     (env LAKEHOUSE_TRINO_HOME). Each artifact's SHA-1 is checked against its .sha1 file.
     """
     from lakehouse.trino_server import install as do_install

@@ -11,7 +11,9 @@ that capability is used:
 ``python``/``polars`` run in this process; ``trino`` (:mod:`lakehouse.engines.trino`,
 a server started with ``lakehouse trino start``) and ``athena``
 (:mod:`lakehouse.engines.athena`) run SQL. A new engine (DuckDB, say) is a sub-package
-beside them and one entry in :data:`ENGINES`. An unknown name is an error.
+beside them and one entry in :data:`ENGINES` (plus, if it runs funnels, the same path in
+:data:`lakehouse.funnels.engines.ENGINES`, which the funnel library keeps so as not to
+import this package; a test keeps the two equal). An unknown name is an error.
 """
 
 from __future__ import annotations

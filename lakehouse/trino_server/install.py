@@ -11,7 +11,7 @@ hard-coded host:
 
 Maven runs with strict checksums (a corrupt download fails) and each artifact's SHA-1 is
 compared with the ``.sha1`` file Maven keeps beside it in the local repository. The
-unpacked server lives in ``$LAKEHOUSE_TRINO_HOME`` (default ``~/.cache/lakehouse/trino_server/476``);
+unpacked server lives in ``$LAKEHOUSE_TRINO_HOME`` (default ``~/.cache/lakehouse/trino/476``);
 ``install.json`` there marks a finished install, so the next call returns at once.
 """
 
@@ -101,7 +101,7 @@ class InstallResult:
 
 
 def trino_home(env: Mapping[str, str] | None = None) -> Path:
-    """Where the server is cached: ``$LAKEHOUSE_TRINO_HOME`` or ``~/.cache/lakehouse/trino_server/476``."""
+    """Where the server is cached: ``$LAKEHOUSE_TRINO_HOME`` or ``~/.cache/lakehouse/trino/476``."""
     env = os.environ if env is None else env
     if env.get(HOME_VAR):
         return Path(env[HOME_VAR]).expanduser().resolve()
