@@ -14,7 +14,7 @@ Three identical copies of one fragmented table are built (``bench_compaction.bui
    (1 day, the ``trino`` funnel engine); then A is compacted by our Python maintenance
    (``compact`` + ``rewrite_manifests``, timed) and the queries run again;
 2. copy B is compacted by Trino carrying out the same plan, one ``optimize`` per planned
-   hour (``lakehouse.trino.maintenance.compact_with_trino``); copy C the same with all
+   hour (``lakehouse.engines.trino.maintenance.compact_with_trino``); copy C the same with all
    contiguous planned hours in one statement (``hours_per_statement=--hours``: one
    ``optimize`` over the day, Trino's own best case);
 3. for A, B and C: files after, rows (count and distinct ids against the input), and
@@ -40,12 +40,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.bench_compaction import build
 from benchmarks.common import BASE, cpu_info, fresh_home
 from catalog import open_catalog
+from lakehouse.engines.trino.funnel import run_trino
+from lakehouse.engines.trino.maintenance import compact_with_trino
+from lakehouse.engines.trino.sql import table_ref
 from lakehouse.funnels import FunnelRequest
 from lakehouse.settings import Settings, TableName
-from lakehouse.trino import ServerOptions, query, start, stop
-from lakehouse.trino.funnel import run_trino
-from lakehouse.trino.maintenance import compact_with_trino
-from lakehouse.trino.sql import table_ref
+from lakehouse.trino_server import ServerOptions, query, start, stop
 from maintenance import CompactionOptions, compact, plan_compaction, rewrite_manifests
 
 STEPS = ("app_open", "view_product", "add_to_cart", "checkout")

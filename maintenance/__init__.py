@@ -34,6 +34,7 @@ from maintenance.inventory import (
     Inventory,
     take_inventory,
 )
+from maintenance.jobs import JOBS, Job, JobRegistry, JobRun, MaintenanceOptions
 from maintenance.lease import LEASE_PROPERTY, Lease, TableLease, read_lease
 from maintenance.manifests import rewrite_manifests
 from maintenance.orphans import remove_orphan_files
@@ -49,9 +50,10 @@ from maintenance.results import (
     OrphanResult,
     RunResult,
 )
-from maintenance.runner import LAST_RUN_PROPERTY, MaintenanceOptions, run_maintenance
+from maintenance.runner import LAST_RUN_PROPERTY, run_maintenance
 
 __all__ = [
+    "JOBS",
     "KIND_COMPACTION",
     "KIND_MANIFESTS",
     "LAST_RUN_PROPERTY",
@@ -65,7 +67,10 @@ __all__ = [
     "ExpiryResult",
     "GroupFailure",
     "Inventory",
+    "Job",
     "JobFailure",
+    "JobRegistry",
+    "JobRun",
     "Lease",
     "LeaseHeldError",
     "LeaseLostError",

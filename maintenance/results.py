@@ -106,6 +106,9 @@ class JobFailure(_ToDict):
     message: str
 
 
+RUN_RESULT_JOBS = ("compaction", "manifests", "expiry", "orphans")  # jobs with a field
+
+
 @dataclass(frozen=True)
 class RunResult(_ToDict):
     """One ``maintain run``: every job once, with what each did."""
@@ -119,6 +122,7 @@ class RunResult(_ToDict):
     manifests: ManifestResult | None = None
     expiry: ExpiryResult | None = None
     orphans: OrphanResult | None = None
+    other_jobs: tuple[tuple[str, Any], ...] = ()  # (job, result) of jobs without a field
     job_failures: tuple[JobFailure, ...] = ()
     skipped_reason: str | None = None  # e.g. the lease is held by another scheduler
 
@@ -149,7 +153,10 @@ class RunResult(_ToDict):
 
     def to_dict(self) -> dict[str, Any]:
         body = super().to_dict()
-        jobs = {k: body.pop(k) for k in ("compaction", "manifests", "expiry", "orphans")}
+        jobs = {k: body.pop(k) for k in RUN_RESULT_JOBS}
+        body.pop("other_jobs")
+        for name, result in self.other_jobs:
+            jobs[name] = result.to_dict() if hasattr(result, "to_dict") else _plain(result)
         return {
             **body,
             "ok": self.ok,

@@ -12,86 +12,49 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 from pyiceberg.table import Table
 
-from lakehouse.errors import LakehouseError, RetryableError, UsageError
-from maintenance.compact import compact
+from lakehouse.errors import LakehouseError, RetryableError
 from maintenance.errors import LeaseHeldError
-from maintenance.expire import DEFAULT_RETENTION, expire_snapshots
-from maintenance.lease import DEFAULT_LEASE_TTL, TableLease
-from maintenance.manifests import DEFAULT_MAX_MANIFESTS, rewrite_manifests
-from maintenance.orphans import DEFAULT_ORPHAN_RETENTION, remove_orphan_files
+from maintenance.jobs import PYTHON_JOBS, JobRegistry, JobRun, MaintenanceOptions, PythonState
+from maintenance.lease import TableLease
 from maintenance.paths import DeleteFn
-from maintenance.plan import CompactionOptions
 from maintenance.progress import NullReporter, ProgressReporter
-from maintenance.results import JobFailure, RunResult
+from maintenance.results import RUN_RESULT_JOBS, JobFailure, RunResult
 
 log = logging.getLogger(__name__)
 
 LAST_RUN_PROPERTY = "lakehouse.maintenance.last-run"
-JOBS = ("compaction", "manifests", "expiry", "orphans")
-
-
-@dataclass(frozen=True)
-class MaintenanceOptions:
-    """Everything one run needs to know. Durations are ``timedelta``s."""
-
-    compaction: CompactionOptions = field(default_factory=CompactionOptions)
-    snapshot_retention: timedelta = DEFAULT_RETENTION
-    retain_last: int = 1
-    orphan_retention: timedelta = DEFAULT_ORPHAN_RETENTION
-    max_manifests: int = DEFAULT_MAX_MANIFESTS
-    dry_run: bool = False
-    lease: bool = True
-    lease_ttl: timedelta = DEFAULT_LEASE_TTL
-    jobs: tuple[str, ...] = JOBS
-
-    def __post_init__(self) -> None:
-        unknown = set(self.jobs) - set(JOBS)
-        if unknown:
-            raise UsageError(
-                f"unknown maintenance jobs {sorted(unknown)}; choose from {', '.join(JOBS)}"
-            )
-        if self.retain_last < 1:
-            raise UsageError("--retain-last must be at least 1")
-        if min(self.snapshot_retention, self.orphan_retention) < timedelta(0):
-            raise UsageError("retention windows cannot be negative")
-
-
-@dataclass(frozen=True)
-class JobContext:
-    """What an engine's job function gets: the run id, the stop check (graceful shutdown
-    or a lost lease), and the results of the jobs done so far in this run."""
-
-    run_id: str
-    stop: Callable[[], bool]
-    done: Mapping[str, Any]
-
-
-JobFn = Callable[[str, JobContext], "tuple[str, Any] | None"]
-"""Runs one job of ``MaintenanceOptions.jobs``; returns (the ``RunResult`` field its result
-goes to, the result), or None when the engine has nothing to do for that job."""
+S = TypeVar("S")
 
 
 def run_jobs(
     table: Table,
     options: MaintenanceOptions,
-    run_job: JobFn,
+    jobs: JobRegistry[S],
+    state: S,
     *,
+    reporter: ProgressReporter | None = None,
+    now: datetime | None = None,
     should_stop: Callable[[], bool] | None = None,
     owner: str | None = None,
     engine: str | None = None,
 ) -> RunResult:
-    """The orchestration every engine shares: take the table's lease (skip the run if
-    another owner holds it), run ``options.jobs`` in order through ``run_job`` — the
-    table refreshed before each, a job that raises recorded as a :class:`JobFailure` and
-    the next one still run, a stop request honoured between jobs — then give the lease
-    back with the run's summary (or record the summary without a lease) and log it."""
+    """The orchestration every engine shares: check that ``jobs`` knows every job of
+    ``options.jobs`` (default: all of ``jobs``, in its order; an unknown name is a
+    :class:`~lakehouse.errors.UsageError` before anything runs), take the table's lease
+    (skip the run if another owner holds it), run the jobs in order — the table
+    refreshed before each, a job that raises recorded as a :class:`JobFailure` and the
+    next one still run, a stop request honoured between jobs — then give the lease back
+    with the run's summary (or record the summary without a lease) and log it.
+    ``state`` is handed to every job (:class:`~maintenance.jobs.JobRun`)."""
+    names = jobs.names if options.jobs is None else options.jobs
+    jobs.check(names)
+    progress = reporter or NullReporter()
     run_id = uuid.uuid4().hex[:12]
     started = datetime.now(UTC)
     name = ".".join(table.name())
@@ -115,26 +78,28 @@ def run_jobs(
     done: dict[str, Any] = {}
     failures: list[JobFailure] = []
     try:
-        for job in options.jobs:
+        for job in map(jobs.get, names):
             if stop():
-                log.info("stop requested: skipping %s and later jobs", job)
+                log.info("stop requested: skipping %s and later jobs", job.name)
                 break
             try:
                 table.refresh()
-                outcome = run_job(job, JobContext(run_id, stop, done))
+                outcome = job.run(
+                    JobRun(table, options, run_id, stop, dict(done), progress, now, state)
+                )
                 if outcome is not None:
-                    done[outcome[0]] = outcome[1]
+                    done[job.result_field] = outcome
             except Exception as exc:  # recorded, and the next job still runs
                 log.error(
                     "%s job %s failed: %s: %s",
                     label,
-                    job,
+                    job.name,
                     type(exc).__name__,
                     exc,
                     # ours say what happened (a lost race, an outage): no traceback for them
                     exc_info=not isinstance(exc, LakehouseError),
                 )
-                failures.append(JobFailure(job, type(exc).__name__, str(exc)))
+                failures.append(JobFailure(job.name, type(exc).__name__, str(exc)))
     except BaseException:  # interrupted: give the lease back before leaving
         if lease is not None:
             lease.release()
@@ -149,6 +114,7 @@ def run_jobs(
         manifests=done.get("manifests"),
         expiry=done.get("expiry"),
         orphans=done.get("orphans"),
+        other_jobs=tuple((k, v) for k, v in done.items() if k not in RUN_RESULT_JOBS),
         job_failures=tuple(failures),
     )
     summary = last_run_summary(result, owner=lease.owner if lease else owner)
@@ -186,54 +152,20 @@ def run_maintenance(
     delete: DeleteFn | None = None,
     owner: str | None = None,
     now: datetime | None = None,
+    jobs: JobRegistry[PythonState] | None = None,
 ) -> RunResult:
-    """Run every job once. ``should_stop`` is polled between groups and jobs (graceful
+    """Run every job once (``jobs``: the registry, default :data:`~maintenance.jobs.PYTHON_JOBS`). ``should_stop`` is polled between groups and jobs (graceful
     shutdown); ``delete`` replaces the FileIO delete for expiry and orphans; ``now``
     fixes the clock the retention windows and hot hours are judged by."""
-    opts = options or MaintenanceOptions()
-    progress = reporter or NullReporter()
-
-    def job_fn(job: str, ctx: JobContext) -> tuple[str, Any]:
-        return job, _run_job(job, table, opts, progress, ctx.stop, delete, ctx.run_id, now)
-
-    return run_jobs(table, opts, job_fn, should_stop=should_stop, owner=owner)
-
-
-def _run_job(
-    job: str,
-    table: Table,
-    options: MaintenanceOptions,
-    reporter: ProgressReporter,
-    stop: Callable[[], bool],
-    delete: DeleteFn | None,
-    run_id: str,
-    now: datetime | None,
-) -> Any:
-    if job == "compaction":
-        return compact(
-            table,
-            options.compaction,
-            dry_run=options.dry_run,
-            reporter=reporter,
-            should_stop=stop,
-            run_id=run_id,
-            now=now,
-        )
-    if job == "manifests":
-        return rewrite_manifests(
-            table, max_manifests=options.max_manifests, dry_run=options.dry_run
-        )
-    if job == "expiry":
-        return expire_snapshots(
-            table,
-            retention=options.snapshot_retention,
-            retain_last=options.retain_last,
-            now=now,
-            dry_run=options.dry_run,
-            delete=delete,
-        )
-    return remove_orphan_files(
-        table, older_than=options.orphan_retention, now=now, dry_run=options.dry_run, delete=delete
+    return run_jobs(
+        table,
+        options or MaintenanceOptions(),
+        PYTHON_JOBS if jobs is None else jobs,
+        PythonState(delete),
+        reporter=reporter,
+        now=now,
+        should_stop=should_stop,
+        owner=owner,
     )
 
 

@@ -29,7 +29,7 @@ if ! command -v mvn >/dev/null 2>&1; then
 fi
 
 java_report=$("$VENV/bin/python" - <<'PY' 2>&1
-from lakehouse.trino import TrinoError, find_java
+from lakehouse.trino_server import TrinoError, find_java
 
 try:
     java = find_java()

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from lakehouse.athena.sql import maintenance_ref
+from lakehouse.engines.athena.sql import maintenance_ref
 from lakehouse.errors import ConfigError, UsageError
 from lakehouse.funnels.spec import funnel_spec
 from lakehouse.settings import Settings, TableName

@@ -49,7 +49,7 @@ def athena_options(func: F) -> F:
 
 
 def _client(settings: Settings, kw: dict[str, Any]) -> Any:
-    from lakehouse.athena import AthenaClient, AthenaConfig
+    from lakehouse.engines.athena import AthenaClient, AthenaConfig
 
     overrides = {k: kw.pop(k, None) for k in ("output_location", "workgroup", "database")}
     return AthenaClient(AthenaConfig.from_env(settings, **overrides))
@@ -112,7 +112,7 @@ def _print_table(result: Any) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from lakehouse.athena.results import plain
+    from lakehouse.engines.athena.results import plain
 
     if not result.columns:
         return
@@ -138,7 +138,7 @@ def views(settings: Settings, json_output: bool, **kw: Any) -> None:
     zone appear as timestamp(6) in UTC (Athena views cannot hold the zoned type). Run it
     again after the table gains columns.
     """
-    from lakehouse.athena import create_ordered_view
+    from lakehouse.engines.athena import create_ordered_view
 
     result = create_ordered_view(settings, client=_client(settings, kw))
     if json_output:

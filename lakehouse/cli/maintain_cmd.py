@@ -31,6 +31,8 @@ from lakehouse.cli.common import (
     settings_options,
 )
 from lakehouse.durations import format_duration
+from lakehouse.engines import get_engine
+from lakehouse.engines import names as engine_names
 from lakehouse.errors import LakehouseError, UsageError
 from lakehouse.settings import Settings, parse_size
 
@@ -253,7 +255,7 @@ def plan_cmd(
 @maintain.command("run")
 @click.option(
     "--engine",
-    type=click.Choice(["python", "trino", "athena"]),
+    type=click.Choice(engine_names("maintenance")),
     default="python",
     show_default=True,
     help="Who rewrites the files: this process (python); a running `lakehouse trino` "
@@ -275,30 +277,10 @@ def run_cmd(settings: Settings, json_output: bool, engine: str, **kw: Any) -> No
     """
     options = _maintenance_options(settings, kw)
     with graceful_stop() as stop:
-        if engine == "trino":
-            from lakehouse.trino import query
-            from lakehouse.trino.maintenance import run_maintenance_with_trino
-
-            query("SELECT 1", settings=settings)  # one clear error when no server answers
-
-            result = run_maintenance_with_trino(
-                settings, options, reporter=_reporter(json_output), should_stop=stop.is_set
-            )
-        elif engine == "athena":
-            from lakehouse.athena import run_maintenance_with_athena
-
-            result = run_maintenance_with_athena(
-                settings, options, reporter=_reporter(json_output), should_stop=stop.is_set
-            )
-        else:
-            from maintenance import run_maintenance
-
-            result = run_maintenance(
-                _events_table(settings),
-                options,
-                reporter=_reporter(json_output),
-                should_stop=stop.is_set,
-            )
+        maintain = get_engine(engine).load("maintenance")
+        result = maintain(
+            settings, options, reporter=_reporter(json_output), should_stop=stop.is_set
+        )
     _emit(result, json_output)
     sys.exit(EXIT_OK if result.ok else EXIT_PROBLEMS)
 

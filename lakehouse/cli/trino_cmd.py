@@ -26,7 +26,7 @@ from lakehouse.cli.common import (
 )
 from lakehouse.cli.trino_views_cmd import views
 from lakehouse.settings import Settings
-from lakehouse.trino.progress import ConsoleReporter
+from lakehouse.trino_server.progress import ConsoleReporter
 
 PORT_HELP = "HTTP port of the server, on 127.0.0.1 [env LAKEHOUSE_TRINO_PORT; default 8080]."
 port_option = click.option(
@@ -71,7 +71,7 @@ def install(force: bool, json_output: bool) -> None:
     LAKEHOUSE_TRINO_MAVEN_REPO) and unpacked (~610 MB) into ~/.cache/lakehouse/trino/476
     (env LAKEHOUSE_TRINO_HOME). Each artifact's SHA-1 is checked against its .sha1 file.
     """
-    from lakehouse.trino import install as do_install
+    from lakehouse.trino_server import install as do_install
 
     with ConsoleReporter(quiet=json_output) as reporter:
         result = do_install(force=force, reporter=reporter)
@@ -143,9 +143,9 @@ def start(
     and orphan-file procedures accept any retention (floor 0s; env
     LAKEHOUSE_TRINO_MIN_RETENTION raises it, e.g. 7d). Already running: says so, exit 0.
     """
-    from lakehouse.trino import ServerOptions, find_installation
-    from lakehouse.trino import install as do_install
-    from lakehouse.trino import start as do_start
+    from lakehouse.trino_server import ServerOptions, find_installation
+    from lakehouse.trino_server import install as do_install
+    from lakehouse.trino_server import start as do_start
 
     options = ServerOptions.from_env(
         port=port, heap=heap, startup_timeout=timeout, extra_catalogs=extra_catalogs or None
@@ -184,7 +184,7 @@ def stop(settings: Settings, port: int, json_output: bool) -> None:
     names that instance's config is signalled (SIGTERM, then SIGKILL after 30 s); a
     Trino started some other way is left alone. Not running: says so, exit 0.
     """
-    from lakehouse.trino import stop as do_stop
+    from lakehouse.trino_server import stop as do_stop
 
     result = do_stop(settings, port=port)
     if json_output:
@@ -206,7 +206,7 @@ def status(settings: Settings, port: int, json_output: bool) -> None:
 
     Exit code 0 when it is running, 1 when it is not (the report is printed either way).
     """
-    from lakehouse.trino import status as do_status
+    from lakehouse.trino_server import status as do_status
 
     st = do_status(settings, port=port)
     if json_output:
@@ -272,7 +272,7 @@ def sql(query_text: str, settings: Settings, port: int, json_output: bool) -> No
     """
     import trino as _client  # sets its own logger to INFO on import; quiet it below
 
-    from lakehouse.trino import query
+    from lakehouse.trino_server import query
 
     if logging.getLogger().getEffectiveLevel() > logging.INFO:
         logging.getLogger(_client.__name__).setLevel(logging.WARNING)  # retries are logged at INFO

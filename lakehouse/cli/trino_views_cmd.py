@@ -34,7 +34,7 @@ def views(settings: Settings, port: int, json_output: bool) -> None:
     added a column (schema evolution) to bring it into the view. Exit codes: 0 ok,
     1 no server or a query failed, 2 configuration error.
     """
-    from lakehouse.trino.views import create_views
+    from lakehouse.engines.trino.views import create_views
 
     results = create_views(settings, port=port)
     if json_output:

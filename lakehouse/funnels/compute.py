@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from lakehouse.funnels.engine import GROUP, collect_levels
+from lakehouse.funnels.levels import GROUP, collect_levels
 from lakehouse.funnels.result import FunnelGroup, FunnelResult, FunnelStep, build_steps
 from lakehouse.funnels.spec import FunnelSpec, Mode, funnel_spec
 
@@ -54,7 +54,7 @@ def funnel(
     ``mode="window"`` (default) counts, per step, the users whose furthest step reached in
     order within ``window`` of the first step is at least that step: exactly ClickHouse's
     ``windowFunnel(window)``. ``mode="strict"`` also requires that no other event of the
-    user comes between two consecutive steps (see :mod:`lakehouse.funnels.engine`).
+    user comes between two consecutive steps (see :mod:`lakehouse.funnels.levels`).
 
     ``breakdown`` (a column such as ``platform``, or ``properties.<key>``) adds one funnel
     per value, each computed over the events carrying that value: a user whose events carry

@@ -45,8 +45,8 @@ Engine = Callable[[Settings, FunnelRequest], FunnelResult]
 
 ENGINES: dict[str, str | Engine] = {
     "polars": "lakehouse.funnels.engines:run_polars",
-    "trino": "lakehouse.trino.funnel:run_trino",  # a running local Trino (lakehouse trino start)
-    "athena": "lakehouse.athena.funnel:run_athena",  # window mode without breakdown
+    "trino": "lakehouse.engines.trino.funnel:run_trino",  # a running local Trino (lakehouse trino start)
+    "athena": "lakehouse.engines.athena.funnel:run_athena",  # window mode without breakdown
 }
 
 

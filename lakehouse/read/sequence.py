@@ -24,6 +24,7 @@ history in that snapshot): a client-time range only selects which rows are retur
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -37,17 +38,34 @@ if TYPE_CHECKING:
 ORDER_COLUMNS = ("user_id", "client_ts", "event_id")
 ORDERED_VIEW_COLUMNS = ("event_seq", "prev_event_type", "millis_since_prev")
 
-_WINDOW = "OVER (PARTITION BY user_id ORDER BY client_ts, event_id)"
 
-# The body of the Trino/Athena view ``events_ordered``; ``{table}`` is an already-quoted
-# table reference. The window is spelled out three times (no WINDOW clause) so that the
-# text also runs on engines without named windows.
-ORDERED_VIEW_SQL = f"""SELECT
-    e.*,
-    row_number() {_WINDOW} AS event_seq,
-    lag(event_type) {_WINDOW} AS prev_event_type,
-    date_diff('millisecond', lag(client_ts) {_WINDOW}, client_ts) AS millis_since_prev
-FROM {{table}} AS e"""
+def _plain(name: str) -> str:
+    return name
+
+
+def ordered_columns(
+    column: Callable[[str], str] = _plain, alias: Callable[[str], str] = _plain
+) -> list[str]:
+    """The SQL of the ordered view's three columns (``event_seq``, ``prev_event_type``,
+    ``millis_since_prev``), the one definition every engine uses. ``column`` renders a
+    column of the table (e.g. qualified and quoted), ``alias`` a new column's name. The
+    window is spelled out each time (no WINDOW clause) so that the text also runs on
+    engines without named windows."""
+    user, ts, event_id, event_type = map(column, ("user_id", "client_ts", "event_id", "event_type"))
+    window = f"OVER (PARTITION BY {user} ORDER BY {ts}, {event_id})"
+    seq, prev, millis = map(alias, ORDERED_VIEW_COLUMNS)
+    return [
+        f"row_number() {window} AS {seq}",
+        f"lag({event_type}) {window} AS {prev}",
+        f"date_diff('millisecond', lag({ts}) {window}, {ts}) AS {millis}",
+    ]
+
+
+# The body of the Trino view ``events_ordered``; ``{table}`` is an already-quoted table
+# reference.
+ORDERED_VIEW_SQL = (
+    "SELECT\n    e.*,\n    " + ",\n    ".join(ordered_columns()) + "\nFROM {table} AS e"
+)
 
 _UNSAFE = re.compile(r"[;\n\r]|--|/\*")
 

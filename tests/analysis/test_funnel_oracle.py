@@ -135,14 +135,14 @@ def test_users_sharing_a_hash_key_are_recomputed_exactly(
 ) -> None:
     """Rows are sorted by a 64-bit hash of the user; if two users share one, the engine
     notices and computes again with the user ids themselves. Force every user to collide."""
-    from lakehouse.funnels import engine
+    from lakehouse.funnels import levels
 
     df = demo_frame(6, events=3_000)
     steps, window = list(FUNNEL[:3]), timedelta(minutes=10)
     honest = ours(df, steps, window // timedelta(microseconds=1))
     breakdown = funnel(df.lazy(), steps, window, breakdown="platform").to_dict()
-    monkeypatch.setattr(engine, "hashed_user", lambda user: pl.lit(7, pl.UInt64))
-    with caplog.at_level("WARNING", logger="lakehouse.funnels.engine"):
+    monkeypatch.setattr(levels, "hashed_user", lambda user: pl.lit(7, pl.UInt64))
+    with caplog.at_level("WARNING", logger="lakehouse.funnels.levels"):
         assert ours(df, steps, window // timedelta(microseconds=1)) == honest
         assert funnel(df.lazy(), steps, window, breakdown="platform").to_dict() == breakdown
     assert "share a hash key" in caplog.text

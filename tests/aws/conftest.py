@@ -112,7 +112,7 @@ class GlueLake:
         return Settings(home=self.home, catalog=GLUE_CATALOG, table=TableName.parse(table))
 
     def paths(self) -> Any:
-        from lakehouse.trino.instance import instance_paths
+        from lakehouse.trino_server.instance import instance_paths
 
         return instance_paths(self.settings(), self.port)
 
@@ -121,7 +121,7 @@ class GlueLake:
             return self
         if self.failure is not None:
             unavailable("Trino (Glue catalog on moto)", self.failure)
-        from lakehouse.trino import ServerOptions, TrinoError, start
+        from lakehouse.trino_server import ServerOptions, TrinoError, start
 
         try:
             with self.env_context():  # the catalog file is derived from the pyiceberg config now
@@ -141,7 +141,7 @@ class GlueLake:
 
     def stop(self) -> None:
         if self.running:
-            from lakehouse.trino import stop
+            from lakehouse.trino_server import stop
 
             stop(self.settings(), port=self.port)
             self.running = False

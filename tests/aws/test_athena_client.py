@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 from botocore.stub import Stubber
 
-from lakehouse.athena import (
+from lakehouse.engines.athena import (
     AthenaError,
     AthenaQueryCancelledError,
     AthenaQueryFailedError,

@@ -16,7 +16,7 @@ import boto3
 import pytest
 from botocore.stub import ANY
 
-from lakehouse.athena import AthenaClient, AthenaConfig
+from lakehouse.engines.athena import AthenaClient, AthenaConfig
 from tests.support.moto import ACCESS_KEY, SECRET_KEY, MotoServer
 
 OUTPUT = "s3://athena-results/queries/"

@@ -15,8 +15,8 @@ import pytest
 from botocore.stub import ANY, Stubber
 
 from catalog import open_catalog
-from lakehouse.athena import AthenaClient, AthenaConfig
-from lakehouse.athena.maintenance import (
+from lakehouse.engines.athena import AthenaClient, AthenaConfig
+from lakehouse.engines.athena.maintenance import (
     compact_with_athena,
     optimize_statements,
     run_maintenance_with_athena,

@@ -16,11 +16,11 @@ from botocore.stub import Stubber
 from click.testing import CliRunner
 
 from catalog import open_catalog
-from lakehouse.athena import AthenaClient, AthenaConfig, run_query
-from lakehouse.athena.funnel import ENGINE_PATH, athena_funnel_query
-from lakehouse.athena.sql import execution_parameters
-from lakehouse.athena.views import ordered_view_statement
 from lakehouse.cli.main import cli as lakehouse_cli
+from lakehouse.engines.athena import AthenaClient, AthenaConfig, run_query
+from lakehouse.engines.athena.funnel import ENGINE_PATH, athena_funnel_query
+from lakehouse.engines.athena.sql import execution_parameters
+from lakehouse.engines.athena.views import ordered_view_statement
 from lakehouse.funnels import engines
 from lakehouse.funnels.engines import FunnelRequest, run_funnel
 from lakehouse.settings import Settings, TableName
@@ -140,7 +140,7 @@ def test_cli_errors_and_exit_codes(
     # FAILED cannot come from moto: a stubbed client gives Athena's answer
     stubbed = boto3.client("athena", region_name=athena_env)
     reason = "SYNTAX_ERROR: line 1:8: Column 'nope' cannot be resolved"
-    monkeypatch.setattr("lakehouse.athena.client.boto3_athena_client", lambda: stubbed)
+    monkeypatch.setattr("lakehouse.engines.athena.client.boto3_athena_client", lambda: stubbed)
     with Stubber(stubbed) as stub:
         stub.add_response("start_query_execution", {"QueryExecutionId": "q-1"})
         stub.add_response(

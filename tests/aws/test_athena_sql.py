@@ -9,9 +9,9 @@ from decimal import Decimal
 
 import pytest
 
-from lakehouse.athena.funnel import athena_funnel_query
-from lakehouse.athena.maintenance import ATHENA, TRINO_EQUIVALENT, optimize_statements
-from lakehouse.athena.sql import (
+from lakehouse.engines.athena.funnel import athena_funnel_query
+from lakehouse.engines.athena.maintenance import optimize_statements
+from lakehouse.engines.athena.sql import (
     check_ref,
     create_view_sql,
     execution_parameters,
@@ -22,10 +22,9 @@ from lakehouse.athena.sql import (
     quote_identifier,
     sql_literal,
     table_ref,
-    trino_optimize_sql,
     vacuum_sql,
 )
-from lakehouse.athena.views import columns_probe_sql, ordered_view_statement
+from lakehouse.engines.athena.views import columns_probe_sql, ordered_view_statement
 from lakehouse.errors import UsageError
 from lakehouse.funnels import funnel_sql
 from lakehouse.funnels.engines import FunnelRequest
@@ -90,9 +89,6 @@ def test_maintenance_statements_exact_text() -> None:
     assert optimize_sql(EVENTS) == "OPTIMIZE analytics.events REWRITE DATA USING BIN_PACK"
     assert vacuum_sql(EVENTS) == "VACUUM analytics.events"
     assert vacuum_sql(TableName("lake_1", "_raw")) == "VACUUM lake_1.`_raw`"
-    assert trino_optimize_sql(EVENTS, predicate) == (
-        'ALTER TABLE "analytics"."events" EXECUTE optimize WHERE ' + predicate
-    )
     for bad in ("1 = 1; VACUUM x", "x = ?", "1 = 1 -- c"):
         with pytest.raises(UsageError, match="not a partition predicate"):
             optimize_sql(EVENTS, bad)
@@ -117,7 +113,7 @@ def test_one_optimize_per_planned_hour_with_the_plan_s_own_range() -> None:
         hours_hot=0,
         hours_clean=1,
     )
-    statements = optimize_statements(plan, EVENTS, ATHENA)
+    statements = optimize_statements(plan, EVENTS)
     assert [(s.hour, [g.group_id for g in s.groups]) for s in statements] == [
         (hour_of(H8), ["2026-03-01T08#1", "2026-03-01T08#2"]),
         (hour_of(h11), ["2026-03-01T11#1"]),
@@ -130,11 +126,6 @@ def test_one_optimize_per_planned_hour_with_the_plan_s_own_range() -> None:
         "client_ts >= TIMESTAMP '2026-03-01 11:00:00 UTC' "
         "AND client_ts < TIMESTAMP '2026-03-01 12:00:00 UTC'",
     ]
-    trino = optimize_statements(plan, EVENTS, TRINO_EQUIVALENT)
-    assert [t.sql.split(" WHERE ")[1] for t in trino] == [
-        s.sql.split(" WHERE ")[1] for s in statements
-    ]
-    assert trino[0].sql.startswith('ALTER TABLE "analytics"."events" EXECUTE optimize WHERE ')
 
 
 COLUMNS = [

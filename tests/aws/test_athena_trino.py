@@ -22,20 +22,19 @@ import pyarrow as pa
 import pytest
 
 from catalog import open_catalog
-from lakehouse.athena.funnel import run_athena
-from lakehouse.athena.maintenance import (
-    TRINO_EQUIVALENT,
+from lakehouse.engines.athena.funnel import run_athena
+from lakehouse.engines.athena.maintenance import (
     execute_optimize,
     optimize_statements,
     run_maintenance_with_athena,
 )
-from lakehouse.athena.results import AthenaResult, QueryExecution, QueryStats
-from lakehouse.athena.sql import execution_parameters, is_timestamp_tz
-from lakehouse.athena.views import create_ordered_view
+from lakehouse.engines.athena.results import AthenaResult, QueryExecution, QueryStats
+from lakehouse.engines.athena.sql import execution_parameters, is_timestamp_tz
+from lakehouse.engines.athena.views import create_ordered_view
 from lakehouse.funnels.engines import FunnelRequest, run_funnel
 from lakehouse.read import ordered
 from lakehouse.settings import Settings, TableName
-from lakehouse.trino import ServerOptions, TrinoError, TrinoQueryError, connect, start, stop
+from lakehouse.trino_server import ServerOptions, TrinoError, TrinoQueryError, connect, start, stop
 from maintenance import CompactionOptions, MaintenanceOptions, plan_compaction
 from maintenance.runner import LAST_RUN_PROPERTY
 from tests.support.components import free_port, unavailable
@@ -226,7 +225,7 @@ def test_optimize_statements_run_on_trino_and_results_count_the_rewrite(lake: Tr
     plan = plan_compaction(table, CompactionOptions())
     assert len(plan.groups) >= 4 and plan.files > len(plan.groups)
     conn = connect(lake.settings, lake.port)
-    statements = optimize_statements(plan, EVENTS, TRINO_EQUIVALENT)
+    statements = optimize_statements(plan, EVENTS)
     failing = statements[0].sql
     ran: list[str] = []
 
@@ -235,11 +234,11 @@ def test_optimize_statements_run_on_trino_and_results_count_the_rewrite(lake: Tr
         cur = conn.cursor()
         if sql == failing:  # one statement fails: its hour's groups fail, the rest go on
             raise TrinoQueryError("injected failure")
-        cur.execute(sql)
+        cur.execute(_OPTIMIZE.sub(r"ALTER TABLE \1 EXECUTE optimize WHERE \2", sql))
         cur.fetchall()
         return str(cur.query_id)
 
-    result = execute_optimize(table, plan, run=run, table_name=EVENTS, dialect=TRINO_EQUIVALENT)
+    result = execute_optimize(table, plan, run=run, table_name=EVENTS)
     assert ran == [s.sql for s in statements]
     failed_groups = len(statements[0].groups)
     assert result.groups_failed == failed_groups

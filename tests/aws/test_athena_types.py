@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from botocore.stub import Stubber
 
-from lakehouse.athena import AthenaConfig, AthenaConfigError, AthenaError
+from lakehouse.engines.athena import AthenaConfig, AthenaConfigError, AthenaError
 from lakehouse.settings import Settings, TableName
 from tests.aws.test_athena_helpers import (
     QID,

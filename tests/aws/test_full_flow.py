@@ -6,7 +6,7 @@
 2. ``lakehouse maintain run`` compacts it on S3, expires the old snapshots and removes
    an orphan: the replaced objects are gone from the bucket;
 3. Trino, whose catalog is that Glue catalog, reads ``events_ordered`` (``lakehouse trino
-   views``) and computes funnels (``lakehouse.trino.funnel``);
+   views``) and computes funnels (``lakehouse.engines.trino.funnel``);
 
 and every answer equals the local path: the same landing files ingested into an embedded
 (SQLite, ``file://``) table and read with ``lakehouse.read.ordered`` and the Polars
@@ -27,11 +27,11 @@ from click.testing import CliRunner
 
 from catalog import open_catalog
 from lakehouse.cli.main import cli
+from lakehouse.engines.trino.funnel import run_trino
 from lakehouse.funnels import FunnelRequest, FunnelResult, run_funnel
 from lakehouse.read import ordered
 from lakehouse.settings import Settings
-from lakehouse.trino import query
-from lakehouse.trino.funnel import run_trino
+from lakehouse.trino_server import query
 from tests.aws.conftest import GlueLake
 
 pytestmark = [pytest.mark.aws, pytest.mark.trino]

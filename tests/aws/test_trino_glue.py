@@ -18,7 +18,7 @@ from catalog import open_catalog
 from lakehouse.cli.main import cli
 from lakehouse.read import with_order
 from lakehouse.settings import Settings
-from lakehouse.trino import query
+from lakehouse.trino_server import query
 from tests.aws.conftest import GlueLake
 from tests.support.moto import SECRET_KEY
 from writers import EventWriter

@@ -246,7 +246,14 @@ def trino_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path,
     Trino cannot run here)."""
     from lakehouse.demo import DemoSpec, write_landing
     from lakehouse.settings import Settings
-    from lakehouse.trino import ServerOptions, TrinoError, find_installation, find_java, start, stop
+    from lakehouse.trino_server import (
+        ServerOptions,
+        TrinoError,
+        find_installation,
+        find_java,
+        start,
+        stop,
+    )
     from writers import ingest
 
     try:

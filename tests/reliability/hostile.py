@@ -208,16 +208,16 @@ def _oracle_funnel(
 
 def check_sql_builders(figures: Figures) -> None:
     """Step names travel as parameters; identifiers are quoted; unsafe references refused."""
-    from lakehouse.athena.funnel import athena_funnel_query
-    from lakehouse.athena.sql import check_ref, execution_parameters, quote_identifier
+    from lakehouse.engines.athena.funnel import athena_funnel_query
+    from lakehouse.engines.athena.sql import check_ref, execution_parameters, quote_identifier
+    from lakehouse.engines.trino.funnel import funnel_query
+    from lakehouse.engines.trino.sql import quote_ident
     from lakehouse.errors import UsageError
     from lakehouse.funnels.engines import FunnelRequest
     from lakehouse.funnels.spec import funnel_spec
     from lakehouse.funnels.sql import funnel_sql
     from lakehouse.read.sequence import ordered_view_sql
     from lakehouse.settings import TableName
-    from lakehouse.trino.funnel import funnel_query
-    from lakehouse.trino.sql import quote_ident
 
     steps = ("a'b", "c;d", '"; DROP TABLE x; --', "../x", "?")
     window = timedelta(hours=1)

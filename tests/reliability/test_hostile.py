@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lakehouse.athena.sql import quote_identifier
+from lakehouse.engines.athena.sql import quote_identifier
+from lakehouse.engines.trino.sql import quote_ident
 from lakehouse.errors import UsageError
 from lakehouse.settings import TableName
-from lakehouse.trino.sql import quote_ident
 from tests.reliability import hostile, leaks
 from tests.reliability.harness import SUMMARIES, Figures, sqlite_target
 from tests.support.postgres import PostgresServer

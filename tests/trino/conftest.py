@@ -23,7 +23,7 @@ from pyiceberg.table import Table
 from catalog import open_catalog
 from lakehouse.settings import Settings, TableName
 from lakehouse.tables import ensure_tables
-from lakehouse.trino import (
+from lakehouse.trino_server import (
     Installation,
     JavaRuntime,
     ServerOptions,

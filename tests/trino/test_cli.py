@@ -14,7 +14,7 @@ from click.testing import CliRunner, Result
 
 from lakehouse.cli.main import cli
 from lakehouse.settings import Settings
-from lakehouse.trino import TrinoError, find_java, instance_paths, status
+from lakehouse.trino_server import TrinoError, find_java, instance_paths, status
 from tests.support.components import free_port
 from tests.trino.test_java import fake_jdk
 

@@ -10,8 +10,8 @@ import pytest
 
 from lakehouse.errors import ConfigError
 from lakehouse.settings import Settings
-from lakehouse.trino import ServerOptions, TrinoConfigError, trino_catalog_properties
-from lakehouse.trino.config import (
+from lakehouse.trino_server import ServerOptions, TrinoConfigError, trino_catalog_properties
+from lakehouse.trino_server.config import (
     CATALOG_MAPPERS,
     all_catalogs,
     jvm_options,
@@ -19,9 +19,9 @@ from lakehouse.trino.config import (
     server_properties,
     write_config,
 )
-from lakehouse.trino.install import Installation
-from lakehouse.trino.instance import InstancePaths, instance_paths
-from lakehouse.trino.java import JavaRuntime
+from lakehouse.trino_server.install import Installation
+from lakehouse.trino_server.instance import InstancePaths, instance_paths
+from lakehouse.trino_server.java import JavaRuntime
 
 JAVA25 = JavaRuntime(Path("/opt/jdk-25"), "25.0.3", 25, "test")
 
@@ -210,7 +210,7 @@ def test_client_connects_to_loopback_with_the_settings_schema(
     home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from lakehouse.settings import TableName
-    from lakehouse.trino import connect
+    from lakehouse.trino_server import connect
 
     monkeypatch.setenv("LAKEHOUSE_TRINO_PORT", "9123")
     conn = connect(Settings.from_env().with_table(TableName("sales", "events")))

@@ -12,16 +12,16 @@ import pytest
 
 from lakehouse.errors import ConfigError
 from lakehouse.settings import Settings
-from lakehouse.trino import ServerOptions, TrinoConfigError, trino_catalog_properties
-from lakehouse.trino.config import (
+from lakehouse.trino_server import ServerOptions, TrinoConfigError, trino_catalog_properties
+from lakehouse.trino_server.config import (
     FILESYSTEM_MAPPERS,
     catalog_properties_for,
     s3_filesystem_properties,
     write_config,
 )
-from lakehouse.trino.install import Installation
-from lakehouse.trino.instance import instance_paths
-from lakehouse.trino.java import JavaRuntime
+from lakehouse.trino_server.install import Installation
+from lakehouse.trino_server.instance import instance_paths
+from lakehouse.trino_server.java import JavaRuntime
 
 JAVA25 = JavaRuntime(Path("/opt/jdk-25"), "25.0.3", 25, "test")
 SECRET = "wJalr/XUtnFEMI+K7MDENG-bPxRfiCY"  # looks like a real secret key, is not one
@@ -187,7 +187,7 @@ def test_a_session_token_leaves_the_keys_to_the_default_chain(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Trino takes no session token in a catalog file: temporary keys would be refused."""
-    with caplog.at_level(logging.DEBUG, logger="lakehouse.trino"):
+    with caplog.at_level(logging.DEBUG, logger="lakehouse.trino_server"):
         props = catalog_properties_for(
             "tmp",
             {

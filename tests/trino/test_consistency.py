@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 
 from catalog import open_catalog
+from lakehouse.engines.trino.maintenance import compact_with_trino
 from lakehouse.read import events
 from lakehouse.settings import Settings
 from lakehouse.tables import ensure_tables
-from lakehouse.trino import connect, query
-from lakehouse.trino.maintenance import compact_with_trino
+from lakehouse.trino_server import connect, query
 from maintenance import CompactionOptions, compact, plan_compaction
 from tests.trino.conftest import TrinoPool, TrinoServer
 from tests.trino.generate import append_raw

@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from lakehouse.engines.trino.funnel import funnel_query, run_trino
+from lakehouse.engines.trino.sql import table_ref
 from lakehouse.errors import UsageError
 from lakehouse.funnels import FunnelRequest, FunnelResult, funnel_spec, funnel_sql, run_funnel
 from lakehouse.read import events
-from lakehouse.trino import query
-from lakehouse.trino.funnel import funnel_query, run_trino
-from lakehouse.trino.sql import table_ref
+from lakehouse.trino_server import query
 from tests.trino.conftest import Written
 from tests.trino.generate import chdb_users
 
@@ -133,7 +133,7 @@ def test_the_funnel_command_runs_on_trino(
     if "trino" not in getattr(engine.type, "choices", ()):
         pytest.skip(
             "the trino engine is not in lakehouse.funnels.engines.ENGINES yet: add "
-            '"trino": "lakehouse.trino.funnel:run_trino"'
+            '"trino": "lakehouse.engines.trino.funnel:run_trino"'
         )
     monkeypatch.setenv("LAKEHOUSE_TRINO_PORT", str(generated.port))
     args = ["--home", str(generated.settings.home), "--table", str(generated.settings.table)]

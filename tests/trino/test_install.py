@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from lakehouse.trino import TrinoInstallError, find_installation, install, trino_home
-from lakehouse.trino.install import ARTIFACTS, ICEBERG, SERVER, SQLITE_JDBC
+from lakehouse.trino_server import TrinoInstallError, find_installation, install, trino_home
+from lakehouse.trino_server.install import ARTIFACTS, ICEBERG, SERVER, SQLITE_JDBC
 
 FAKE_MVN = r'''#!{python}
 """Stand-in for mvn dependency:copy: serves artifacts from $FAKE_REMOTE."""

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from lakehouse.trino import JavaNotFoundError, find_java
-from lakehouse.trino.java import installed_runtimes, parse_major, read_version
+from lakehouse.trino_server import JavaNotFoundError, find_java
+from lakehouse.trino_server.java import installed_runtimes, parse_major, read_version
 
 
 def fake_jdk(

@@ -1,4 +1,4 @@
-"""Trino-run maintenance (``lakehouse.trino.maintenance``): the maintenance plan carried
+"""Trino-run maintenance (``lakehouse.engines.trino.maintenance``): the maintenance plan carried
 out by Trino's ``optimize`` per planned hour, then ``optimize_manifests``,
 ``expire_snapshots`` and ``remove_orphan_files``; the result counts are checked against
 the table, and the rewritten files are read back: sorted by ``(client_ts, event_id)``,
@@ -18,9 +18,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from catalog import open_catalog
+from lakehouse.engines.trino.maintenance import run_maintenance_with_trino
 from lakehouse.settings import Settings
-from lakehouse.trino import query
-from lakehouse.trino.maintenance import run_maintenance_with_trino
+from lakehouse.trino_server import query
 from maintenance import (
     LAST_RUN_PROPERTY,
     CompactionOptions,

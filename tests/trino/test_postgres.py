@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 
 from catalog import open_catalog
+from lakehouse.engines.trino.funnel import run_trino
+from lakehouse.engines.trino.maintenance import run_maintenance_with_trino
+from lakehouse.engines.trino.views import create_views
 from lakehouse.funnels import FunnelRequest, run_funnel
 from lakehouse.read import events, ordered
 from lakehouse.settings import Settings, TableName
-from lakehouse.trino import query, trino_catalog_properties
-from lakehouse.trino.funnel import run_trino
-from lakehouse.trino.maintenance import run_maintenance_with_trino
-from lakehouse.trino.views import create_views
+from lakehouse.trino_server import query, trino_catalog_properties
 from maintenance import CompactionOptions, MaintenanceOptions
 from tests.conftest import postgres_catalog_env
 from tests.support.components import free_port

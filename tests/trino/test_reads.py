@@ -16,10 +16,15 @@ from pyiceberg.types import StringType
 
 from catalog import open_catalog
 from lakehouse.cli.main import cli
+from lakehouse.engines.trino.views import (
+    create_views,
+    ordered_sql,
+    ordered_view_name,
+    table_columns,
+)
 from lakehouse.read import events, ordered
 from lakehouse.tables import ensure_tables
-from lakehouse.trino import connect, query
-from lakehouse.trino.views import create_views, ordered_sql, ordered_view_name, table_columns
+from lakehouse.trino_server import connect, query
 from tests.trino.conftest import Written
 from tests.trino.generate import deliveries, generate_events, write_deliveries
 

@@ -18,7 +18,7 @@ from catalog import open_catalog
 from lakehouse.cli.main import cli
 from lakehouse.settings import TableName
 from lakehouse.tables import ensure_tables
-from lakehouse.trino import query, status
+from lakehouse.trino_server import query, status
 from tests.trino.conftest import TrinoServer, make_events
 
 pytestmark = pytest.mark.trino

@@ -11,14 +11,10 @@ import pyarrow as pa
 import pytest
 
 from catalog import open_catalog
-from lakehouse.errors import UsageError
-from lakehouse.funnels import funnel_spec
-from lakehouse.settings import Settings, TableName
-from lakehouse.tables import ensure_tables
-from lakehouse.trino.funnel import funnel_query
-from lakehouse.trino.optimize import Statement, optimize_sql, statements, threshold_for
-from lakehouse.trino.procedures import CLOCK_MARGIN, effective_retention, file_kind
-from lakehouse.trino.sql import (
+from lakehouse.engines.trino.funnel import funnel_query
+from lakehouse.engines.trino.optimize import Statement, optimize_sql, statements, threshold_for
+from lakehouse.engines.trino.procedures import CLOCK_MARGIN, effective_retention, file_kind
+from lakehouse.engines.trino.sql import (
     duration_literal,
     quote_ident,
     size_literal,
@@ -26,7 +22,11 @@ from lakehouse.trino.sql import (
     table_ref,
     timestamp_literal,
 )
-from lakehouse.trino.views import ordered_sql, ordered_view_name
+from lakehouse.engines.trino.views import ordered_sql, ordered_view_name
+from lakehouse.errors import UsageError
+from lakehouse.funnels import funnel_spec
+from lakehouse.settings import Settings, TableName
+from lakehouse.tables import ensure_tables
 from maintenance.inventory import DataFileInfo
 from maintenance.plan import CompactionOptions, CompactionPlan, RewriteGroup
 

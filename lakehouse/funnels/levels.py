@@ -1,0 +1,249 @@
+"""The Polars funnel computation (a user's furthest level): vectorised, one pass of whole-column operations per step.
+
+**Window mode** replicates ClickHouse's ``windowFunnel(window)`` (default options)
+exactly. ClickHouse keeps, per user, an entry ``(timestamp, step)`` for every event and
+every step the event matches, sorts the entries by ``(timestamp, step)``, and walks them
+keeping, per level ``k``, the first timestamp of the latest chain that reached ``k``:
+a step-1 entry (re)starts level 1 with its own timestamp; a step-``k`` entry extends the
+level-``k-1`` chain when one exists and ``timestamp <= first + window``, carrying
+``first``. The user's level is the highest level ever set.
+
+Here that walk is a forward fill: sort the entries by ``(group, user, timestamp, step)``;
+the level-``k`` state at each row is the last value of "``first`` where a chain reached
+``k`` on this row", forward-filled, with a sentinel written on each user's first row so
+nothing leaks from one user to the next. One fill per level, no Python loop over events.
+
+**Strict mode** walks *all* the user's events in ``(client_ts, event_id)`` order. A chain
+may pass from step ``k`` to step ``k+1`` only if every event strictly between them is a
+step-``k+1`` event (``event_type`` equal to step ``k+1``); any other event of the user in
+between breaks it. Every step must be within ``window`` of the chain's first step. The
+state of level ``k`` is the same forward fill, additionally reset on every event that is
+not a step-``k+1`` event. The state kept is the latest start, which is also the best one
+(see docs/analysis.md for the argument).
+
+For both modes a user's **time to step k** is taken on the first row where the user
+reaches level ``k``: that row's timestamp minus the first timestamp of the chain it
+extends.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from lakehouse.errors import UsageError
+from lakehouse.funnels.spec import FunnelSpec, Mode, breakdown_expr, funnel_spec
+
+if TYPE_CHECKING:
+    import polars as pl
+
+log = logging.getLogger(__name__)
+
+_SENTINEL = -(2**63)  # "no open chain": below every epoch microsecond value
+_HASH_SEED = 0x1CEB
+GROUP = "breakdown"
+USER = "user_id"
+KEY = "_key"  # what rows are sorted and grouped by: a hash of user_id, or user_id itself
+
+
+def _needed(spec: FunnelSpec) -> tuple[str, ...]:
+    base = (USER, "event_type", "client_ts")
+    return (*base, "event_id") if spec.mode == "strict" else base
+
+
+def _base(lf: pl.LazyFrame, spec: FunnelSpec, grouped: bool, exact: bool) -> pl.LazyFrame:
+    """The columns the engine needs: [group,] user, key, event_type, _ts (epoch µs)
+    [, event_id]. The key is a 64-bit hash of the user (sorting it is much cheaper than
+    sorting strings) unless ``exact``; a hash shared by two users is detected later."""
+    import polars as pl
+
+    names = lf.collect_schema().names()
+    missing = [c for c in _needed(spec) if c not in names]
+    if missing:
+        raise UsageError(f"the events frame lacks the column(s) {', '.join(missing)}")
+    user = pl.col(USER).cast(pl.String)
+    cols = [
+        user,
+        (user if exact else hashed_user(user)).alias(KEY),
+        pl.col("event_type").cast(pl.String),
+        pl.col("client_ts").dt.epoch("us").alias("_ts"),
+    ]
+    if spec.mode == "strict":
+        cols.append(pl.col("event_id").cast(pl.String))
+    if grouped:
+        assert spec.breakdown is not None
+        cols.insert(0, breakdown_expr(spec.breakdown, names).alias(GROUP))
+    return lf.select(cols)
+
+
+def hashed_user(user: pl.Expr) -> pl.Expr:
+    """The 64-bit hash rows are sorted by (collisions are detected, then redone exactly)."""
+    return user.hash(_HASH_SEED)
+
+
+def _keys(grouped: bool) -> list[str]:
+    return [GROUP, KEY] if grouped else [KEY]
+
+
+def _marks(grouped: bool) -> dict[str, pl.Expr]:
+    """``_start``: the first row of a user (and group); ``_clash``: a row whose user
+    differs from the previous row's under the same key (two users share a hash)."""
+    import polars as pl
+
+    change = pl.col(KEY).ne_missing(pl.col(KEY).shift(1))
+    if grouped:
+        change = change | pl.col(GROUP).ne_missing(pl.col(GROUP).shift(1))
+    start = change.fill_null(True)
+    clash = ~start & pl.col(USER).ne_missing(pl.col(USER).shift(1)).fill_null(False)
+    return {"_start": start, "_clash": clash}
+
+
+def _window_rows(lf: pl.LazyFrame, spec: FunnelSpec, grouped: bool) -> pl.LazyFrame:
+    """Entries ``(keys, _ts, _idx)``: one per event and matching step, sorted."""
+    import polars as pl
+
+    steps = pl.LazyFrame(
+        {"event_type": list(spec.steps), "_idx": list(range(len(spec.steps)))},
+        schema={"event_type": pl.String, "_idx": pl.Int32},
+    )
+    entries = lf.filter(pl.col("event_type").is_in(sorted(set(spec.steps)))).join(
+        steps, on="event_type", how="inner"
+    )
+    return entries.sort([*_keys(grouped), "_ts", "_idx"])
+
+
+def _window_levels(lf: pl.LazyFrame, spec: FunnelSpec, grouped: bool) -> pl.LazyFrame:
+    import polars as pl
+
+    frame = _window_rows(lf, spec, grouped).with_columns(**_marks(grouped), _n0=pl.col("_idx") == 0)
+    first = pl.col("_ts")
+    for k in range(len(spec.steps) - 1):
+        frame = frame.with_columns(
+            (
+                pl.when(pl.col(f"_n{k}"))
+                .then(first)
+                .when(pl.col("_start"))
+                .then(pl.lit(_SENTINEL, pl.Int64))
+                .otherwise(None)
+                .forward_fill()
+            ).alias(f"_f{k + 1}")
+        )
+        first = pl.col(f"_f{k + 1}")
+        frame = frame.with_columns(
+            (
+                (pl.col("_idx") == k + 1)
+                & (first > _SENTINEL)
+                & (pl.col("_ts") <= first + spec.window_us)
+            ).alias(f"_n{k + 1}")
+        )
+    return frame
+
+
+def _strict_levels(lf: pl.LazyFrame, spec: FunnelSpec, grouped: bool) -> pl.LazyFrame:
+    import polars as pl
+
+    frame = lf.sort([*_keys(grouped), "_ts", "event_id"]).with_columns(
+        **_marks(grouped), _n0=pl.col("event_type") == spec.steps[0]
+    )
+    first = pl.col("_ts")
+    for k in range(len(spec.steps) - 1):
+        is_next = pl.col("event_type") == spec.steps[k + 1]
+        state = (
+            pl.when(pl.col(f"_n{k}"))
+            .then(first)
+            .when(pl.col("_start") | ~is_next)
+            .then(pl.lit(_SENTINEL, pl.Int64))
+            .otherwise(None)
+            .forward_fill()
+        )
+        # the level-k chain still open on the previous row (same user: not a first row)
+        frame = frame.with_columns(state.shift(1).alias(f"_f{k + 1}"))
+        first = pl.col(f"_f{k + 1}")
+        frame = frame.with_columns(
+            (
+                is_next
+                & ~pl.col("_start")
+                & (first > _SENTINEL)
+                & (pl.col("_ts") <= first + spec.window_us)
+            )
+            .fill_null(False)
+            .alias(f"_n{k + 1}")
+        )
+    return frame
+
+
+def _reach(frame: pl.LazyFrame, spec: FunnelSpec, grouped: bool) -> pl.LazyFrame:
+    """Per user: ``us_to_step_k``, the µs from the chain's first step to step k on the
+    first row where the user reached k (null if never), ``level`` (steps reached), and
+    ``_clash`` (true: the user shared a hash key with another; the result is void)."""
+    import polars as pl
+
+    k_steps = len(spec.steps)
+    names = [f"us_to_step_{k}" for k in range(1, k_steps + 1)]
+    # masked before subtracting: the sentinel never enters arithmetic
+    reach = [
+        (
+            pl.when(pl.col(f"_n{k}")).then(pl.col("_ts"))
+            - pl.when(pl.col(f"_n{k}")).then(pl.col("_ts") if k == 0 else pl.col(f"_f{k}"))
+        ).alias(names[k])
+        for k in range(k_steps)
+    ]
+    out = [GROUP, USER] if grouped else [USER]
+    return (
+        frame.filter(pl.any_horizontal(pl.col(f"_n{k}") for k in range(k_steps)) | pl.col("_clash"))
+        .select(*_keys(grouped), USER, "_clash", *reach)
+        .group_by(_keys(grouped))
+        # rows keep their order inside a group: the first non-null is the earliest reach
+        .agg(
+            pl.col(USER).first(),
+            pl.col("_clash").any(),
+            *(pl.col(n).drop_nulls().first() for n in names),
+        )
+        .with_columns(
+            level=pl.sum_horizontal(pl.col(n).is_not_null() for n in names).cast(pl.Int64)
+        )
+        .filter((pl.col("level") > 0) | pl.col("_clash"))
+        .select(*out, "level", *names, "_clash")
+    )
+
+
+def levels_for(
+    lf: pl.LazyFrame, spec: FunnelSpec, *, grouped: bool, exact: bool = False
+) -> pl.LazyFrame:
+    """Per user (and breakdown value when ``grouped``, column ``breakdown`` first) who
+    reached step 1: ``level``, ``us_to_step_1 .. us_to_step_K`` and ``_clash``."""
+    base = _base(lf, spec, grouped, exact)
+    if spec.mode == "strict":
+        return _reach(_strict_levels(base, spec, grouped), spec, grouped)
+    return _reach(_window_levels(base, spec, grouped), spec, grouped)
+
+
+def collect_levels(
+    lf: pl.LazyFrame, spec: FunnelSpec, *, groupings: list[bool]
+) -> list[pl.DataFrame]:
+    """Collect :func:`levels_for` for each grouping (in one Polars run), redone with exact
+    string keys in the rare case two users share a 64-bit hash."""
+    import polars as pl
+
+    frames = pl.collect_all([levels_for(lf, spec, grouped=g) for g in groupings])
+    if any(f["_clash"].any() for f in frames):
+        log.warning("two users share a hash key; computing the funnel again with exact keys")
+        frames = pl.collect_all([levels_for(lf, spec, grouped=g, exact=True) for g in groupings])
+    return [f.drop("_clash") for f in frames]
+
+
+def user_levels(
+    lf: pl.LazyFrame,
+    steps: Sequence[str],
+    window: timedelta,
+    *,
+    mode: Mode = "window",
+    breakdown: str | None = None,
+) -> pl.DataFrame:
+    """One row per user who reached the first step (per breakdown value, in column
+    ``breakdown``, when asked): ``level`` — the furthest step reached, the value
+    ClickHouse's ``windowFunnel`` returns in window mode — and ``us_to_step_1..K``."""
+    spec = funnel_spec(steps, window, mode, breakdown)
+    return collect_levels(lf, spec, groupings=[breakdown is not None])[0]
