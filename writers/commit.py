@@ -18,6 +18,7 @@ from pyiceberg.table.metadata import TableMetadata
 from catalog.metadata import apply_updates
 from lakehouse import schema as spec
 from lakehouse.errors import CommitError
+from lakehouse.hours import hour_label
 from lakehouse.retry import retry_storage
 from lakehouse.storage import storage_error
 from writers.files import write_sorted
@@ -80,10 +81,6 @@ def snapshots_with_key(table: Table, key: str) -> list[int]:
                 props = snap.summary.additional_properties if snap.summary else {}
                 index[snap.snapshot_id] = props.get(spec.SUMMARY_BATCH_KEY)
     return [s.snapshot_id for s in snapshots if index.get(s.snapshot_id) == key]
-
-
-def hour_label(hour: datetime) -> str:
-    return hour.strftime("%Y-%m-%dT%H")
 
 
 def commit_events(

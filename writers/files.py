@@ -21,8 +21,7 @@ from pyiceberg.utils.concurrent import ExecutorFactory
 from pyiceberg.utils.properties import property_as_int
 
 from lakehouse.datafiles import to_schema, write_hour_file
-
-HOUR_US = 3_600_000_000
+from lakehouse.hours import HOUR_US
 
 
 def micros(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
