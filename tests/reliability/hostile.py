@@ -292,7 +292,10 @@ def check_file_names(target: Target, workdir: Path, figures: Figures) -> None:
         bad.add((file_uri(path), 4))
     for attempt in range(2):
         proc = run_lakehouse(
-            ["ingest", str(zone.parent), "--json"], target, workdir / "logs", f"files-{attempt}"
+            ["ingest", str(zone.parent), "--json", "--create"],
+            target,
+            workdir / "logs",
+            f"files-{attempt}",
         )
         figures.hostile_cases += 1
         if proc.popen.returncode not in (0, 1) or "Traceback" in proc.stderr:
