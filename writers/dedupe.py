@@ -17,7 +17,7 @@ from pyiceberg.utils.concurrent import ExecutorFactory
 
 from lakehouse import summary as summary_names
 from lakehouse.expressions import ts_at_least, ts_before
-from lakehouse.hours import HOUR, HOUR_US, hour_start, late_micros
+from lakehouse.hours import HOUR, hour_start, hours_of_micros, late_micros
 from writers.files import micros
 
 
@@ -113,7 +113,7 @@ def distinct_hours(hours: np.ndarray) -> np.ndarray:
 
 def hours_of(client_ts: pa.Array | pa.ChunkedArray) -> list[datetime]:
     """The distinct hour partitions (hour starts, UTC) that timestamps fall in."""
-    hours = distinct_hours(micros(client_ts) // HOUR_US)
+    hours = distinct_hours(hours_of_micros(micros(client_ts)))
     return [hour_start(int(h)) for h in hours]
 
 
@@ -196,7 +196,7 @@ class CommittedIds:
         first = table.metadata.snapshot_by_id(snapshot_ids[0])
         if first is None or first.parent_snapshot_id != self._as_of:
             return
-        hours = micros(rows.column("client_ts")) // HOUR_US
+        hours = hours_of_micros(micros(rows.column("client_ts")))
         ids = pc.cast(rows.column("event_id"), pa.large_string()).combine_chunks()
         for h in distinct_hours(hours).tolist():
             if h in self._hours:
@@ -241,7 +241,7 @@ class CommittedIds:
         for h in hours:
             self._hours[h] = []
         if rows.num_rows:
-            found = micros(rows.column("client_ts")) // HOUR_US
+            found = hours_of_micros(micros(rows.column("client_ts")))
             ids = pc.cast(rows.column("event_id"), pa.large_string()).combine_chunks()
             for h in hours:
                 part = ids.filter(pa.array(found == h))
@@ -266,7 +266,7 @@ def drop_committed(
     if cache is None:
         existing = committed_ids(table, hours_of(batch.column("client_ts")))
     else:
-        hours = distinct_hours(micros(batch.column("client_ts")) // HOUR_US).tolist()
+        hours = distinct_hours(hours_of_micros(micros(batch.column("client_ts")))).tolist()
         existing = cache.lookup(table, hours)
     if len(existing) == 0:
         return batch, 0
