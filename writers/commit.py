@@ -17,6 +17,7 @@ from pyiceberg.table.metadata import TableMetadata
 
 from catalog.metadata import apply_updates
 from lakehouse import schema as spec
+from lakehouse import summary
 from lakehouse.errors import CommitError
 from lakehouse.hours import hour_label
 from lakehouse.retry import retry_storage
@@ -165,7 +166,7 @@ def _commit_events_once(
                 on_time,
                 {
                     **base,
-                    spec.SUMMARY_KIND: "on-time",
+                    spec.SUMMARY_KIND: summary.KIND_ON_TIME,
                     spec.SUMMARY_IDEMPOTENCY_KEY: f"{key}/on-time",
                 },
             )
@@ -176,7 +177,7 @@ def _commit_events_once(
                 late,
                 {
                     **base,
-                    spec.SUMMARY_KIND: "late",
+                    spec.SUMMARY_KIND: summary.KIND_LATE,
                     spec.SUMMARY_LATE: "true",
                     spec.SUMMARY_LATE_HOURS: ",".join(hour_label(h) for h in late_hours),
                     spec.SUMMARY_IDEMPOTENCY_KEY: f"{key}/late",
