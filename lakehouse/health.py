@@ -10,6 +10,7 @@ from typing import Any
 import pyarrow.compute as pc
 
 from lakehouse import schema as spec
+from lakehouse import summary
 from lakehouse.settings import Settings
 from lakehouse.tables import EventTables
 
@@ -73,7 +74,7 @@ def health(tables: EventTables, settings: Settings) -> HealthReport:
     late_snaps = [
         s
         for s in events.metadata.snapshots
-        if s.summary and s.summary.additional_properties.get(spec.SUMMARY_KIND) == "late"
+        if s.summary and s.summary.additional_properties.get(summary.KIND) == summary.KIND_LATE
     ]
     late_records = sum(
         int(s.summary.additional_properties.get("added-records", 0))

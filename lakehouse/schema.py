@@ -20,6 +20,8 @@ from pyiceberg.types import (
     TimestamptzType,
 )
 
+from lakehouse import summary
+
 # Columns every event has; ``session_id`` and ``properties`` are optional.
 REQUIRED_COLUMNS = ("event_id", "user_id", "event_type", "client_ts", "server_ts")
 CORE_COLUMNS = (*REQUIRED_COLUMNS, "session_id", "properties")
@@ -75,7 +77,7 @@ EVENT_TABLE_PROPERTIES = {
     # Old metadata.json files are pruned as we go; snapshots are expired by maintenance.
     "write.metadata.delete-after-commit.enabled": "true",
     "write.metadata.previous-versions-max": "50",
-    "lakehouse.kind": "events",
+    summary.KIND: summary.TABLE_EVENTS,
 }
 
 REJECTS_SCHEMA = Schema(
@@ -111,14 +113,14 @@ COMPANION_PROPERTIES = {
 
 TIMESTAMP_ARROW = pa.timestamp("us", tz="UTC")
 
-# Snapshot summary keys written by this project.
-SUMMARY_KIND = "lakehouse.kind"  # "on-time" | "late" | "compaction" | ...
-SUMMARY_BATCH_KEY = "lakehouse.batch-key"
-SUMMARY_IDEMPOTENCY_KEY = "lakehouse.idempotency-key"
-SUMMARY_LATE = "lakehouse.late"
-SUMMARY_LATE_HOURS = "lakehouse.late-hours"
-SUMMARY_RECORDS = "lakehouse.records"
-SUMMARY_WRITER = "lakehouse.writer"
+# Snapshot summary keys written by this project (defined in lakehouse.summary).
+SUMMARY_KIND = summary.KIND
+SUMMARY_BATCH_KEY = summary.BATCH_KEY
+SUMMARY_IDEMPOTENCY_KEY = summary.IDEMPOTENCY_KEY
+SUMMARY_LATE = summary.LATE
+SUMMARY_LATE_HOURS = summary.LATE_HOURS
+SUMMARY_RECORDS = summary.RECORDS
+SUMMARY_WRITER = summary.WRITER
 
 
 def iceberg_type_for_arrow(arrow_type: pa.DataType) -> object | None:

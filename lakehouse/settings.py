@@ -19,6 +19,12 @@ from lakehouse.durations import parse_duration
 from lakehouse.errors import ConfigError, UsageError
 
 DEFAULT_TABLE = "analytics.events"
+# Companions of an events table NAME: NAME_rejected and NAME_ingested (tables) and
+# NAME_ordered (the ordered view the SQL engines create).
+REJECTED_SUFFIX = "rejected"
+INGESTED_SUFFIX = "ingested"
+ORDERED_SUFFIX = "ordered"
+COMPANION_SUFFIXES = (REJECTED_SUFFIX, INGESTED_SUFFIX, ORDERED_SUFFIX)
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")  # fullmatch: "$" would allow a final "\n"
 
 
@@ -39,6 +45,29 @@ class TableName:
                 "letters, digits and '_' and not starting with a digit (e.g. analytics.events)"
             )
         return cls(parts[0], parts[1])
+
+    def companion_suffix(self) -> str | None:
+        """The companion suffix this name ends with (``rejected`` for
+        ``events_rejected``), or None: such a name cannot be an events table."""
+        for suffix in COMPANION_SUFFIXES:
+            if self.name.lower().endswith(f"_{suffix}"):
+                return suffix
+        return None
+
+    def check_events_name(self) -> TableName:
+        """This name, if it can name an events table; else a :class:`ConfigError`. A name
+        ending in a companion suffix would collide with another table's companion (the
+        events table ``events_ingested`` and the ingest log of ``events``)."""
+        suffix = self.companion_suffix()
+        if suffix is not None:
+            raise ConfigError(
+                f"{self} cannot be an events table: names ending in "
+                f"{', '.join('_' + s for s in COMPANION_SUFFIXES)} are kept for the companion "
+                f"tables and views of an events table ({self.namespace}."
+                f"{self.name[: -len(suffix) - 1]} has its {suffix} companion there). "
+                "Choose another --table / LAKEHOUSE_TABLE"
+            )
+        return self
 
     def sibling(self, suffix: str) -> TableName:
         """The name of a companion table (``events_rejected`` beside ``events``)."""
@@ -102,7 +131,7 @@ def _convert(name: str, raw: str, source: str) -> Any:
         if name == "catalog":
             return raw
         if name == "table":
-            return TableName.parse(raw)
+            return TableName.parse(raw).check_events_name()
         if name in {"allowed_lateness", "max_future_skew", "buffer_max_age"}:
             return parse_duration(raw)
         if name in {"target_file_size", "buffer_max_bytes"}:

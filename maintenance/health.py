@@ -14,8 +14,9 @@ from typing import Any
 from pyiceberg.table import Table
 
 from lakehouse.durations import format_duration
+from lakehouse.hours import EPOCH, is_hot
 from lakehouse.settings import Settings
-from maintenance.inventory import EPOCH, take_inventory
+from maintenance.inventory import take_inventory
 from maintenance.lease import read_lease
 from maintenance.plan import CompactionOptions
 from maintenance.runner import LAST_RUN_PROPERTY
@@ -90,7 +91,7 @@ def maintenance_lag(
         fresh_small = sum(
             1 for f in item.files if not f.compacted and f.size < options.small_file_bytes
         )
-        if item.end + options.hot_window > now:
+        if is_hot(item.hour, options.hot_window, now):
             small_hot += fresh_small
             continue
         small += fresh_small

@@ -18,33 +18,37 @@ from pyiceberg.table.metadata import TableMetadata
 from pyiceberg.transforms import HourTransform
 from pyiceberg.types import TimestamptzType
 
-from lakehouse.schema import SUMMARY_KIND, SUMMARY_LATE
+from lakehouse import summary as summary_names
+from lakehouse.hours import EPOCH, HOUR, hour_label, hour_of, hour_start
+from lakehouse.summary import KIND as SUMMARY_KIND
+from lakehouse.summary import LATE as SUMMARY_LATE
 from maintenance.parquet import is_compaction_output
 
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-HOUR = timedelta(hours=1)
+# Snapshot summary names of maintenance commits, defined in lakehouse.summary.
+KIND_COMPACTION = summary_names.KIND_COMPACTION
+KIND_MANIFESTS = summary_names.KIND_MANIFESTS
+SUMMARY_COMPACTED_HOURS = summary_names.COMPACTED_HOURS
+SUMMARY_DUPLICATES_REMOVED = summary_names.DUPLICATES_REMOVED
+SUMMARY_GROUP = summary_names.COMPACTION_GROUP
+SUMMARY_RUN = summary_names.MAINTENANCE_RUN
 
-# Snapshot summary keys of compaction commits (``lakehouse.kind`` = ``compaction``).
-KIND_COMPACTION = "compaction"
-KIND_MANIFESTS = "manifest-rewrite"
-SUMMARY_COMPACTED_HOURS = "lakehouse.compacted-hours"
-SUMMARY_DUPLICATES_REMOVED = "lakehouse.duplicates-removed"
-SUMMARY_GROUP = "lakehouse.compaction-group"
-SUMMARY_RUN = "lakehouse.maintenance-run"
-
-
-def hour_start(ordinal: int) -> datetime:
-    """The UTC start of an ``hour(client_ts)`` partition value (hours since the epoch)."""
-    return EPOCH + ordinal * HOUR
-
-
-def hour_label(ordinal: int) -> str:
-    """``2024-05-01T07``: the form writers use in ``lakehouse.late-hours``."""
-    return hour_start(ordinal).strftime("%Y-%m-%dT%H")
-
-
-def hour_of(ts: datetime) -> int:
-    return int((ts - EPOCH) // HOUR)
+__all__ = [
+    "EPOCH",
+    "HOUR",
+    "KIND_COMPACTION",
+    "KIND_MANIFESTS",
+    "SUMMARY_COMPACTED_HOURS",
+    "SUMMARY_DUPLICATES_REMOVED",
+    "SUMMARY_GROUP",
+    "SUMMARY_RUN",
+    "DataFileInfo",
+    "HourFiles",
+    "Inventory",
+    "hour_label",
+    "hour_of",
+    "hour_start",
+    "take_inventory",
+]
 
 
 @dataclass(frozen=True)
@@ -180,7 +184,7 @@ def take_inventory(table: Table) -> Inventory:
                 summary = added.summary if added is not None else None
                 kind = summary.get(SUMMARY_KIND) if summary is not None else None
                 late = summary is not None and (
-                    summary.get(SUMMARY_LATE) == "true" or kind == "late"
+                    summary.get(SUMMARY_LATE) == "true" or kind == summary_names.KIND_LATE
                 )
                 by_hour[hour].append(
                     DataFileInfo(

@@ -18,6 +18,7 @@ from pyiceberg.table import Table
 from pyiceberg.table.metadata import TableMetadata
 
 from lakehouse.errors import UsageError
+from lakehouse.hours import is_hot
 from lakehouse.settings import Settings
 from maintenance.checks import scan_hour
 from maintenance.inventory import (
@@ -44,7 +45,7 @@ class CompactionOptions:
     * ``max_group_bytes``: on-disk bytes of input per rewrite group; memory stays a small
       multiple of it (an hour larger than this is split into several groups).
     * ``hot_window``: an hour stays hot (still receiving on-time data, left alone) until
-      this long after it ends.
+      this long after it ends (:func:`lakehouse.hours.is_hot`).
     * ``deduplicate``: drop rows repeating an ``event_id`` (keeping the earliest ``server_ts``).
     * ``check_data``: read key columns to find unsorted files and duplicates in hours that
       metadata alone does not select.
@@ -213,7 +214,7 @@ def plan_from_inventory(
     for item in inventory.hours:
         if hours is not None and item.hour not in hours:
             continue
-        if item.end + options.hot_window > now:
+        if is_hot(item.hour, options.hot_window, now):
             hot += 1
             continue
         if item.delete_files:

@@ -17,6 +17,8 @@ from pyiceberg.table import Table
 from catalog.commit import commit_with_retries
 from catalog.transaction import begin
 from lakehouse import schema as spec
+from lakehouse import summary
+from lakehouse.hours import hour_label
 from lakehouse.retry import retry_storage
 from lakehouse.storage import storage_error
 from writers.files import write_sorted
@@ -55,10 +57,6 @@ def snapshots_with_key(table: Table, key: str) -> list[int]:
                 props = snap.summary.additional_properties if snap.summary else {}
                 index[snap.snapshot_id] = props.get(spec.SUMMARY_BATCH_KEY)
     return [s.snapshot_id for s in snapshots if index.get(s.snapshot_id) == key]
-
-
-def hour_label(hour: datetime) -> str:
-    return hour.strftime("%Y-%m-%dT%H")
 
 
 def commit_events(
@@ -128,7 +126,7 @@ def _commit_events_once(
                 on_time,
                 {
                     **base,
-                    spec.SUMMARY_KIND: "on-time",
+                    spec.SUMMARY_KIND: summary.KIND_ON_TIME,
                     spec.SUMMARY_IDEMPOTENCY_KEY: f"{key}/on-time",
                 },
             )
@@ -139,7 +137,7 @@ def _commit_events_once(
                 late,
                 {
                     **base,
-                    spec.SUMMARY_KIND: "late",
+                    spec.SUMMARY_KIND: summary.KIND_LATE,
                     spec.SUMMARY_LATE: "true",
                     spec.SUMMARY_LATE_HOURS: ",".join(hour_label(h) for h in late_hours),
                     spec.SUMMARY_IDEMPOTENCY_KEY: f"{key}/late",

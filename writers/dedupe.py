@@ -4,7 +4,7 @@ hours the batch touches (an anti-join over only those hours, never a full scan).
 from __future__ import annotations
 
 from collections import OrderedDict
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import numpy as np
 import polars as pl
@@ -15,12 +15,10 @@ from pyiceberg.table import Table
 from pyiceberg.table.snapshots import Operation
 from pyiceberg.utils.concurrent import ExecutorFactory
 
-from lakehouse import schema as spec
+from lakehouse import summary as summary_names
 from lakehouse.expressions import ts_at_least, ts_before
-from writers.files import HOUR_US, micros
-
-HOUR = timedelta(hours=1)
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+from lakehouse.hours import HOUR, hour_start, hours_of_micros, late_micros
+from writers.files import micros
 
 
 def sort_and_dedupe(batch: pa.Table) -> tuple[pa.Table, int]:
@@ -115,8 +113,8 @@ def distinct_hours(hours: np.ndarray) -> np.ndarray:
 
 def hours_of(client_ts: pa.Array | pa.ChunkedArray) -> list[datetime]:
     """The distinct hour partitions (hour starts, UTC) that timestamps fall in."""
-    hours = distinct_hours(micros(client_ts) // HOUR_US)
-    return [EPOCH + timedelta(hours=int(h)) for h in hours]
+    hours = distinct_hours(hours_of_micros(micros(client_ts)))
+    return [hour_start(int(h)) for h in hours]
 
 
 def hour_ranges_filter(hours: list[datetime]) -> BooleanExpression:
@@ -144,8 +142,8 @@ def committed_ids(table: Table, hours: list[datetime]) -> pa.Array:
 
 
 # Snapshots that never change which ids an hour holds: rewrites by maintenance (which
-# only drop duplicate copies) and manifest rewrites. ``maintenance.inventory`` names them.
-_ID_PRESERVING_KINDS = frozenset({"compaction", "manifest-rewrite"})
+# only drop duplicate copies) and manifest rewrites.
+_ID_PRESERVING_KINDS = summary_names.MAINTENANCE_KINDS
 
 
 class CommittedIds:
@@ -198,7 +196,7 @@ class CommittedIds:
         first = table.metadata.snapshot_by_id(snapshot_ids[0])
         if first is None or first.parent_snapshot_id != self._as_of:
             return
-        hours = micros(rows.column("client_ts")) // HOUR_US
+        hours = hours_of_micros(micros(rows.column("client_ts")))
         ids = pc.cast(rows.column("event_id"), pa.large_string()).combine_chunks()
         for h in distinct_hours(hours).tolist():
             if h in self._hours:
@@ -225,7 +223,7 @@ class CommittedIds:
             if snap is None:
                 return False  # the chain is broken (expired): start over
             summary = snap.summary
-            kind = summary.additional_properties.get(spec.SUMMARY_KIND) if summary else None
+            kind = summary.additional_properties.get(summary_names.KIND) if summary else None
             if not (
                 (summary is not None and summary.operation == Operation.REPLACE)
                 or kind in _ID_PRESERVING_KINDS
@@ -236,14 +234,14 @@ class CommittedIds:
 
     def _load(self, table: Table, hours: list[int]) -> None:
         self.scans += len(hours)
-        starts = [EPOCH + timedelta(hours=h) for h in hours]
+        starts = [hour_start(h) for h in hours]
         rows = table.scan(
             row_filter=hour_ranges_filter(starts), selected_fields=("event_id", "client_ts")
         ).to_arrow()
         for h in hours:
             self._hours[h] = []
         if rows.num_rows:
-            found = micros(rows.column("client_ts")) // HOUR_US
+            found = hours_of_micros(micros(rows.column("client_ts")))
             ids = pc.cast(rows.column("event_id"), pa.large_string()).combine_chunks()
             for h in hours:
                 part = ids.filter(pa.array(found == h))
@@ -268,7 +266,7 @@ def drop_committed(
     if cache is None:
         existing = committed_ids(table, hours_of(batch.column("client_ts")))
     else:
-        hours = distinct_hours(micros(batch.column("client_ts")) // HOUR_US).tolist()
+        hours = distinct_hours(hours_of_micros(micros(batch.column("client_ts")))).tolist()
         existing = cache.lookup(table, hours)
     if len(existing) == 0:
         return batch, 0
@@ -280,7 +278,7 @@ def drop_committed(
 
 def late_mask(batch: pa.Table, allowed_lateness: timedelta) -> pa.Array:
     """True where the event's hour partition was closed when it was received: the hour's
-    end plus the allowed lateness is at or before its receipt time (``server_ts``)."""
-    hour_start = micros(batch.column("client_ts")) // HOUR_US * HOUR_US
-    closes = hour_start + HOUR_US + allowed_lateness // timedelta(microseconds=1)
-    return pa.array(closes <= micros(batch.column("server_ts")))
+    end plus the allowed lateness is at or before its receipt time (``server_ts``); the
+    rule of :mod:`lakehouse.hours`."""
+    client, server = micros(batch.column("client_ts")), micros(batch.column("server_ts"))
+    return pa.array(late_micros(client, server, allowed_lateness))

@@ -21,8 +21,7 @@ from pyiceberg.utils.concurrent import ExecutorFactory
 from pyiceberg.utils.properties import property_as_int
 
 from lakehouse.datafiles import to_schema, write_hour_file
-
-HOUR_US = 3_600_000_000
+from lakehouse.hours import hours_of_micros
 
 
 def micros(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
@@ -36,7 +35,7 @@ def hour_slices(batch: pa.Table) -> Iterator[tuple[int, pa.Table]]:
     """(hours since epoch, rows) for each hour, from a batch sorted by ``client_ts``."""
     if batch.num_rows == 0:
         return
-    hours = micros(batch.column("client_ts")) // HOUR_US
+    hours = hours_of_micros(micros(batch.column("client_ts")))
     cuts = np.flatnonzero(np.diff(hours)) + 1
     starts = np.concatenate(([0], cuts))
     ends = np.concatenate((cuts, [len(hours)]))

@@ -20,9 +20,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pyiceberg.catalog import Catalog
 
+from lakehouse.hours import hour_label
 from lakehouse.schema import TIMESTAMP_ARROW
 from lakehouse.settings import Settings
-from lakehouse.tables import EventTables, ensure_tables
+from lakehouse.summary import KIND_REJECTS
+from lakehouse.tables import EventTables, open_tables
 from writers import commit, dedupe, evolution
 from writers.fold import fold_into_properties
 from writers.normalize import normalize
@@ -62,6 +64,11 @@ class EventWriter:
     committed when the buffer holds ``max_records`` rows or ``max_bytes`` bytes, when its
     oldest row is ``max_age`` old (checked on each ``write`` and by ``flush_if_due``), on
     ``flush()`` and on close. Each commit returns a :class:`WriteResult`.
+
+    The table and its companions are created when missing (``create=True``, the
+    default, as an application's writer expects); ``create=False`` refuses a missing
+    table with a :class:`~lakehouse.errors.ConfigError` instead (the CLI's behaviour).
+    A companion's name (``..._ingested``, ``..._rejected``, ``..._ordered``) is refused.
     """
 
     def __init__(
@@ -70,6 +77,7 @@ class EventWriter:
         *,
         catalog: Catalog | None = None,
         tables: EventTables | None = None,
+        create: bool = True,
         max_records: int | None = None,
         max_bytes: int | None = None,
         max_age: float | None = None,
@@ -78,11 +86,7 @@ class EventWriter:
     ) -> None:
         self.settings = settings or Settings.from_env()
         if tables is None:
-            if catalog is None:
-                from catalog import open_catalog
-
-                catalog = open_catalog(self.settings)
-            tables, _ = ensure_tables(catalog, self.settings.table)
+            tables = open_tables(self.settings, create=create, catalog=catalog)
         self.tables = tables
         self.max_records = max_records or self.settings.buffer_max_records
         self.max_bytes = max_bytes or self.settings.buffer_max_bytes
@@ -218,7 +222,7 @@ class EventWriter:
                 self.tables.rejected,
                 rejects_to_arrow(to_store, batch_key=key, at=self._clock()),
                 key=key,
-                kind="rejects",
+                kind=KIND_REJECTS,
             )
         result = WriteResult(
             records_read=buf.records,
@@ -233,7 +237,7 @@ class EventWriter:
             new_columns=tuple(added),
             fields_folded=len(plan.folded),
             warnings=(warning,) if (warning := plan.warning()) else (),
-            late_hours=tuple(commit.hour_label(h) for h in late_hours),
+            late_hours=tuple(hour_label(h) for h in late_hours),
             seconds=time.perf_counter() - started,
         )
         assert (

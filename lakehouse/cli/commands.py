@@ -28,13 +28,9 @@ def register(group: click.Group) -> None:
 
 
 def _open(settings: Settings, *, create: bool) -> Any:
-    from catalog import open_catalog
-    from lakehouse.tables import ensure_tables, load_tables
+    from lakehouse.tables import open_tables
 
-    cat = open_catalog(settings)
-    if create:
-        return ensure_tables(cat, settings.table)[0]
-    return load_tables(cat, settings.table)
+    return open_tables(settings, create=create)
 
 
 @click.command()
@@ -109,11 +105,12 @@ def run_ingest(
     *,
     show_progress: bool = True,
     max_files_per_commit: int = 2000,
+    create: bool = False,
 ) -> Any:
     from writers import EventWriter
     from writers.ingest import ingest as ingest_files
 
-    tables = _open(settings, create=True)
+    tables = _open(settings, create=create)
     writer = EventWriter(
         settings, tables=tables, max_records=1 << 62, max_bytes=1 << 62, max_age=1e12
     )
@@ -137,17 +134,28 @@ def run_ingest(
     show_default=True,
     help="Files grouped into one commit (a group is also capped at 64 MB of input).",
 )
+@click.option(
+    "--create",
+    is_flag=True,
+    help="Create the table and its companions when missing (as `lakehouse init` does); "
+    "without it a missing table is an error.",
+)
 @settings_options
 @json_option
 def ingest(
-    paths: tuple[str, ...], max_files_per_commit: int, settings: Settings, json_output: bool
+    paths: tuple[str, ...],
+    max_files_per_commit: int,
+    create: bool,
+    settings: Settings,
+    json_output: bool,
 ) -> None:
     """Ingest newline-delimited JSON files from a landing zone, exactly once per file.
 
     PATHS are files or folders (searched recursively) of .ndjson, .jsonl or .json files,
     gzip-compressed or not; they are read in key order and grouped into few commits.
     Files already ingested are skipped, so re-running over the same landing zone commits
-    nothing new, and a run that was killed can simply be run again.
+    nothing new, and a run that was killed can simply be run again. The table must exist
+    (`lakehouse init`), unless --create is given.
 
     Exit code 1 when some records were rejected: they are kept in the NAME_rejected table
     with the reason, file and line. After exit 75 (catalog unavailable) run it again:
@@ -158,6 +166,7 @@ def ingest(
         settings,
         show_progress=not json_output,
         max_files_per_commit=max_files_per_commit,
+        create=create,
     )
     data = result.to_dict()
     if json_output:
@@ -206,7 +215,7 @@ def demo(
     if not json_output:
         click.echo(f"generating {events:,} events over {days} day(s) into {root} ...")
     zone = write_landing(root, DemoSpec(events=events, days=days, seed=seed))
-    result = run_ingest([str(root)], settings, show_progress=not json_output)
+    result = run_ingest([str(root)], settings, show_progress=not json_output, create=True)
     from lakehouse.health import health as table_health
 
     report = table_health(_open(settings, create=False), settings)

@@ -160,10 +160,9 @@ def _maintenance_options(settings: Settings, kw: dict[str, Any]) -> Any:
 
 
 def _events_table(settings: Settings) -> Any:
-    from catalog import open_catalog
-    from lakehouse.tables import load_tables
+    from lakehouse.tables import open_events_table
 
-    return load_tables(open_catalog(settings), settings.table).events
+    return open_events_table(settings)
 
 
 def _reporter(json_output: bool) -> Any:

@@ -1,8 +1,8 @@
 """How late events arrive: per client-time hour, or grouped by any column.
 
 An event is **late** when its hour partition had closed when it was received:
-``hour_end(client_ts) + allowed_lateness <= server_ts`` (the writer's rule, with
-``LAKEHOUSE_ALLOWED_LATENESS``). The delay is ``server_ts - client_ts`` in seconds.
+``hour_end(client_ts) + allowed_lateness <= server_ts`` (the writer's rule, defined in
+:mod:`lakehouse.hours`, with ``LAKEHOUSE_ALLOWED_LATENESS``). The delay is ``server_ts - client_ts`` in seconds.
 Quantiles are linear interpolations between the closest ranks.
 """
 
@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from lakehouse.errors import UsageError
+from lakehouse.hours import hour_expr, late_expr
 from lakehouse.read.source import events
 from lakehouse.settings import Settings
 
@@ -26,10 +27,9 @@ def _flags(lf: pl.LazyFrame, allowed_lateness: timedelta) -> pl.LazyFrame:
 
     if allowed_lateness < timedelta(0):
         raise UsageError("allowed_lateness must not be negative")
-    hour = pl.col("client_ts").dt.truncate("1h")
     return lf.with_columns(
-        hour=hour,
-        _late=(hour + timedelta(hours=1) + allowed_lateness) <= pl.col("server_ts"),
+        hour=hour_expr(pl.col("client_ts")),
+        _late=late_expr(pl.col("client_ts"), pl.col("server_ts"), allowed_lateness),
         _delay=(pl.col("server_ts") - pl.col("client_ts")).dt.total_microseconds() / 1e6,
     )
 

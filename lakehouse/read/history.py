@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from lakehouse import summary as summary_names
 from lakehouse.read.source import open_events_table
 from lakehouse.settings import Settings
 
@@ -12,7 +13,7 @@ if TYPE_CHECKING:
     from pyiceberg.table import Table
 
 # ``lakehouse.kind`` values written by maintenance, and operations only maintenance uses.
-MAINTENANCE_KINDS = frozenset({"compaction", "manifest-rewrite"})
+MAINTENANCE_KINDS = summary_names.MAINTENANCE_KINDS
 MAINTENANCE_OPERATIONS = frozenset({"replace"})
 
 SNAPSHOT_COLUMNS = (
@@ -33,7 +34,7 @@ SNAPSHOT_COLUMNS = (
 
 def category(kind: str | None, operation: str | None) -> str:
     """``on-time``, ``late``, ``maintenance`` or ``other`` for a snapshot."""
-    if kind in {"on-time", "late"}:
+    if kind in summary_names.WRITER_KINDS:
         return kind
     if kind in MAINTENANCE_KINDS or operation in MAINTENANCE_OPERATIONS:
         return "maintenance"

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from lakehouse.hours import HOUR_US
 from lakehouse.read.history import snapshot_frame
 from lakehouse.read.source import check_snapshot, open_events_table
 from lakehouse.settings import Settings
@@ -43,7 +44,7 @@ def _hour_column(hours: pl.Expr) -> pl.Expr:
     """Iceberg's hour transform (hours since the epoch) as a UTC datetime."""
     import polars as pl
 
-    return (hours.cast(pl.Int64) * 3_600_000_000).cast(pl.Datetime("us", "UTC"))
+    return (hours.cast(pl.Int64) * HOUR_US).cast(pl.Datetime("us", "UTC"))
 
 
 def frames_for(table: Table, *, snapshot_id: int | None = None) -> TableHealthFrames:

@@ -23,12 +23,11 @@ PLANNER_ENV = "POLARS_ICEBERG_PLANNER"
 
 
 def open_events_table(settings: Settings | None = None) -> Table:
-    """The events table the settings name (a clear error says to run ``lakehouse init``)."""
-    from catalog import open_catalog
-    from lakehouse.tables import load_tables
+    """The events table the settings name (a clear error says to run ``lakehouse init``);
+    :func:`lakehouse.tables.open_events_table`."""
+    from lakehouse.tables import open_events_table as open_table
 
-    settings = settings or Settings.from_env()
-    return load_tables(open_catalog(settings), settings.table).events
+    return open_table(settings)
 
 
 def as_utc(value: datetime | None, name: str) -> datetime | None:

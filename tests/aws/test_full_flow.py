@@ -209,6 +209,7 @@ def flow(glue_lake: GlueLake, tmp_path_factory: pytest.TempPathFactory) -> Flow:
         local_ingest = run_cli(
             "ingest",
             str(local_root / "landing"),
+            "--create",
             "--home",
             str(local.home),
             "--table",

@@ -80,7 +80,9 @@ def test_missing_bucket_is_a_clear_error(
     moto_server: MotoServer, bucket: str, home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings_via(moto_server.endpoint, moto_server, bucket, monkeypatch)
-    result = CliRunner().invoke(cli, ["ingest", "s3://no-such-bucket/landing", "--json"])
+    result = CliRunner().invoke(
+        cli, ["ingest", "s3://no-such-bucket/landing", "--create", "--json"]
+    )
     assert result.exit_code == 2, result.output
     error = json.loads(result.stderr)
     assert error["type"] == "ConfigError" and "'no-such-bucket' does not exist" in error["message"]
@@ -125,7 +127,8 @@ def test_access_denied_mid_ingest_then_rerun_is_exactly_once(
     plan.rule = deny_after_some_writes
     runner = CliRunner()
     denied = runner.invoke(
-        cli, ["ingest", f"s3://{bucket}/landing", "--max-files-per-commit", "2", "--json"]
+        cli,
+        ["ingest", f"s3://{bucket}/landing", "--create", "--max-files-per-commit", "2", "--json"],
     )
     assert denied.exit_code == 2, denied.output
     assert "access denied" in json.loads(denied.stderr)["message"]

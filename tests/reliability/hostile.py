@@ -31,6 +31,7 @@ HOSTILE_TABLES = (
     "analytics.ev ents", "analytics.1events", "analytics.événements", "a" * 129 + ".b",
     "analytics.events--", "%2e%2e.events", "analytics.e$vents",
 )  # fmt: skip
+COMPANION_TABLES = ("analytics.events_ingested", "analytics.events_rejected", "x.y_ordered")
 HOSTILE_FILE_NAMES = (
     "a'b;c.ndjson", "sp ace.ndjson", "%41%2e%2e.ndjson", "new\nline.ndjson", "ü-☃.ndjson",
     "#hash.ndjson", "?q=1.ndjson", "--help.ndjson", "$(echo pwn).ndjson", "back\\slash.ndjson",
@@ -72,6 +73,11 @@ def check_table_names(
             ["health", "--json"], target, workdir / "logs", f"table-env-{i}", LAKEHOUSE_TABLE=text
         )
         _clean_failure(proc, figures, f"LAKEHOUSE_TABLE={text!r}")
+    for i, text in enumerate(COMPANION_TABLES):  # valid names, but a companion's
+        proc = run_lakehouse(
+            ["init", "--json", "--table", text], target, workdir / "logs", f"companion-{i}"
+        )
+        _clean_failure(proc, figures, f"init --table {text!r} (a companion's name)")
     created = [p for p in workdir.rglob("*") if p not in before and "logs" not in p.parts]
     if created:
         figures.violation("invariant_breaks", f"refused table names still created {created[:3]}")
@@ -292,7 +298,10 @@ def check_file_names(target: Target, workdir: Path, figures: Figures) -> None:
         bad.add((file_uri(path), 4))
     for attempt in range(2):
         proc = run_lakehouse(
-            ["ingest", str(zone.parent), "--json"], target, workdir / "logs", f"files-{attempt}"
+            ["ingest", str(zone.parent), "--json", "--create"],
+            target,
+            workdir / "logs",
+            f"files-{attempt}",
         )
         figures.hostile_cases += 1
         if proc.popen.returncode not in (0, 1) or "Traceback" in proc.stderr:

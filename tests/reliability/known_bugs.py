@@ -29,7 +29,10 @@ def deep_nesting_crashes_ingest(workdir: Path) -> str | None:
     )
     (zone / "f.ndjson").write_text(good + "\n" + deep + "\n")
     proc = run_lakehouse(
-        ["ingest", str(zone), "--json"], Target(workdir / "home"), workdir / "logs", "deep"
+        ["ingest", str(zone), "--json", "--create"],
+        Target(workdir / "home"),
+        workdir / "logs",
+        "deep",
     )
     if proc.popen.returncode in (0, 1) and "Traceback" not in proc.stderr:
         return None

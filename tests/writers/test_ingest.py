@@ -126,6 +126,7 @@ def test_cli_ingest_json_summary_and_exit_codes(home: Path, tmp_path: Path) -> N
     runner = CliRunner()
     zone = tmp_path / "landing"
     write_zone(zone, files=2)
+    assert runner.invoke(cli, ["init"]).exit_code == 0  # ingest never creates the table
     ok = runner.invoke(cli, ["ingest", str(zone), "--json"])
     assert ok.exit_code == 0, ok.output
     summary = json.loads(ok.stdout)

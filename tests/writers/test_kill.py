@@ -47,6 +47,7 @@ def run_ingest(zone: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
         "lakehouse.cli.main",
         "ingest",
         str(zone),
+        "--create",
         "--max-files-per-commit",
         "2",
         "--json",
