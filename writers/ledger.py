@@ -16,11 +16,12 @@ from typing import Any
 
 import pyarrow as pa
 
+from lakehouse import summary
 from lakehouse.schema import INGESTED_SCHEMA
 from writers import commit
 from writers.sources.base import Position
 
-KIND = "ingested"
+KIND = summary.KIND_INGESTED
 """The snapshot kind of the ledger's commits."""
 
 
