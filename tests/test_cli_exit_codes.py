@@ -97,7 +97,7 @@ def test_the_mapping_of_errors_to_exit_codes() -> None:
 
 
 def test_success_and_rejected_records(home: Path, tmp_path: Path) -> None:
-    ok = _invoke("ingest", str(_zone(tmp_path / "good", good=6, bad=0)), "--json")
+    ok = _invoke("ingest", str(_zone(tmp_path / "good", good=6, bad=0)), "--create", "--json")
     assert ok.exit_code == 0, ok.output
     assert _one_json_line(ok.stdout)["records_written"] == 6 and ok.stderr == ""
     partial = _invoke("ingest", str(_zone(tmp_path / "bad", good=0, bad=2)), "--json")

@@ -31,7 +31,7 @@ EXIT_USAGE = ExitCode.USAGE
 EXIT_INTERNAL = ExitCode.INTERNAL
 EXIT_UNAVAILABLE = ExitCode.UNAVAILABLE
 
-_PRETTY_KEY = "lakehouse.pretty"
+_PRETTY_KEY = "lakehouse-cli.pretty"
 
 
 def settings_options(func: F) -> F:

@@ -33,7 +33,7 @@ Errors go to stderr; under --json as one JSON line {"type", "message", "retryabl
 "exit_code"}. Results under --json are one JSON line each (indented on a terminal or
 with --pretty)."""
 
-_ARGS_KEY = "lakehouse.args"
+_ARGS_KEY = "lakehouse-cli.args"
 
 
 def with_exit_codes_help(command: click.Command) -> None:

@@ -12,7 +12,7 @@ from lakehouse.settings import Settings
 
 def _rows(settings: Settings) -> list[dict[str, Any]]:
     from lakehouse.read.history import snapshot_rows
-    from lakehouse.read.source import open_events_table
+    from lakehouse.tables import open_events_table
 
     return snapshot_rows(open_events_table(settings))
 

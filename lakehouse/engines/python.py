@@ -20,8 +20,7 @@ def maintain_in_process(
     should_stop: Callable[[], bool] | None = None,
 ) -> RunResult:
     """Run the maintenance jobs in this process on the settings' events table."""
-    from catalog import open_catalog
-    from lakehouse.tables import load_tables
+    from lakehouse.tables import open_events_table
 
-    table = load_tables(open_catalog(settings), settings.table).events
+    table = open_events_table(settings)
     return run_maintenance(table, options, reporter=reporter, should_stop=should_stop)

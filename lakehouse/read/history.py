@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from lakehouse import summary as summary_names
-from lakehouse.read.source import open_events_table
 from lakehouse.settings import Settings
+from lakehouse.tables import open_events_table
 
 if TYPE_CHECKING:
     import polars as pl

@@ -172,7 +172,7 @@ def compact_with_athena(
     should_stop: Callable[[], bool] | None = None,
 ) -> CompactionResult:
     """Carry out ``plan`` with one ``OPTIMIZE`` per planned hour (see the module doc)."""
-    from lakehouse.read.source import open_events_table
+    from lakehouse.tables import open_events_table
 
     return execute_optimize(
         table or open_events_table(settings),
@@ -193,7 +193,7 @@ def vacuum_with_athena(
     dry_run: bool = False,
 ) -> ExpiryResult:
     """``VACUUM`` the events table; ``snapshots_expired`` counted from the metadata."""
-    from lakehouse.read.source import open_events_table
+    from lakehouse.tables import open_events_table
 
     return execute_vacuum(
         table or open_events_table(settings),
@@ -275,7 +275,7 @@ def run_maintenance_with_athena(
     ``vacuum_min_snapshots_to_keep``, not from ``options``); ``manifests`` has no Athena
     statement and is skipped. A job ``jobs`` does not know is a
     :class:`~lakehouse.errors.UsageError`."""
-    from lakehouse.read.source import open_events_table
+    from lakehouse.tables import open_events_table
     from maintenance import MaintenanceOptions
     from maintenance.runner import run_jobs
 

@@ -143,7 +143,7 @@ def run_maintenance_with_trino(
     :class:`~maintenance.JobFailure` and the next job still runs; a job ``jobs`` does not
     know is a :class:`~lakehouse.errors.UsageError`. ``hours_per_statement``: contiguous
     planned hours per ``optimize`` (1: one statement per planned hour)."""
-    from lakehouse.read.source import open_events_table
+    from lakehouse.tables import open_events_table
 
     opts = options or MaintenanceOptions()
     events = table or open_events_table(settings)

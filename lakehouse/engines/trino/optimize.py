@@ -141,7 +141,7 @@ def compact_with_trino(
     :func:`session_properties` (one is opened on ``port`` otherwise)."""
     if dry_run:
         return dry_run_result(plan)
-    from lakehouse.read.source import open_events_table
+    from lakehouse.tables import open_events_table
 
     table = table or open_events_table(settings)
     todo, lone = statements(plan, hours_per_statement)
