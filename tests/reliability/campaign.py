@@ -24,7 +24,7 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
-from tests.reliability import faults, hostile, known_bugs, leaks
+from tests.reliability import faults, hardening, hostile, known_bugs, leaks
 from tests.reliability.crash import crash_campaign
 from tests.reliability.fuzz import fuzz
 from tests.reliability.harness import Figures, Target, postgres_target, sqlite_target
@@ -162,6 +162,15 @@ def run(minutes: float, workdir: Path, *, seed: int, use_postgres: bool) -> Figu
             hostile.check_table_names(target, base / "names", out)
             hostile.check_event_names(target, base, out)
             hostile.check_file_names(target, base, out)
+            hardening.check_orphan_window(
+                sqlite_target(base / "orphans" / "home"), base / "orphans", out
+            )
+            hardening.check_companion_names(target, base / "companions", out)
+            hardening.check_column_explosion(
+                sqlite_target(base / "wide" / "home"), base / "wide", out
+            )
+            if server is not None:
+                hardening.check_password_forms(server, base / "pwforms", out)
             if server is not None:
                 leaks.check_postgres_secrets(server, base / "pg", out, database="secrets")
             try:
