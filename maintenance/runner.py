@@ -25,7 +25,11 @@ from maintenance.errors import LeaseHeldError
 from maintenance.expire import DEFAULT_RETENTION, expire_snapshots
 from maintenance.lease import DEFAULT_LEASE_TTL, TableLease
 from maintenance.manifests import DEFAULT_MAX_MANIFESTS, rewrite_manifests
-from maintenance.orphans import DEFAULT_ORPHAN_RETENTION, remove_orphan_files
+from maintenance.orphans import (
+    DEFAULT_ORPHAN_RETENTION,
+    check_orphan_retention,
+    remove_orphan_files,
+)
 from maintenance.paths import DeleteFn
 from maintenance.plan import CompactionOptions
 from maintenance.progress import NullReporter, ProgressReporter
@@ -50,6 +54,7 @@ class MaintenanceOptions:
     lease: bool = True
     lease_ttl: timedelta = DEFAULT_LEASE_TTL
     jobs: tuple[str, ...] = JOBS
+    force: bool = False  # accept an orphan retention under 24 hours
 
     def __post_init__(self) -> None:
         unknown = set(self.jobs) - set(JOBS)
@@ -61,6 +66,8 @@ class MaintenanceOptions:
             raise UsageError("--retain-last must be at least 1")
         if min(self.snapshot_retention, self.orphan_retention) < timedelta(0):
             raise UsageError("retention windows cannot be negative")
+        if "orphans" in self.jobs and not self.dry_run:
+            check_orphan_retention(self.orphan_retention, force=self.force)
 
 
 @dataclass(frozen=True)
@@ -233,7 +240,12 @@ def _run_job(
             delete=delete,
         )
     return remove_orphan_files(
-        table, older_than=options.orphan_retention, now=now, dry_run=options.dry_run, delete=delete
+        table,
+        older_than=options.orphan_retention,
+        now=now,
+        dry_run=options.dry_run,
+        delete=delete,
+        force=options.force,
     )
 
 
