@@ -41,7 +41,6 @@ from maintenance.orphans import remove_orphan_files
 from maintenance.paths import DeleteFn
 from maintenance.plan import CompactionOptions, CompactionPlan, RewriteGroup, plan_compaction
 from maintenance.progress import LogReporter, NullReporter, ProgressReporter, RichReporter
-from maintenance.rollback import RollbackResult, repair_to, rollback_to
 from maintenance.results import (
     CompactionResult,
     ExpiryResult,
@@ -51,6 +50,7 @@ from maintenance.results import (
     OrphanResult,
     RunResult,
 )
+from maintenance.rollback import RollbackResult, repair_to, rollback_to
 from maintenance.runner import LAST_RUN_PROPERTY, MaintenanceOptions, run_maintenance
 
 __all__ = [
