@@ -32,6 +32,7 @@ from pyiceberg.manifest import DataFile, DataFileContent
 from pyiceberg.table import Table
 from pyiceberg.table.snapshots import Snapshot, ancestors_of
 
+from lakehouse.errors import ConfigError
 from lakehouse.schema import SORT_COLUMNS, SUMMARY_BATCH_KEY
 from lakehouse.settings import TableName
 from lakehouse.tables import INGESTED_SUFFIX, REJECTED_SUFFIX
@@ -115,9 +116,10 @@ class _Files:
 
 @dataclass
 class _Walk:
-    """Per snapshot: its missing files; and every live file the snapshots reference."""
+    """Per snapshot: its missing (or unreadable) files as (problem kind, what, path); and
+    every live file the snapshots reference."""
 
-    missing: dict[int, list[tuple[str, str]]] = field(default_factory=dict)
+    missing: dict[int, list[tuple[str, str, str]]] = field(default_factory=dict)
     data_files: dict[str, DataFile] = field(default_factory=dict)
 
 
@@ -125,26 +127,35 @@ def _walk(table: Table, snapshots: Iterable[Snapshot], files: _Files) -> _Walk:
     out = _Walk()
     entries: dict[str, list[DataFile]] = {}
     for snapshot in snapshots:
-        missing: list[tuple[str, str]] = []
+        missing: list[tuple[str, str, str]] = []
         out.missing[snapshot.snapshot_id] = missing
         if not files.exists(snapshot.manifest_list):
-            missing.append(("manifest list", snapshot.manifest_list))
+            missing.append((MISSING_FILE, "manifest list", snapshot.manifest_list))
             continue
-        for manifest in snapshot.manifests(table.io):
+        try:
+            manifests = snapshot.manifests(table.io)
+        except Exception as exc:  # a damaged manifest list is the finding, not a crash
+            missing.append((UNREADABLE_FILE, f"manifest list ({exc})", snapshot.manifest_list))
+            continue
+        for manifest in manifests:
             path = manifest.manifest_path
             if not files.exists(path):
-                missing.append(("manifest", path))
+                missing.append((MISSING_FILE, "manifest", path))
                 continue
             if path not in entries:
-                entries[path] = [
-                    e.data_file
-                    for e in manifest.fetch_manifest_entry(table.io, discard_deleted=True)
-                ]
+                try:
+                    entries[path] = [
+                        e.data_file
+                        for e in manifest.fetch_manifest_entry(table.io, discard_deleted=True)
+                    ]
+                except Exception as exc:
+                    missing.append((UNREADABLE_FILE, f"manifest ({exc})", path))
+                    continue
             for df in entries[path]:
                 out.data_files.setdefault(df.file_path, df)
                 if not files.exists(df.file_path):
-                    kind = "data file" if df.content == DataFileContent.DATA else "delete file"
-                    missing.append((kind, df.file_path))
+                    what = "data file" if df.content == DataFileContent.DATA else "delete file"
+                    missing.append((MISSING_FILE, what, df.file_path))
     return out
 
 
@@ -173,19 +184,23 @@ def check_table(
 
     Unless ``deep``, the order of ``sample`` live data files is checked (chosen at random
     with ``seed``: the same table and seed give the same files) and no footer is read."""
-    table = catalog.load_table(name.identifier)
+    try:
+        table = catalog.load_table(name.identifier)
+    except NoSuchTableError as exc:
+        raise ConfigError(
+            f"table {name} does not exist in this catalog: run `lakehouse init --table {name}`"
+        ) from exc
     problems: list[Problem] = []
     files = _Files(table.io)
     metadata = table.metadata
     walk = _walk(table, metadata.snapshots, files)
     reported: set[str] = set()
     for snapshot_id, missing in walk.missing.items():
-        for what, path in missing:
+        for kind, what, path in missing:
             if path not in reported:
                 reported.add(path)
-                problems.append(
-                    Problem(MISSING_FILE, f"{what} missing (snapshot {snapshot_id})", path)
-                )
+                state = "missing" if kind == MISSING_FILE else "unreadable"
+                problems.append(Problem(kind, f"{what} {state} (snapshot {snapshot_id})", path))
     current = metadata.current_snapshot()
     live: list[DataFile] = []
     if current is not None:

@@ -212,3 +212,20 @@ def test_a_missing_companion_and_a_log_ahead_of_the_table(lake: Lake) -> None:
     open_catalog(lake.settings).drop_table(lake.settings.table.sibling("rejected").identifier)
     code, body, _ = _check()
     assert code == 1 and _kinds(body) == {"ingest-log-ahead", "companion-missing"}
+
+
+def test_a_damaged_manifest_list_is_reported_not_raised(lake: Lake) -> None:
+    table = lake.table()
+    snapshot = table.current_snapshot()
+    assert snapshot is not None
+    Path(canonical(snapshot.manifest_list)).write_bytes(b"not avro at all")
+    code, body, _ = _check()
+    assert code == 1
+    assert {(p["kind"], canonical(p["path"])) for p in body["problems"]} == {
+        ("unreadable-file", canonical(snapshot.manifest_list))
+    }
+
+
+def test_an_unknown_table_is_a_usage_error(lake: Lake) -> None:
+    result = CliRunner().invoke(cli, ["check", "--table", "analytics.nope"])
+    assert result.exit_code == 2 and "lakehouse init" in result.stderr
