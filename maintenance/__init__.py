@@ -16,6 +16,7 @@ out the same :class:`CompactionPlan`: each :class:`RewriteGroup` names its hour 
 (:meth:`RewriteGroup.sql_predicate`).
 """
 
+from maintenance.check import CheckResult, Problem, check_table, last_good_snapshot
 from maintenance.compact import compact
 from maintenance.errors import (
     LeaseHeldError,
@@ -50,6 +51,7 @@ from maintenance.results import (
     OrphanResult,
     RunResult,
 )
+from maintenance.rollback import RollbackResult, repair_to, rollback_to
 from maintenance.runner import LAST_RUN_PROPERTY, run_maintenance
 
 __all__ = [
@@ -60,6 +62,7 @@ __all__ = [
     "LEASE_PROPERTY",
     "SUMMARY_COMPACTED_HOURS",
     "SUMMARY_DUPLICATES_REMOVED",
+    "CheckResult",
     "CompactionOptions",
     "CompactionPlan",
     "CompactionResult",
@@ -82,19 +85,25 @@ __all__ = [
     "ManifestResult",
     "NullReporter",
     "OrphanResult",
+    "Problem",
     "ProgressReporter",
     "RewriteConflictError",
     "RewriteGroup",
     "RichReporter",
+    "RollbackResult",
     "RunResult",
     "TableLease",
+    "check_table",
     "compact",
     "expire_snapshots",
+    "last_good_snapshot",
     "maintenance_lag",
     "plan_compaction",
     "read_lease",
     "remove_orphan_files",
+    "repair_to",
     "rewrite_manifests",
+    "rollback_to",
     "run_maintenance",
     "snapshots_to_expire",
     "take_inventory",

@@ -16,6 +16,7 @@ from pyiceberg.table import Table
 from lakehouse.durations import format_duration
 from lakehouse.hours import EPOCH, is_hot
 from lakehouse.settings import Settings
+from maintenance.check import read_last_check
 from maintenance.inventory import take_inventory
 from maintenance.lease import read_lease
 from maintenance.plan import CompactionOptions
@@ -46,6 +47,9 @@ class MaintenanceLag:
     last_run_ok: bool | None
     lease_holder: str | None
     lease_expires_at: datetime | None
+    last_check_at: str | None = None  # `lakehouse check`: when, whether whole, problems found
+    last_check_ok: bool | None = None
+    last_check_problems: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -106,6 +110,7 @@ def maintenance_lag(
     last_run = _last_run(table)
     finished = _parse_time(last_run.get("finished_at")) if last_run else None
     lease = read_lease(table)
+    last_check = read_last_check(table) or {}
     return MaintenanceLag(
         table=inventory.table,
         checked_at=now,
@@ -127,6 +132,9 @@ def maintenance_lag(
         last_run_ok=bool(last_run.get("ok")) if last_run else None,
         lease_holder=lease.owner if lease and not lease.expired(now) else None,
         lease_expires_at=lease.expires_at if lease and not lease.expired(now) else None,
+        last_check_at=last_check.get("checked_at"),
+        last_check_ok=last_check.get("ok"),
+        last_check_problems=last_check.get("problems"),
     )
 
 

@@ -24,7 +24,7 @@ from lakehouse.errors import UsageError
 from maintenance.expire import DEFAULT_RETENTION
 from maintenance.lease import DEFAULT_LEASE_TTL
 from maintenance.manifests import DEFAULT_MAX_MANIFESTS
-from maintenance.orphans import DEFAULT_ORPHAN_RETENTION
+from maintenance.orphans import DEFAULT_ORPHAN_RETENTION, check_orphan_retention
 from maintenance.plan import CompactionOptions
 
 if TYPE_CHECKING:
@@ -161,6 +161,7 @@ def _orphans(run: JobRun[PythonState]) -> Any:
         now=run.now,
         dry_run=run.options.dry_run,
         delete=run.state.delete,
+        force=run.options.force,
     )
 
 
@@ -190,6 +191,7 @@ class MaintenanceOptions:
     lease: bool = True
     lease_ttl: timedelta = DEFAULT_LEASE_TTL
     jobs: tuple[str, ...] | None = None  # None: every job of the runner, in its order
+    force: bool = False  # accept an orphan retention under 24 hours
 
     def __post_init__(self) -> None:
         unknown = set(self.jobs or ()) - set(JOBS)
@@ -201,3 +203,5 @@ class MaintenanceOptions:
             raise UsageError("--retain-last must be at least 1")
         if min(self.snapshot_retention, self.orphan_retention) < timedelta(0):
             raise UsageError("retention windows cannot be negative")
+        if (self.jobs is None or "orphans" in self.jobs) and not self.dry_run:
+            check_orphan_retention(self.orphan_retention, force=self.force)

@@ -2,7 +2,9 @@
 
 A file is an orphan when no snapshot (of any branch or tag), manifest, metadata log entry
 or statistics file references it. Writes in flight look exactly like orphans, so only
-orphans older than the retention window (default 3 days, the Iceberg norm) are deleted.
+orphans older than the retention window (default 3 days, the Iceberg norm) are deleted,
+and a window under 24 hours is refused unless forced (Iceberg's own Spark procedure refuses
+it too): a commit that takes longer than the window would lose its files.
 Only Iceberg file kinds are considered (Parquet/ORC/Avro data, Avro manifests and
 manifest lists, metadata JSON, Puffin statistics); anything else is left alone.
 """
@@ -14,6 +16,8 @@ from datetime import UTC, datetime, timedelta
 
 from pyiceberg.table import Table
 
+from lakehouse.durations import format_duration
+from lakehouse.errors import UsageError
 from maintenance.expire import ReachCache
 from maintenance.paths import DeleteFn, canonical, delete_all, io_delete, list_files
 from maintenance.results import OrphanResult
@@ -21,6 +25,7 @@ from maintenance.results import OrphanResult
 log = logging.getLogger(__name__)
 
 DEFAULT_ORPHAN_RETENTION = timedelta(days=3)
+MIN_ORPHAN_RETENTION = timedelta(hours=24)
 ICEBERG_SUFFIXES = (
     ".parquet",
     ".orc",
@@ -30,6 +35,18 @@ ICEBERG_SUFFIXES = (
     ".puffin",
     ".stats",
 )
+
+
+def check_orphan_retention(older_than: timedelta, *, force: bool = False) -> None:
+    """Refuse an orphan window under :data:`MIN_ORPHAN_RETENTION` unless ``force``."""
+    if older_than < MIN_ORPHAN_RETENTION and not force:
+        raise UsageError(
+            f"orphan retention {format_duration(older_than)} is under "
+            f"{format_duration(MIN_ORPHAN_RETENTION)}: files of a commit still in flight look "
+            "like orphans and would be deleted, leaving the table pointing at missing files. "
+            "Use a window of 24h or more, or pass --force (force=True) when no writer or "
+            "maintenance run can be active on the table"
+        )
 
 
 def referenced_files(table: Table) -> set[str]:
@@ -52,8 +69,14 @@ def remove_orphan_files(
     now: datetime | None = None,
     dry_run: bool = False,
     delete: DeleteFn | None = None,
+    force: bool = False,
 ) -> OrphanResult:
-    """Delete (or, with ``dry_run``, list) orphans older than ``older_than``."""
+    """Delete (or, with ``dry_run``, list) orphans older than ``older_than``.
+
+    A window under 24 hours raises :class:`~lakehouse.errors.UsageError` unless ``force``
+    (a dry run, which deletes nothing, may use any window)."""
+    if not dry_run:
+        check_orphan_retention(older_than, force=force)
     now = now or datetime.now(UTC)
     cutoff = now - older_than
     # List first, then read metadata: a file committed in between is then referenced.

@@ -17,6 +17,7 @@ _GROUPS = (
     ("lakehouse.cli.read_cmd", "snapshots"),
     ("lakehouse.cli.trino_cmd", "trino"),
     ("lakehouse.cli.athena_cmd", "athena"),
+    ("lakehouse.cli.check_cmd", "check"),
 )
 
 

@@ -96,7 +96,12 @@ def run_options(func: F) -> F:
                 type=Duration(),
                 default="3d",
                 show_default=True,
-                help="Delete unreferenced files only when older than this (in-flight writes look like orphans).",
+                help="Delete unreferenced files only when older than this (in-flight writes look like orphans); under 24h needs --force.",
+            ),
+            click.option(
+                "--force",
+                is_flag=True,
+                help="Accept an --orphan-retention under 24h (only when nothing writes to the table meanwhile).",
             ),
             click.option(
                 "--max-manifests",
@@ -156,6 +161,7 @@ def _maintenance_options(settings: Settings, kw: dict[str, Any]) -> Any:
         dry_run=kw["dry_run"],
         lease=not kw["no_lease"],
         lease_ttl=kw["lease_ttl"],
+        force=kw["force"],
     )
 
 

@@ -140,8 +140,10 @@ def start(
     Java: Trino 476 needs Java 24+. Looked for in LAKEHOUSE_TRINO_JAVA_HOME, JAVA_HOME,
     /usr/lib/jvm/* (24 preferred, then the newest), then `java` on PATH.
     Sized for a small machine: -Xmx6G, query.max-memory-per-node=2GB. The snapshot-expiry
-    and orphan-file procedures accept any retention (floor 0s; env
-    LAKEHOUSE_TRINO_MIN_RETENTION raises it, e.g. 7d). Already running: says so, exit 0.
+    procedure accepts any retention (floor 0s; env LAKEHOUSE_TRINO_MIN_RETENTION raises
+    it, e.g. 7d); the orphan-file procedure 1d or more (LAKEHOUSE_TRINO_ORPHAN_MIN_RETENTION,
+    as --force for `maintain run`: in-flight writes look like orphans). Already running:
+    says so, exit 0.
     """
     from lakehouse.trino_server import ServerOptions, find_installation
     from lakehouse.trino_server import install as do_install

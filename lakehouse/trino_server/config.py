@@ -72,14 +72,22 @@ def pyiceberg_catalog_config(settings: Settings) -> tuple[str, dict[str, Any]]:
     return settings.catalog, dict(props)
 
 
-def trino_catalog_properties(settings: Settings, *, min_retention: str = "0s") -> dict[str, str]:
+def trino_catalog_properties(
+    settings: Settings, *, min_retention: str = "0s", orphan_min_retention: str = "1d"
+) -> dict[str, str]:
     """The ``etc/catalog/lakehouse.properties`` of a Trino server reading the settings' catalog."""
     name, props = pyiceberg_catalog_config(settings)
-    return catalog_properties_for(name, props, min_retention=min_retention)
+    return catalog_properties_for(
+        name, props, min_retention=min_retention, orphan_min_retention=orphan_min_retention
+    )
 
 
 def catalog_properties_for(
-    name: str, props: Mapping[str, Any], *, min_retention: str = "0s"
+    name: str,
+    props: Mapping[str, Any],
+    *,
+    min_retention: str = "0s",
+    orphan_min_retention: str = "1d",
 ) -> dict[str, str]:
     """Trino Iceberg catalog properties for the pyiceberg catalog ``name`` with ``props``."""
     catalog_type = str(props.get("type") or _infer_type(name, props) or "").lower()
@@ -94,9 +102,10 @@ def catalog_properties_for(
     return {
         "connector.name": "iceberg",
         **mapper(name, props),
-        # Floors of the procedures' retention_threshold (their default stays 7d).
+        # Floors of the procedures' retention_threshold (their default stays 7d). Orphans:
+        # 1d, the rule of `maintain run` (in-flight writes look like orphans).
         "iceberg.expire-snapshots.min-retention": min_retention,
-        "iceberg.remove-orphan-files.min-retention": min_retention,
+        "iceberg.remove-orphan-files.min-retention": orphan_min_retention,
     }
 
 
@@ -323,12 +332,13 @@ FILESYSTEM_MAPPERS: dict[str, FilesystemMapper] = {
 
 def all_catalogs(settings: Settings, options: ServerOptions) -> dict[str, dict[str, str]]:
     """Every Trino catalog of a server: ``lakehouse`` plus the extra catalogs by name."""
-    retention = format_duration(options.min_retention)
-    catalogs = {CATALOG_NAME: trino_catalog_properties(settings, min_retention=retention)}
+    floors = {
+        "min_retention": format_duration(options.min_retention),
+        "orphan_min_retention": format_duration(options.orphan_min_retention),
+    }
+    catalogs = {CATALOG_NAME: trino_catalog_properties(settings, **floors)}
     for extra in options.extra_catalogs:
-        catalogs[extra] = trino_catalog_properties(
-            replace(settings, catalog=extra), min_retention=retention
-        )
+        catalogs[extra] = trino_catalog_properties(replace(settings, catalog=extra), **floors)
     return catalogs
 
 

@@ -31,6 +31,7 @@ from lakehouse.settings import Settings
 DEFAULT_HEAP = "6G"
 HEAP_VAR = "LAKEHOUSE_TRINO_HEAP"
 MIN_RETENTION_VAR = "LAKEHOUSE_TRINO_MIN_RETENTION"
+ORPHAN_MIN_RETENTION_VAR = "LAKEHOUSE_TRINO_ORPHAN_MIN_RETENTION"
 STARTUP_TIMEOUT_VAR = "LAKEHOUSE_TRINO_STARTUP_TIMEOUT"
 
 _HEAP = re.compile(r"^(\d+)([mMgG])$")
@@ -39,14 +40,16 @@ _CATALOG_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 @dataclass(frozen=True)
 class ServerOptions:
-    """How a server runs. ``min_retention`` is the floor of the ``expire_snapshots`` and
-    ``remove_orphan_files`` procedures (0s: the lakehouse's own maintenance rules and the
-    procedures' 7-day default are the guard); ``extra_catalogs`` are pyiceberg catalog
+    """How a server runs. ``min_retention`` is the floor of the ``expire_snapshots``
+    procedure (0s: the lakehouse's own maintenance rules and the procedure's 7-day default
+    are the guard), ``orphan_min_retention`` that of ``remove_orphan_files`` (1d: in-flight
+    writes look like orphans); ``extra_catalogs`` are pyiceberg catalog
     names served beside ``lakehouse`` under their own names."""
 
     port: int = DEFAULT_PORT
     heap: str = DEFAULT_HEAP
     min_retention: timedelta = timedelta(0)
+    orphan_min_retention: timedelta = timedelta(days=1)
     extra_catalogs: tuple[str, ...] = ()
     startup_timeout: timedelta = timedelta(minutes=3)
 
@@ -89,6 +92,8 @@ class ServerOptions:
                 values["heap"] = env[HEAP_VAR].strip()
             if env.get(MIN_RETENTION_VAR):
                 values["min_retention"] = parse_duration(env[MIN_RETENTION_VAR])
+            if env.get(ORPHAN_MIN_RETENTION_VAR):
+                values["orphan_min_retention"] = parse_duration(env[ORPHAN_MIN_RETENTION_VAR])
             if env.get(STARTUP_TIMEOUT_VAR):
                 values["startup_timeout"] = parse_duration(env[STARTUP_TIMEOUT_VAR])
         except (ValueError, UsageError) as exc:
@@ -104,6 +109,7 @@ class ServerOptions:
             "heap": self.heap,
             "query_max_memory_per_node": self.query_max_memory_per_node,
             "min_retention": format_duration(self.min_retention),
+            "orphan_min_retention": format_duration(self.orphan_min_retention),
             "extra_catalogs": list(self.extra_catalogs),
             "startup_timeout": format_duration(self.startup_timeout),
         }

@@ -174,6 +174,7 @@ def maintain(glue: list[str]) -> dict[str, Any]:
         "1",
         "--orphan-retention",
         "0s",
+        "--force",
         "--hot-window",
         "0s",
         "--json",

@@ -170,7 +170,7 @@ def test_orphans_on_s3_are_deleted_in_batches(
     for key in orphans:
         s3.put_object(Bucket=bucket, Key=key, Body=b"x")
     delete = IoDelete(table.io)
-    result = remove_orphan_files(table, older_than=timedelta(0), delete=delete)
+    result = remove_orphan_files(table, older_than=timedelta(0), delete=delete, force=True)
     assert result.orphans_deleted == 1500 and result.delete_failures == 0
     assert delete.batches == 2
     left = [

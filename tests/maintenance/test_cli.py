@@ -38,7 +38,7 @@ def test_run_json_reports_typed_counts(fed: tuple[Table, Fed]) -> None:
     table, data = fed
     files = len(live_files(table))
     code, out, err = invoke(
-        "run", "--json", "--snapshot-retention", "0s", "--orphan-retention", "0s"
+        "run", "--json", "--snapshot-retention", "0s", "--orphan-retention", "0s", "--force"
     )
     assert code == 0, err
     result = json.loads(out)

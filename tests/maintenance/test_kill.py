@@ -63,6 +63,7 @@ def test_sigkill_mid_run_leaves_a_readable_table_and_the_next_run_finishes(
         "0s",
         "--orphan-retention",
         "0s",
+        "--force",
         "--lease-ttl",
         "2s",
     ]

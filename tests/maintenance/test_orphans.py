@@ -46,7 +46,7 @@ def test_orphans_outside_the_window_go_and_referenced_files_stay(fed: tuple[Tabl
     assert multiset(table_rows(table)) == multiset(data.expected())
     # A zero window takes the in-flight one too (and still nothing referenced).
     zero = remove_orphan_files(
-        table, older_than=timedelta(0), now=datetime.now(UTC) + timedelta(seconds=1)
+        table, older_than=timedelta(0), now=datetime.now(UTC) + timedelta(seconds=1), force=True
     )
     assert zero.orphans_deleted == 1 and not young.exists()
     assert refs <= files_on_disk(table)

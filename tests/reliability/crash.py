@@ -54,7 +54,7 @@ def maintain_args(rng: random.Random, *, concurrent: bool) -> list[str]:
         "--snapshot-retention", "0s",
         "--retain-last", str(rng.randint(1, 4)),
         # In-flight writes look like orphans: only a run alone may use a 0s window.
-        "--orphan-retention", "1h" if concurrent else "0s",
+        "--orphan-retention", "1h" if concurrent else "0s", "--force",
         "--max-manifests", str(rng.choice((1, 4, 8))),
         "--lease-ttl", "3s",
     ]  # fmt: skip
@@ -221,7 +221,7 @@ def crash_run(
     _expect_exit(final, {0, 1}, f"seed {seed} final ingest", figures)
     time.sleep(3.1)  # a killed run's lease (ttl 3s) expires
     done = run_lakehouse(
-        ["maintain", "run", "--json", "--snapshot-retention", "0s", "--retain-last", "3", "--orphan-retention", "0s"],
+        ["maintain", "run", "--json", "--snapshot-retention", "0s", "--retain-last", "3", "--orphan-retention", "0s", "--force"],
         target, logs, "final-maintain",
     )  # fmt: skip
     _expect_exit(done, {0}, f"seed {seed} final maintenance", figures)

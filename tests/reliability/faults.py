@@ -141,7 +141,7 @@ def catalog_restarts(
     args = ["--seed", str(seed), "--seconds", str(seconds), "--pause", "0.3", "--max-size", "40"]
     procs, paths = _writers(target, workdir, writers, args, "restart")
     serve = lakehouse(
-        ["maintain", "serve", "--json", "--every", "3s", "--snapshot-retention", "1m", "--orphan-retention", "1h", "--lease-ttl", "20s"],
+        ["maintain", "serve", "--json", "--every", "3s", "--snapshot-retention", "1m", "--orphan-retention", "1h", "--force", "--lease-ttl", "20s"],
         target, workdir / "logs", "restart-serve",
     )  # fmt: skip
     stop = threading.Event()
@@ -209,7 +209,7 @@ def catalog_restarts(
             f"final ingest after restarts exited {final.popen.returncode}: {final.stderr[-400:]}",
         )
     done = run_lakehouse(
-        ["maintain", "run", "--json", "--no-lease", "--snapshot-retention", "0s", "--retain-last", "3", "--orphan-retention", "0s"],
+        ["maintain", "run", "--json", "--no-lease", "--snapshot-retention", "0s", "--retain-last", "3", "--orphan-retention", "0s", "--force"],
         target, workdir / "logs", "restart-final-maintain",
     )  # fmt: skip
     if done.popen.returncode != 0:

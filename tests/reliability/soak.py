@@ -295,6 +295,7 @@ def final_check(target: Target, journals: Journals, figures: Figures) -> None:
                 snapshot_retention=timedelta(0),
                 retain_last=3,
                 orphan_retention=timedelta(0),
+                force=True,
                 lease=False,
             ),
             now=datetime.now(UTC) + timedelta(hours=2),  # every hour closed, none hot
@@ -341,7 +342,7 @@ def soak(
     ]  # fmt: skip
     serve = lakehouse(
         ["maintain", "serve", "--json", "--every", maintain_every, "--hot-window", "0s",
-         "--snapshot-retention", retention, "--retain-last", "2", "--orphan-retention", "10m"],
+         "--snapshot-retention", retention, "--retain-last", "2", "--orphan-retention", "10m", "--force"],
         target, logs, "maintain-serve",
     )  # fmt: skip
     journals = Journals(journal_paths, start)

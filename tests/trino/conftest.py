@@ -111,7 +111,10 @@ class TrinoPool:
             return server
         self.stop()
         options = ServerOptions(
-            port=server.port, heap=TEST_HEAP, extra_catalogs=server.extra_catalogs
+            port=server.port,
+            heap=TEST_HEAP,
+            extra_catalogs=server.extra_catalogs,
+            orphan_min_retention=timedelta(0),  # the tests plant orphans minutes old
         )
         try:
             result = start(

@@ -47,7 +47,7 @@ def test_embedded_catalog_maps_to_the_sqlite_jdbc_catalog(home: Path) -> None:
         "fs.native-local.enabled": "true",
         "local.location": "/",
         "iceberg.expire-snapshots.min-retention": "0s",
-        "iceberg.remove-orphan-files.min-retention": "0s",
+        "iceberg.remove-orphan-files.min-retention": "1d",
     }
 
 
@@ -160,10 +160,13 @@ def test_server_options_from_env_and_validation() -> None:
             "LAKEHOUSE_TRINO_PORT": "9099",
             "LAKEHOUSE_TRINO_HEAP": "2G",
             "LAKEHOUSE_TRINO_MIN_RETENTION": "7d",
+            "LAKEHOUSE_TRINO_ORPHAN_MIN_RETENTION": "0s",
         },
         extra_catalogs=["pg"],
     )
     assert (options.port, options.heap, options.min_retention) == (9099, "2G", timedelta(days=7))
+    assert options.orphan_min_retention == timedelta(0)
+    assert ServerOptions().orphan_min_retention == timedelta(days=1)
     assert options.query_max_memory_per_node == "716MB"
     assert options.extra_catalogs == ("pg",)
     assert ServerOptions.from_env({}, port=8081).port == 8081

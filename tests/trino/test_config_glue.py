@@ -69,7 +69,7 @@ def test_glue_catalog_against_an_emulator_maps_every_property(
         "s3.aws-access-key": "AKIAS3",
         "s3.aws-secret-key": SECRET,
         "iceberg.expire-snapshots.min-retention": "0s",
-        "iceberg.remove-orphan-files.min-retention": "0s",
+        "iceberg.remove-orphan-files.min-retention": "1d",
     }
 
 

@@ -72,6 +72,7 @@ OPTIONS = MaintenanceOptions(
     compaction=CompactionOptions(target_file_size=16 * 1024 * 1024),
     snapshot_retention=timedelta(0),
     orphan_retention=timedelta(hours=1),
+    force=True,
     max_manifests=4,
 )
 
