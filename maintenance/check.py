@@ -361,9 +361,9 @@ def record_check(table: Table, result: CheckResult) -> None:
         log.warning("could not record the check of %s: %s", result.table, exc)
 
 
-def read_last_check(table: Table) -> dict[str, Any] | None:
-    """The summary :func:`record_check` stored (None when never checked)."""
-    raw = table.properties.get(LAST_CHECK_PROPERTY)
+def json_property(table: Table, name: str) -> dict[str, Any] | None:
+    """A table property holding a JSON object (None when absent or not an object)."""
+    raw = table.properties.get(name)
     if not raw:
         return None
     try:
@@ -371,3 +371,8 @@ def read_last_check(table: Table) -> dict[str, Any] | None:
     except ValueError:
         return None
     return data if isinstance(data, dict) else None
+
+
+def read_last_check(table: Table) -> dict[str, Any] | None:
+    """The summary :func:`record_check` stored (None when never checked)."""
+    return json_property(table, LAST_CHECK_PROPERTY)

@@ -6,7 +6,6 @@ from a health check. The core command calls :func:`maintenance_lag`.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,7 +15,7 @@ from pyiceberg.table import Table
 from lakehouse.durations import format_duration
 from lakehouse.hours import EPOCH, is_hot
 from lakehouse.settings import Settings
-from maintenance.check import read_last_check
+from maintenance.check import json_property, read_last_check
 from maintenance.inventory import take_inventory
 from maintenance.lease import read_lease
 from maintenance.plan import CompactionOptions
@@ -139,14 +138,7 @@ def maintenance_lag(
 
 
 def _last_run(table: Table) -> dict[str, Any] | None:
-    raw = table.properties.get(LAST_RUN_PROPERTY)
-    if not raw:
-        return None
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        return None
-    return data if isinstance(data, dict) else None
+    return json_property(table, LAST_RUN_PROPERTY)
 
 
 def _parse_time(value: Any) -> datetime | None:
