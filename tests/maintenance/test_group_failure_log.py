@@ -38,4 +38,4 @@ def test_failed_group_logs_a_traceback_only_for_unexpected_errors(
     assert table.current_snapshot() == before  # nothing committed
     failed = [r for r in caplog.records if "failed" in r.getMessage()]
     assert len(failed) == result.groups_failed
-    assert all((r.exc_info is not None) is traceback for r in failed)
+    assert all(bool(r.exc_info) is traceback for r in failed)
