@@ -59,8 +59,8 @@ class Ledger:
         return set(column.to_pylist())
 
     def committed_among(self, ids: Iterable[str]) -> dict[str, int]:
-        """Of the given position ids, those committed, each with its committed size (the
-        largest, should one id have been recorded more than once). A filtered scan: the
+        """Of the given position ids, those committed, each with its committed size (as
+        last recorded, should one id have been recorded more than once). A filtered scan: the
         ledger's data files whose ``source`` bounds exclude every asked id are not read."""
         wanted = sorted(set(ids))
         if not wanted or not self._fresh():
@@ -107,11 +107,21 @@ class Ledger:
         return best
 
     def _collect(self, row_filter: Any, out: dict[str, int]) -> None:
-        rows = self.table.scan(row_filter=row_filter, selected_fields=("source", "size")).to_arrow()
-        for source, size in zip(
-            rows.column("source").to_pylist(), rows.column("size").to_pylist(), strict=True
+        """Each matching id with its size as last recorded (a file read again after it
+        changed is recorded again, at its new size)."""
+        rows = self.table.scan(
+            row_filter=row_filter, selected_fields=("source", "size", "ingested_at")
+        ).to_arrow()
+        latest: dict[str, tuple[Any, int]] = {}
+        for source, size, at in zip(
+            rows.column("source").to_pylist(),
+            rows.column("size").to_pylist(),
+            rows.column("ingested_at").to_pylist(),
+            strict=True,
         ):
-            out[source] = max(size, out.get(source, 0))
+            if source not in latest or (at, size) > latest[source]:
+                latest[source] = (at, size)
+        out.update({source: size for source, (_, size) in latest.items()})
 
     def record(
         self,

@@ -238,13 +238,16 @@ def s3_client(io: Any = None) -> Any:
     return boto3.client("s3", config=config, **kwargs)
 
 
-_clients: dict[int, Any] = {}
+_clients: dict[tuple[tuple[str, str], ...], Any] = {}
 
 
 def _client_for(io: Any) -> Any:
-    client = _clients.get(id(io))
+    """One client per S3 configuration (clients are thread-safe and keep connections)."""
+    props = getattr(io, "properties", {}) or {}
+    key = tuple(sorted((str(k), str(v)) for k, v in props.items() if str(k).startswith("s3.")))
+    client = _clients.get(key)
     if client is None:
-        client = _clients[id(io)] = s3_client(io)
+        client = _clients[key] = s3_client(io)
     return client
 
 
