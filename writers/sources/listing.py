@@ -85,6 +85,9 @@ def _matches(key: str, name: str, glob: str) -> bool:
     return fnmatch.fnmatchcase(key, glob) or fnmatch.fnmatchcase(name, glob)
 
 
+LIST_PAGE_SIZE = 1000
+"""Keys asked per S3 LIST request (the most S3 returns)."""
+
 StartAfter = Callable[[str], str | None]
 """Given a root's URI (ending in ``/``), the key below it to list after, or None."""
 
@@ -276,7 +279,10 @@ def _list_s3(
         if after:
             args["StartAfter"] = prefix + after
         listed = 0
-        for page in client.get_paginator("list_objects_v2").paginate(**args):
+        pages = client.get_paginator("list_objects_v2").paginate(
+            **args, PaginationConfig={"PageSize": LIST_PAGE_SIZE}
+        )
+        for page in pages:
             listing.pages += 1
             for obj in page.get("Contents", ()):
                 listed += 1
