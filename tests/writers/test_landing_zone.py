@@ -183,7 +183,7 @@ def test_receipt_time_modes_and_a_restored_file_with_old_times(
     e = _no_server_ts(event(1, minutes=10 * 60 + 20))  # 10:20, in the key's hour
     (hour_dir / "part.json").write_text(json.dumps(e) + "\n")
     restored = zone / "restored.ndjson"  # a file restored with `cp -p`: an old time
-    r = _no_server_ts(event(2, minutes=30))  # 00:30, after the file's time (00:00)
+    r = _no_server_ts(event(2, minutes=150))  # 02:30, hours after the file's time (00:00)
     restored.write_text(json.dumps(r) + "\n")
     old = datetime(2024, 5, 1, tzinfo=UTC).timestamp()
     os.utime(restored, (old, old))
