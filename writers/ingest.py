@@ -181,7 +181,7 @@ def _buffer(
             return
         hints = all(p.newlines is not None and p.objects is not None for p in pending)
         data, line_map = join_files(
-            [(p.position.id, p.data) for p in pending],  # type: ignore[misc]
+            [(p.position.id, p.data) for p in pending],
             newlines=[int(p.newlines or 0) for p in pending] if hints else None,
             objects=[bool(p.objects) for p in pending] if hints else None,
         )
@@ -246,7 +246,9 @@ def _buffer(
 def _add_problems(parsed: Parsed, payload: Payload) -> int:
     """Add the payload's damage and problems to ``parsed``'s failures; how many."""
     source = payload.position.id
-    added = [(source, None, None, payload.damage)] if payload.damage else []
+    added: list[tuple[str, int | None, str | None, str]] = (
+        [(source, None, None, payload.damage)] if payload.damage else []
+    )
     added += [(source, line, raw, reason) for line, raw, reason in payload.problems]
     parsed.failures.extend(added)
     return len(added)

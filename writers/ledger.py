@@ -16,9 +16,9 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from pyiceberg.expressions import In, StartsWith
 
 from lakehouse import summary
+from lakehouse.expressions import is_in, starts_with
 from lakehouse.schema import INGESTED_SCHEMA
 from writers import commit
 from writers.sources.base import Position
@@ -68,7 +68,7 @@ class Ledger:
         out: dict[str, int] = {}
         for k in range(0, len(wanted), LOOKUP_CHUNK):
             chunk = wanted[k : k + LOOKUP_CHUNK]
-            self._collect(In("source", chunk), out)
+            self._collect(is_in("source", chunk), out)
         return out
 
     def committed_with_prefix(self, prefix: str) -> list[tuple[str, int]]:
@@ -77,7 +77,7 @@ class Ledger:
         if not self._fresh():
             return []
         out: dict[str, int] = {}
-        self._collect(StartsWith("source", prefix), out)
+        self._collect(starts_with("source", prefix), out)
         return sorted(out.items())
 
     def last_with_prefix(self, prefix: str) -> str | None:
@@ -86,7 +86,7 @@ class Ledger:
         otherwise every matching file)."""
         if not self._fresh():
             return None
-        tasks = list(self.table.scan(row_filter=StartsWith("source", prefix)).plan_files())
+        tasks = list(self.table.scan(row_filter=starts_with("source", prefix)).plan_files())
         if not tasks:
             return None
         field_id = self.table.schema().find_field("source").field_id

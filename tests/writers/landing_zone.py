@@ -66,7 +66,10 @@ def hostile_zone(put: Put, *, max_line: int) -> Zone:
         batch = zone.events(30)
         zone.good.update(e["event_id"] for e in batch)
         body = lines(batch)
-        put(firehose_key(at.replace(minute=n), n, gz=n % 2 == 1), gzip.compress(body) if n % 2 else body)
+        put(
+            firehose_key(at.replace(minute=n), n, gz=n % 2 == 1),
+            gzip.compress(body) if n % 2 else body,
+        )
 
     def hostile(key: str, data: bytes, words: str) -> None:
         put(key, data)

@@ -108,9 +108,7 @@ def test_an_unreadable_file_is_a_reject_and_a_storage_outage_waits_for_the_next_
     assert (second.files, second.files_deferred) == (1, 0)
     events, _, _ = landed(sqlite_settings)
     ids = [e["event_id"] for e in events]
-    assert len(ids) == len(set(ids)) and set(ids) == expected - {
-        f"e{i:06d}" for i in range(10, 20)
-    }
+    assert len(ids) == len(set(ids)) and set(ids) == expected - {f"e{i:06d}" for i in range(10, 20)}
 
 
 def test_cli_exit_75_when_a_file_is_left_for_the_next_run(

@@ -149,7 +149,9 @@ def read_source(
     """Read and parse one file, its problems as failures (tests and tools)."""
     got = fetched or fetch(filesystem, source, now=datetime.now(UTC) + QUIET)
     parsed = parse_ndjson(got.data, source.uri)
-    extra = [(source.uri, None, None, got.damage)] if got.damage else []
+    extra: list[tuple[str, int | None, str | None, str]] = (
+        [(source.uri, None, None, got.damage)] if got.damage else []
+    )
     extra += [(source.uri, line, raw, reason) for line, raw, reason in got.problems]
     parsed.failures.extend(extra)
     parsed.records += len(extra)
@@ -181,7 +183,7 @@ def start_key(last: str | None, root: str, look_back: timedelta) -> str | None:
     if not match:
         return None
     try:
-        hour = datetime(*(int(g) for g in match.groups()), tzinfo=UTC)  # type: ignore[misc]
+        hour = datetime(*(int(g) for g in match.groups()), tzinfo=UTC)  # type: ignore[arg-type,misc]
     except ValueError:
         return None
     since = hour - look_back

@@ -26,7 +26,7 @@ _HOUR_PATH = re.compile(r"(?:^|/)(\d{4})/(\d{2})/(\d{2})/(\d{2})(?:/|$)")
 
 def _at(*parts: str) -> datetime | None:
     try:
-        return datetime(*(int(p) for p in parts), tzinfo=UTC)  # type: ignore[misc]
+        return datetime(*(int(p) for p in parts), tzinfo=UTC)  # type: ignore[arg-type,misc]
     except ValueError:
         return None
 
