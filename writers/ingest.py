@@ -122,6 +122,12 @@ def ingest_source(
             key = batch_key(read)
             total = total + writer.flush(batch_key=key)  # (a) events, (b) rejects
             kept = [k for k in range(len(ids)) if k not in later]
+            for k, size in consumed.items():
+                if size < batch.positions[k].size:
+                    warnings.append(
+                        f"{batch.positions[k].id}: its last line is incomplete and the file "
+                        "was modified moments ago; that line waits for the next run"
+                    )
             ledger.record(  # (c) positions, at the size read (a file that waits: its part)
                 [Position(read[n].id, consumed.get(k, read[n].size)) for n, k in enumerate(kept)],
                 [counts[k] for k in kept],

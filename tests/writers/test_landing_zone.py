@@ -272,6 +272,7 @@ def test_a_file_that_grows_or_is_rewritten_is_read_again_and_each_event_lands_on
     path.write_bytes(lines(first) + partial[:20].encode())  # a producer still writing
     r1 = ingest([str(zone)], sqlite_settings)
     assert (r1.records_written, r1.records_rejected) == (5, 0)  # the last line waits
+    assert any("waits for the next run" in w for w in r1.warnings)
     path.write_bytes(lines(first) + partial.encode() + b"\n" + lines([event(6)]))
     r2 = ingest([str(zone)], sqlite_settings)
     assert r2.records_rejected == 0 and any("changed since" in w for w in r2.warnings)
@@ -303,3 +304,25 @@ def test_an_incomplete_last_line_is_taken_once_the_file_is_quiet(
     events, rejected, _ = landed(sqlite_settings)
     assert [e["event_id"] for e in events] == ["e000001"]
     assert [(r["line"], r["raw"]) for r in rejected] == [(2, '{"event_id": "cut')]
+
+
+def test_cli_options_reach_the_listing(home: Path, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from lakehouse.cli.main import cli
+
+    zone = tmp_path / "zone"
+    put = local_put(zone)
+    put("2024/05/01/10/a.ndjson", lines([_no_server_ts(event(1, minutes=600))]))
+    put("2024/05/01/10/b.log", lines([event(2)]))
+    runner = CliRunner()
+    bad = runner.invoke(cli, ["ingest", str(zone), "--create", "--look-back", "soon"])
+    assert bad.exit_code == 2
+    args = ["ingest", str(zone), "--create", "--json", "--include", "*.ndjson"]
+    before = datetime.now(UTC)
+    ok = runner.invoke(cli, [*args, "--receipt-time", "now", "--look-back", "all"])
+    assert ok.exit_code == 0, ok.output
+    assert json.loads(ok.stdout)["files"] == 1
+    events, _, _ = landed(Settings.from_env())
+    assert [e["event_id"] for e in events] == ["e000001"]
+    assert events[0]["server_ts"] >= before  # now, not the key's hour
