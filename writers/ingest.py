@@ -101,7 +101,8 @@ def ingest_source(
     try:
         for batch in batches:
             ids = [p.id for p in batch.positions]
-            known = ledger.committed_among(i for i in ids if i not in ours) if ids else {}
+            asked = ids and not plan.checked
+            known = ledger.committed_among(i for i in ids if i not in ours) if asked else {}
             done = [p.id in ours or known.get(p.id) == p.size for p in batch.positions]
             if not ids or all(done):
                 skipped.extend(ids)

@@ -91,6 +91,10 @@ class Plan:
     skipped: tuple[str, ...] = field(default=(), repr=False)
     notes: tuple[str, ...] = ()
     """What the user should know about the plan (files found but not taken, and why)."""
+    checked: bool = False
+    """The source asked the ledger about every position of its batches while planning:
+    the driver does not ask again before each batch (a batch committed meanwhile by
+    another run is still kept once by its key and by event-level dedupe)."""
 
 
 class Source(Protocol):

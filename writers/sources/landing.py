@@ -265,6 +265,7 @@ class LandingFiles:
             pending_bytes=sum(f.size for f in pending),
             skipped=tuple(f.uri for f in files if known.get(f.uri) == f.size),
             notes=tuple(notes),
+            checked=True,
         )
 
     def _batches(
