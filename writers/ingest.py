@@ -14,15 +14,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 
 import pyarrow as pa
 
 from lakehouse.settings import Settings
 from writers.ledger import Ledger, batch_key
-from writers.parse import join_files, parse_arrow, parse_ndjson
+from writers.parse import Parsed, join_files, parse_arrow, parse_ndjson
 from writers.results import IngestResult, WriteResult
-from writers.sources.base import Batch, Payload, Source
+from writers.sources.base import Batch, Payload, Position, Source
 from writers.sources.landing import LandingFiles
+from writers.sources.listing import Selection
 from writers.writer import EventWriter
 
 Progress = Callable[[int, int], None]
@@ -45,11 +47,17 @@ def ingest(
     max_group_bytes: int = 64 * 1024 * 1024,
     progress: Progress | None = None,
     on_plan: OnPlan | None = None,
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    receipt_time: str = "auto",
+    look_back: timedelta | None = timedelta(hours=2),
 ) -> IngestResult:
-    """Ingest every not-yet-ingested data file under ``locations`` (landing files).
+    """Ingest every not-yet-ingested landing file under ``locations``.
 
     ``on_plan(files_pending, bytes_pending, files_skipped)`` is called once files are
-    listed; ``progress(files, bytes)`` as files are read.
+    listed; ``progress(files, bytes)`` as files are read. ``include``/``exclude`` are
+    globs, ``receipt_time`` a mode of :mod:`writers.sources.receipt`, ``look_back`` how far
+    a time-ordered zone is listed before its last ingested hour (None: list it all).
     """
     writer = writer or _batch_writer(settings)
     source = LandingFiles(
@@ -57,6 +65,9 @@ def ingest(
         io=writer.tables.events.io,
         max_files=max_group_files,
         max_bytes=max_group_bytes,
+        selection=Selection(tuple(include), tuple(exclude)),
+        receipt_time=receipt_time,
+        look_back=look_back,
     )
     return ingest_source(source, writer=writer, progress=progress, on_plan=on_plan)
 
@@ -78,18 +89,21 @@ def ingest_source(
     started = time.perf_counter()
     writer = writer or _batch_writer(settings)
     ledger = Ledger(writer.tables.ingested)
-    committed = ledger.committed()
-    plan = source.plan(committed)
+    plan = source.plan(ledger)
     skipped = list(plan.skipped)
+    warnings: list[str] = list(plan.notes)
     if on_plan and plan.pending_positions is not None:
         on_plan(plan.pending_positions, plan.pending_bytes or 0, len(skipped))
     total = WriteResult()
-    positions = commits = bytes_read = 0
+    positions = commits = bytes_read = deferred = waiting = 0
+    ours: set[str] = set()  # committed by this run
     batches = plan.batches
     try:
         for batch in batches:
             ids = [p.id for p in batch.positions]
-            done = [i in committed for i in ids]
+            asked = ids and not plan.checked
+            known = ledger.committed_among(i for i in ids if i not in ours) if asked else {}
+            done = [p.id in ours or known.get(p.id) == p.size for p in batch.positions]
             if not ids or all(done):
                 skipped.extend(ids)
                 continue
@@ -98,14 +112,32 @@ def ingest_source(
                     "a batch mixes committed and new positions: "
                     + ", ".join(i for i, d in zip(ids, done, strict=True) if d)
                 )
-            key = batch_key(batch.positions)
-            counts = _buffer(batch, writer, progress)
+            counts, later, consumed = _buffer(batch, writer, progress)
+            read = tuple(p for k, p in enumerate(batch.positions) if k not in later)
+            for k, (why, waits) in later.items():
+                warnings.append(f"{batch.positions[k].id} left for the next run: {why}")
+                deferred += 0 if waits else 1
+                waiting += 1 if waits else 0
+            if not read:
+                continue
+            key = batch_key(read)
             total = total + writer.flush(batch_key=key)  # (a) events, (b) rejects
-            ledger.record(batch.positions, counts, key=key)  # (c) positions
-            committed.update(ids)
+            kept = [k for k in range(len(ids)) if k not in later]
+            for k, size in consumed.items():
+                if size < batch.positions[k].size:
+                    warnings.append(
+                        f"{batch.positions[k].id}: its last line is incomplete and the file "
+                        "was modified moments ago; that line waits for the next run"
+                    )
+            ledger.record(  # (c) positions, at the size read (a file that waits: its part)
+                [Position(read[n].id, consumed.get(k, read[n].size)) for n, k in enumerate(kept)],
+                [counts[k] for k in kept],
+                key=key,
+            )
+            ours.update(p.id for p in read)
             commits += 1
-            positions += len(ids)
-            bytes_read += batch.size
+            positions += len(read)
+            bytes_read += sum(p.size for p in read)
     finally:
         close = getattr(batches, "close", None)
         if close is not None:
@@ -113,6 +145,8 @@ def ingest_source(
     return IngestResult(
         files=positions,
         files_skipped=len(skipped),
+        files_deferred=deferred,
+        files_waiting=waiting,
         bytes_read=bytes_read,
         commits=commits,
         records_read=total.records_read,
@@ -122,7 +156,7 @@ def ingest_source(
         late_records=total.late_records,
         snapshot_ids=total.snapshot_ids,
         fields_folded=total.fields_folded,
-        warnings=total.warnings,
+        warnings=tuple(warnings) + total.warnings,
         seconds=time.perf_counter() - started,
         skipped_sources=tuple(skipped),
     )
@@ -133,34 +167,43 @@ def _batch_writer(settings: Settings | None) -> EventWriter:
     return EventWriter(settings, max_records=1 << 62, max_bytes=1 << 62, max_age=1e12)
 
 
-def _buffer(batch: Batch, writer: EventWriter, progress: Progress | None) -> list[int]:
+def _buffer(
+    batch: Batch, writer: EventWriter, progress: Progress | None
+) -> tuple[list[int], dict[int, tuple[str, bool]], dict[int, int]]:
     """Parse the batch's payloads in order and buffer their rows in the writer; small
     NDJSON payloads are joined into buffers first. Returns the records read from each
-    position (a damaged payload counts one more: its damage is a rejected record)."""
+    position (each problem a payload reports counts one more: it is a rejected record)
+    the positions deferred to a later run (by rank: the reason, whether it waits for
+    complete input rather than for storage) and the part read of positions read in part."""
     expected = batch.positions
     counts: list[int] = []
-    pending: list[tuple[Payload, bytes]] = []
+    later: dict[int, tuple[str, bool]] = {}
+    consumed: dict[int, int] = {}
+    pending: list[Payload] = []
     pending_bytes = 0
 
     def parse_pending() -> None:
         nonlocal pending_bytes
         if not pending:
             return
-        hints = all(p.newlines is not None and p.objects is not None for p, _ in pending)
+        hints = all(p.newlines is not None and p.objects is not None for p in pending)
         data, line_map = join_files(
-            [(p.position.id, d) for p, d in pending],
-            newlines=[int(p.newlines or 0) for p, _ in pending] if hints else None,
-            objects=[bool(p.objects) for p, _ in pending] if hints else None,
+            [(p.position.id, p.data) for p in pending],
+            newlines=[int(p.newlines or 0) for p in pending] if hints else None,
+            objects=[bool(p.objects) for p in pending] if hints else None,
         )
         parsed = parse_ndjson(data, line_map)
         per_position = parsed.per_source or [0] * len(pending)
-        for k, (p, _) in enumerate(pending):
-            if p.damage:
-                parsed.failures.append((p.position.id, None, None, p.damage))
-                parsed.records += 1
-                per_position[k] += 1
+        for k, p in enumerate(pending):
+            added = _add_problems(parsed, p)
+            per_position[k] += added
+            parsed.records += added
         counts.extend(per_position)
-        writer.add_parsed(parsed, receipt_time=[p.received_at for p, _ in pending])
+        writer.add_parsed(
+            parsed,
+            receipt_time=[p.received_at for p in pending],
+            receipt_estimated=pending[0].receipt_estimated,
+        )
         pending.clear()
         pending_bytes = 0
 
@@ -174,23 +217,45 @@ def _buffer(batch: Batch, writer: EventWriter, progress: Progress | None) -> lis
         seen += 1
         if progress:
             progress(1, payload.position.size)
+        if payload.deferred is not None:
+            parse_pending()
+            later[seen - 1] = (payload.deferred, payload.waiting)
+            counts.append(0)
+            continue
+        if payload.consumed is not None:
+            consumed[seen - 1] = payload.consumed
         if isinstance(payload.data, pa.Table):
             parse_pending()
             parsed = parse_arrow(payload.data, payload.position.id)
-            if payload.damage:
-                parsed.failures.append((payload.position.id, None, None, payload.damage))
-                parsed.records += 1
+            parsed.records += _add_problems(parsed, payload)
             counts.append(parsed.records)
-            writer.add_parsed(parsed, receipt_time=payload.received_at)
+            writer.add_parsed(
+                parsed,
+                receipt_time=payload.received_at,
+                receipt_estimated=payload.receipt_estimated,
+            )
             continue
         size = len(payload.data)
-        if size >= JOIN_BYTES // 4:  # big enough alone: parse it without a joining copy
+        if size >= JOIN_BYTES // 4 or (
+            pending and pending[0].receipt_estimated != payload.receipt_estimated
+        ):  # big enough alone (parse it without a joining copy), or receipt of another kind
             parse_pending()
-        pending.append((payload, payload.data))
+        pending.append(payload)
         pending_bytes += size
         if pending_bytes >= JOIN_BYTES or size >= JOIN_BYTES // 4:
             parse_pending()
     parse_pending()
     if seen != len(expected):
         raise ValueError(f"a batch of {len(expected)} positions gave {seen} payloads")
-    return counts
+    return counts, later, consumed
+
+
+def _add_problems(parsed: Parsed, payload: Payload) -> int:
+    """Add the payload's damage and problems to ``parsed``'s failures; how many."""
+    source = payload.position.id
+    added: list[tuple[str, int | None, str | None, str]] = (
+        [(source, None, None, payload.damage)] if payload.damage else []
+    )
+    added += [(source, line, raw, reason) for line, raw, reason in payload.problems]
+    parsed.failures.extend(added)
+    return len(added)
