@@ -2,36 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import click
 
 from lakehouse.cli.common import json_option, print_json, settings_options
-from lakehouse.errors import UsageError
+from lakehouse.read.rejects import parse_since
 from lakehouse.settings import Settings
 
 _RAW_WIDTH = 120
-
-
-def parse_since(text: str | None, *, now: datetime | None = None) -> datetime | None:
-    """``--since``: an ISO 8601 date or time (naive: UTC), or a duration back from now
-    (``2h``, ``7d``)."""
-    if text is None:
-        return None
-    from lakehouse.durations import parse_duration
-
-    try:
-        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        try:
-            return (now or datetime.now(UTC)) - parse_duration(text)
-        except UsageError:
-            raise UsageError(
-                f"--since: cannot read {text!r}; write a time like 2024-05-01 or "
-                "2024-05-01T10:00Z, or a duration back from now like 6h or 7d"
-            ) from None
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def _short(raw: str | None) -> str:

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from lakehouse.durations import parse_duration
 from lakehouse.errors import UsageError
 from lakehouse.read.source import as_utc, scan_table, time_filter
 from lakehouse.schema import REASON_KIND_PATTERN
@@ -46,6 +47,24 @@ def glob_regex(pattern: str) -> str:
         i += 1
     out.append("$")
     return "".join(out)
+
+
+def parse_since(text: str | None, *, now: datetime | None = None) -> datetime | None:
+    """``--since``: an ISO 8601 date or time (naive: UTC), or a duration back from now
+    (``2h``, ``7d``)."""
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        try:
+            return (now or datetime.now(UTC)) - parse_duration(text)
+        except UsageError:
+            raise UsageError(
+                f"--since: cannot read {text!r}; write a time like 2024-05-01 or "
+                "2024-05-01T10:00Z, or a duration back from now like 6h or 7d"
+            ) from None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def reason_kind_expr() -> pl.Expr:

@@ -14,9 +14,8 @@ from click.testing import CliRunner
 
 import lakehouse
 from lakehouse.cli.main import cli
-from lakehouse.cli.rejects_cmd import parse_since
 from lakehouse.errors import UsageError
-from lakehouse.read.rejects import glob_regex
+from lakehouse.read.rejects import glob_regex, parse_since
 from lakehouse.schema import reason_kind
 from lakehouse.settings import Settings
 
