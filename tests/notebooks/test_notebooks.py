@@ -363,11 +363,16 @@ class OddLakehouse:
 def odd_rows() -> list[dict[str, str]]:
     """30 users on day 1 (open, every second one browses 2 min later, some pay, all log
     out) and 10 more on day 3 who only open; ``device`` is "tv" for even users and absent
-    otherwise; no platform, no session_id; every fourth user's events arrive 5 h late."""
+    otherwise; no platform, no session_id; a quarter of the users deliver 5 h late, a
+    quarter 80 min late (late or not by the hour rule, depending on the minute)."""
     rows: list[dict[str, str]] = []
 
     def add(user: int, kind: str, at: datetime) -> None:
-        delay = timedelta(hours=5) if user % 4 == 0 else timedelta(seconds=10)
+        # 5 h: late; 80 min: late only when the client hour had closed an hour before
+        # arrival (10:50 -> 12:10 is late, 10:05 -> 11:25 is not); 10 s: on time
+        delay = {0: timedelta(hours=5), 1: timedelta(minutes=80)}.get(
+            user % 4, timedelta(seconds=10)
+        )
         row = {
             "event_id": f"odd-{len(rows):04d}",
             "user_id": f"member-{user:03d}",
@@ -397,6 +402,12 @@ def is_late(row: dict[str, str]) -> bool:
     client = datetime.fromisoformat(row["client_ts"].replace("Z", "+00:00"))
     server = datetime.fromisoformat(row["server_ts"].replace("Z", "+00:00"))
     return client.replace(minute=0, second=0, microsecond=0) + timedelta(hours=2) <= server
+
+
+def test_the_odd_rows_tell_the_hour_rule_from_a_fixed_delay() -> None:
+    rows = odd_rows()
+    slow = [r for r in rows if int(r["user_id"][-3:]) % 4 == 1 and int(r["user_id"][-3:]) < 30]
+    assert len(slow) > 10 and any(map(is_late, slow)) and not all(map(is_late, slow))
 
 
 @pytest.fixture(scope="module")
