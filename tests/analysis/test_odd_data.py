@@ -18,6 +18,7 @@ from lakehouse.read.explore import (
     parse_range,
     parse_steps,
 )
+from lakehouse.settings import Settings
 
 T = datetime(2024, 5, 1, 10, tzinfo=UTC)
 M = timedelta(minutes=1)
@@ -120,3 +121,19 @@ def test_parameters_from_text() -> None:
         parse_range("2024-05-02", "2024-05-01")
     with pytest.raises(UsageError):
         parse_range("tomorrow", None)
+
+
+def test_late_share_on_a_table_whose_column_came_later(sqlite_settings: Settings) -> None:
+    """Files written before ``platform`` existed read it as null: their events are one
+    group, counted, beside the platforms of the later files."""
+    import lakehouse
+    from tests.analysis.conftest import ev, write
+
+    write(sqlite_settings, [ev(f"a{i}", "u1", "open", i * M, delay=3 * H) for i in range(3)])
+    write(sqlite_settings, [ev(f"b{i}", "u2", "open", i * M, platform="tv") for i in range(2)])
+    out = lakehouse.late_share("platform", sqlite_settings)
+    assert out.select("platform", "events", "late_events").rows() == [(None, 3, 3), ("tv", 2, 0)]
+    result = lakehouse.funnel(
+        lakehouse.events(sqlite_settings), ["open", "x"], H, breakdown="platform"
+    )
+    assert {g.value: g.steps[0].users for g in result.breakdown} == {None: 1, "tv": 1}
