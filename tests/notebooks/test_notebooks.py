@@ -202,12 +202,13 @@ def check_funnels(run: Executed, *, trino: bool) -> None:
     assert strict[-1] < window[-1]  # the demo's browsing between steps breaks strict chains
     for platform in ("ios", "android", "web"):
         assert steps(platform)[0] <= window[0]
-    # the demo's users keep their device: each platform converts about as the whole does
-    overall, *per_platform = re.findall(
-        r"(\w+) ([\d.]+)%", run.line(r"^conversion to the last step: overall .*$").group(0)
-    )
-    assert {p for p, _ in per_platform} == {"ios", "android", "web"}
-    assert all(abs(float(v) - float(overall[1])) < 5 for _, v in per_platform), per_platform
+    if not trino:  # the notebook's own 50,000-event demo (the Trino run's is smaller)
+        # the demo's users keep their device: each platform converts about as the whole does
+        overall, *per_platform = re.findall(
+            r"(\w+) ([\d.]+)%", run.line(r"^conversion to the last step: overall .*$").group(0)
+        )
+        assert {p for p, _ in per_platform} == {"ios", "android", "web"}
+        assert all(abs(float(v) - float(overall[1])) < 5 for _, v in per_platform), per_platform
     medians = re.findall(
         r"^median time to \w+: ([\d.]+) s from user_levels, [\d.]+ s in the funnel result, "
         r"same: True$",
