@@ -1,6 +1,8 @@
 """A realistic landing zone for the demo, tests and benchmarks.
 
-Users have sessions on one platform; sessions follow a shopping funnel
+Users keep their device: each has one platform (iOS, Android or web) for all their
+sessions, and a few (``SECOND_DEVICE_USERS``) also use a second one now and then, so a
+breakdown by platform reads as a product analyst expects. Sessions follow a shopping funnel
 (``app_open`` → ``view_product`` → ``add_to_cart`` → ``checkout`` → ``purchase``) with
 drop-off at each step, mixed with ``search`` and ``view_page`` events. Delivery is what a
 product-analytics pipeline sees: most events arrive seconds after they happen, whole
@@ -25,6 +27,8 @@ from typing import Any
 
 FUNNEL = ("app_open", "view_product", "add_to_cart", "checkout", "purchase")
 PLATFORMS = (("ios", 0.45), ("android", 0.35), ("web", 0.20))
+SECOND_DEVICE_USERS = 0.06  # share of users with a second platform
+SECOND_DEVICE_SESSIONS = 0.3  # share of such a user's sessions on the second platform
 _CONTINUE = {"view_product": 0.8, "add_to_cart": 0.45, "checkout": 0.6, "purchase": 0.7}
 _BAD_LINES = (
     '{"event_id": "broken-{n}", "user_id": "u", "event_type": "view_product", "client_ts": ',  # truncated JSON
@@ -77,13 +81,15 @@ def generate_events(spec: DemoSpec, end: datetime) -> list[dict[str, Any]]:
     start = end - timedelta(days=spec.days)
     span = (end - start).total_seconds()
     users = max(20, spec.events // 40)
-    platforms = [p for p, _ in PLATFORMS]
-    weights = [w for _, w in PLATFORMS]
+    devices = user_platforms(users, spec.seed)
     out: list[dict[str, Any]] = []
     n = 0
     while len(out) < spec.events:
         user = rng.randrange(users)
-        platform = rng.choices(platforms, weights)[0]
+        first, second = devices[user]
+        # one draw per session, as before: the rest of the stream stays the same
+        on_second = rng.random() < SECOND_DEVICE_SESSIONS
+        platform = second if second is not None and on_second else first
         session = f"s{n:08d}"
         n += 1
         t = start + timedelta(seconds=rng.random() * span * 0.995)
@@ -106,6 +112,21 @@ def generate_events(spec: DemoSpec, end: datetime) -> list[dict[str, Any]]:
             if event["_server"] < end:  # only events delivered by ``end`` are in the zone
                 out.append(event)
     return out[: spec.events]
+
+
+def user_platforms(users: int, seed: int) -> list[tuple[str, str | None]]:
+    """Per user: the platform of their sessions and, for a few, a second one."""
+    rng = random.Random(seed * 7919 + 3)
+    platforms = [p for p, _ in PLATFORMS]
+    weights = [w for _, w in PLATFORMS]
+    out: list[tuple[str, str | None]] = []
+    for _ in range(users):
+        first = rng.choices(platforms, weights)[0]
+        second = None
+        if rng.random() < SECOND_DEVICE_USERS:
+            second = rng.choice([p for p in platforms if p != first])
+        out.append((first, second))
+    return out
 
 
 def _event(

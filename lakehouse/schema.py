@@ -90,6 +90,22 @@ REJECTS_SCHEMA = Schema(
     NestedField(5, "raw", StringType(), required=False, doc="The payload as received"),
     NestedField(6, "batch_key", StringType(), required=True),
 )
+# A reason reads "<kind>: <details>" or "<field>: <kind>: <details>"; counts by reason
+# count kinds (``reason_kind``). The pattern is valid in Python and in Rust (Polars).
+REASON_KIND_PATTERN = r"^([A-Za-z0-9_.-]+:[^:]*|[^:]*)"
+
+
+def reason_kind(reason: str) -> str:
+    """The kind of a reject reason, so the same problem with different details counts
+    once: the text before the first ``:`` (``invalid JSON: line 1 column 85`` -> ``invalid
+    JSON``), or before the second one when the first part names a field (``client_ts: not
+    an ISO-8601 timestamp: 'yesterday'`` -> ``client_ts: not an ISO-8601 timestamp``)."""
+    import re
+
+    match = re.match(REASON_KIND_PATTERN, reason)
+    return (match.group(1) if match else reason).strip()
+
+
 REJECTS_PARTITION_SPEC = PartitionSpec(
     PartitionField(source_id=1, field_id=1000, transform=DayTransform(), name="rejected_day")
 )

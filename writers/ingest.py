@@ -153,6 +153,7 @@ def ingest_source(
         records_written=total.records_written,
         duplicates_dropped=total.duplicates_dropped,
         records_rejected=total.records_rejected,
+        rejected_by_reason=total.rejected_by_reason,
         late_records=total.late_records,
         snapshot_ids=total.snapshot_ids,
         fields_folded=total.fields_folded,

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+
+def add_counts(a: Mapping[str, int], b: Mapping[str, int]) -> dict[str, int]:
+    """Counts by key, summed; most first (ties by key)."""
+    out = {k: a.get(k, 0) + b.get(k, 0) for k in {*a, *b}}
+    return dict(sorted(out.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
 @dataclass(frozen=True)
@@ -27,6 +34,8 @@ class WriteResult:
     seconds: float = 0.0
     fields_folded: int = 0
     warnings: tuple[str, ...] = ()
+    # rejected records by reason kind (lakehouse.schema.reason_kind)
+    rejected_by_reason: Mapping[str, int] = field(default_factory=dict)
 
     def __add__(self, other: WriteResult) -> WriteResult:
         return WriteResult(
@@ -45,6 +54,7 @@ class WriteResult:
             seconds=self.seconds + other.seconds,
             fields_folded=self.fields_folded + other.fields_folded,
             warnings=self.warnings + tuple(w for w in other.warnings if w not in self.warnings),
+            rejected_by_reason=add_counts(self.rejected_by_reason, other.rejected_by_reason),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -70,6 +80,7 @@ class IngestResult:
     seconds: float = 0.0
     fields_folded: int = 0
     warnings: tuple[str, ...] = ()
+    rejected_by_reason: Mapping[str, int] = field(default_factory=dict)
     skipped_sources: tuple[str, ...] = field(default=(), repr=False)
 
     @property

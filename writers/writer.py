@@ -9,6 +9,7 @@ import os
 import socket
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,7 +22,7 @@ import pyarrow.compute as pc
 from pyiceberg.catalog import Catalog
 
 from lakehouse.hours import hour_label
-from lakehouse.schema import TIMESTAMP_ARROW
+from lakehouse.schema import TIMESTAMP_ARROW, reason_kind
 from lakehouse.settings import Settings
 from lakehouse.summary import KIND_REJECTS
 from lakehouse.tables import EventTables, open_tables
@@ -30,7 +31,7 @@ from writers.fold import fold_into_properties
 from writers.normalize import normalize
 from writers.parse import ROW_COLUMN, Chunk, Parsed, parse_any
 from writers.rejects import Reject, rejects_to_arrow
-from writers.results import WriteResult
+from writers.results import WriteResult, add_counts
 
 log = logging.getLogger(__name__)
 
@@ -233,6 +234,7 @@ class EventWriter:
             records_written=fresh.num_rows,
             duplicates_dropped=in_batch_dupes + committed_dupes,
             records_rejected=len(rejects),
+            rejected_by_reason=add_counts(Counter(reason_kind(r.reason) for r in rejects), {}),
             late_records=late_rows.num_rows,
             on_time_records=on_time_rows.num_rows,
             snapshot_ids=tuple(snapshot_ids),

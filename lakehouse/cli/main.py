@@ -15,6 +15,7 @@ _GROUPS = (
     ("lakehouse.cli.maintain_cmd", "maintain"),
     ("lakehouse.cli.funnel_cmd", "funnel"),
     ("lakehouse.cli.read_cmd", "snapshots"),
+    ("lakehouse.cli.rejects_cmd", "rejects"),
     ("lakehouse.cli.trino_cmd", "trino"),
     ("lakehouse.cli.athena_cmd", "athena"),
     ("lakehouse.cli.check_cmd", "check"),
