@@ -17,6 +17,7 @@ from lakehouse.cli.common import (
     print_json,
     settings_options,
 )
+from lakehouse.cli.ingest_follow import FollowOptions, follow_options, run_follow
 from lakehouse.cli.render import health_pairs, ingest_pairs, print_pairs
 from lakehouse.settings import Settings
 
@@ -140,6 +141,7 @@ def run_ingest(
     help="Create the table and its companions when missing (as `lakehouse init` does); "
     "without it a missing table is an error.",
 )
+@follow_options
 @settings_options
 @json_option
 def ingest(
@@ -148,6 +150,7 @@ def ingest(
     create: bool,
     settings: Settings,
     json_output: bool,
+    follow: FollowOptions | None,
 ) -> None:
     """Ingest newline-delimited JSON files from a landing zone, exactly once per file.
 
@@ -161,6 +164,16 @@ def ingest(
     with the reason, file and line. After exit 75 (catalog unavailable) run it again:
     files not yet committed are picked up then, nothing is committed twice.
     """
+    if follow is not None:
+        run_follow(
+            list(paths),
+            settings,
+            follow,
+            json_output=json_output,
+            max_files_per_commit=max_files_per_commit,
+            create=create,
+        )
+        sys.exit(EXIT_OK)
     result = run_ingest(
         list(paths),
         settings,

@@ -15,7 +15,7 @@ import zlib
 from collections.abc import Iterator, Sequence, Set
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -197,7 +197,8 @@ class LandingFiles:
     ``max_files`` files and ``max_bytes`` (compressed) bytes per batch. Files are fetched
     and gunzipped ahead in background threads (``look_ahead`` files, within a batch).
     ``io`` (the table's FileIO) configures S3 access. Each file's receipt time is its
-    modification time."""
+    modification time. With ``settle``, a file modified less than that long ago (or
+    that far in the future) is left for a later plan: it may still be being written."""
 
     def __init__(
         self,
@@ -207,16 +208,21 @@ class LandingFiles:
         max_files: int = 2000,
         max_bytes: int = 64 * 1024 * 1024,
         look_ahead: int = 8,
+        settle: timedelta | None = None,
     ) -> None:
         self.locations = tuple(locations)
         self.io = io
         self.max_files = max_files
         self.max_bytes = max_bytes
         self.look_ahead = look_ahead
+        self.settle = settle
 
     def plan(self, committed: Set[str]) -> Plan:
         filesystem, files = discover(self.locations, self.io)
         pending = [f for f in files if f.uri not in committed]
+        if self.settle:  # perhaps still being written: a later plan takes it
+            now = datetime.now(UTC)
+            pending = [f for f in pending if abs(now - f.mtime) >= self.settle]
         return Plan(
             self._batches(filesystem, pending),
             pending_positions=len(pending),
