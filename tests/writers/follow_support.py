@@ -94,7 +94,9 @@ class Follower:
                     + self.stderr_text()[-3000:]
                 )
             if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {what}:\n" + self.stderr_text()[-3000:])
+                raise AssertionError(
+                    f"timed out waiting for {what}:\n" + self.stderr_text()[-3000:]
+                )
             time.sleep(poll)
 
     def wait_files(self, total: int, timeout: float = STARTUP) -> None:
