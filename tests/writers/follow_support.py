@@ -94,8 +94,10 @@ class Follower:
                     + self.stderr_text()[-3000:]
                 )
             if time.monotonic() > deadline:
+                last = self.cycles()[-3:]
                 raise AssertionError(
-                    f"timed out waiting for {what}:\n" + self.stderr_text()[-3000:]
+                    f"timed out waiting for {what}; last cycles {last}:\n"
+                    + self.stderr_text()[-3000:]
                 )
             time.sleep(poll)
 
