@@ -193,9 +193,8 @@ def _cycle(
             return stop.is_set() or (turn is not None and not turn.keep())
 
         result = ingest_source(make_source(writer), writer=writer, should_stop=should_stop)
-    except (
-        Exception
-    ) as exc:  # reported, and the next cycle comes (a bad file is a reject, not this)
+    # reported, and the next cycle comes (a bad file is a reject, not an exception)
+    except Exception as exc:
         log.debug("ingest cycle %d failed", number, exc_info=exc)
         took = time.perf_counter() - started
         return CycleReport(number, started_at, seconds=took, errors=(_error(exc),)), exc
