@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from writers.follow import CycleReport
 
 F = TypeVar("F", bound=Callable[..., Any])
+log = logging.getLogger(__name__)
 
 LEASE_PREFIX = "lakehouse.ingest.lease."
 """The lease of the followers of one zone is the ``_ingested`` table's property
@@ -176,9 +178,7 @@ class IngestLease:
         try:
             self.lease.release()
         except Exception as exc:  # the catalog is down: the lease lapses after its ttl
-            click.echo(
-                f"could not give back the ingest lease (it lapses by itself): {exc}", err=True
-            )
+            log.warning("could not give back the ingest lease (it lapses by itself): %s", exc)
 
 
 def run_follow(
