@@ -65,8 +65,8 @@ def where(before: Progress, now: Progress, last_ledger: Progress, cycles: list[d
     else:
         state = "between batches or waiting for the next cycle"
     return (
-        f"{len(cycles)} cycle(s) done ({standby} standby, the lease of the killed one not "
-        f"yet lapsed), {batches} batch(es) committed by this follower; {state}"
+        f"{len(cycles)} cycle(s) reported ({standby} standby: waiting for the lease of the "
+        f"follower killed before to lapse), {batches} batch(es) committed; {state}"
     )
 
 
