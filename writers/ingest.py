@@ -79,12 +79,14 @@ def ingest_source(
     writer: EventWriter | None = None,
     progress: Progress | None = None,
     on_plan: OnPlan | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> IngestResult:
     """Ingest what ``source`` holds beyond the positions the ledger has recorded.
 
     In the result, ``files`` counts the positions committed and ``files_skipped`` those
     already in the ledger. ``on_plan`` is called only when the source knows its pending
-    positions up front.
+    positions up front. ``should_stop`` is asked before each batch: once it says yes, the
+    run ends there (the batch in flight has finished; the rest is left for the next run).
     """
     started = time.perf_counter()
     writer = writer or _batch_writer(settings)
@@ -100,6 +102,8 @@ def ingest_source(
     batches = plan.batches
     try:
         for batch in batches:
+            if should_stop is not None and should_stop():
+                break
             ids = [p.id for p in batch.positions]
             asked = ids and not plan.checked
             known = ledger.committed_among(i for i in ids if i not in ours) if asked else {}

@@ -18,6 +18,7 @@ from lakehouse.cli.common import (
     print_json,
     settings_options,
 )
+from lakehouse.cli.ingest_follow import FollowOptions, follow_options, run_follow
 from lakehouse.cli.render import health_pairs, ingest_pairs, print_pairs
 from lakehouse.settings import Settings
 
@@ -181,6 +182,7 @@ def run_ingest(
     help="A zone whose keys start with YYYY/MM/DD/HH/ is listed from the hour of its last "
     "ingested key minus this window (for late deliveries); 'all' lists everything.",
 )
+@follow_options
 @settings_options
 @json_option
 def ingest(
@@ -193,6 +195,7 @@ def ingest(
     look_back: str,
     settings: Settings,
     json_output: bool,
+    follow: FollowOptions | None,
 ) -> None:
     """Ingest newline-delimited JSON files from a landing zone, exactly once per file.
 
@@ -219,6 +222,20 @@ def ingest(
         window = None if look_back.strip().lower() == "all" else parse_duration(look_back)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--look-back") from exc
+    if follow is not None:
+        run_follow(
+            list(paths),
+            settings,
+            follow,
+            json_output=json_output,
+            max_files_per_commit=max_files_per_commit,
+            create=create,
+            include=include,
+            exclude=exclude,
+            receipt_time=receipt_time,
+            look_back=window,
+        )
+        sys.exit(EXIT_OK)
     result = run_ingest(
         list(paths),
         settings,

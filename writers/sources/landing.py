@@ -197,7 +197,8 @@ class LandingFiles:
     and gunzipped ahead in background threads (``look_ahead`` files, within a batch).
     ``io`` (the table's FileIO) configures S3 access. ``receipt_time`` is a mode of
     :mod:`writers.sources.receipt`. ``look_back`` (None: list everything) is how far
-    before the hour of the last committed key a time-ordered zone is listed again."""
+    before the hour of the last committed key a time-ordered zone is listed again. With ``settle``, a file modified less than that long ago (or that far
+    in the future) is left for a later plan: it may still be being written."""
 
     def __init__(
         self,
@@ -212,6 +213,7 @@ class LandingFiles:
         look_back: timedelta | None = timedelta(hours=2),
         limits: Limits | None = None,
         quiet: timedelta = QUIET,
+        settle: timedelta | None = None,
     ) -> None:
         if receipt_time not in receipt.MODES:
             raise ValueError(f"receipt time {receipt_time!r} is not one of {receipt.MODES}")
@@ -225,6 +227,7 @@ class LandingFiles:
         self.look_back = look_back
         self.limits = limits or Limits.from_env()
         self.quiet = quiet
+        self.settle = settle
         self.list_pages = 0  # LIST requests of the last plan (S3)
 
     def plan(self, ledger: Any) -> Plan:
@@ -259,6 +262,8 @@ class LandingFiles:
             reasons = "; ".join(f"{n} {why}" for why, n in listing.ignored.most_common())
             notes.append(f"found {found} file(s) but took none: {reasons}")
         now = datetime.now(UTC)
+        if self.settle:  # perhaps still being written: a later plan takes it
+            pending = [f for f in pending if abs(now - f.mtime) >= self.settle]
         return Plan(
             self._batches(listing.filesystem, pending, now),
             pending_positions=len(pending),
