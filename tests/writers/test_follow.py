@@ -116,7 +116,6 @@ def test_waves_a_slow_producer_and_bad_files_then_sigterm(home: Path, tmp_path: 
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="needs growing-file support")
 def test_a_file_written_in_two_parts_with_an_incomplete_line_between(
     home: Path, tmp_path: Path
 ) -> None:
