@@ -59,9 +59,7 @@ class FunnelSpec:
 
     def excluded_after(self, step: int) -> tuple[str, ...]:
         """The event types that break a chain between step ``step`` and ``step + 1``."""
-        return tuple(
-            sorted({x.event_type for x in self.exclusions if x.after in (None, step)})
-        )
+        return tuple(sorted({x.event_type for x in self.exclusions if x.after in (None, step)}))
 
     @property
     def excluded_types(self) -> tuple[str, ...]:
@@ -138,10 +136,14 @@ def funnel_spec(
                 f"--exclude {x}: the step must be between 1 and {len(clean) - 1} "
                 "(the exclusion is between that step and the next)"
             )
-    pairs = sorted(dict(step_windows).items() if isinstance(step_windows, Mapping) else step_windows)
+    pairs = sorted(
+        dict(step_windows).items() if isinstance(step_windows, Mapping) else step_windows
+    )
     for step, own in pairs:
         if not isinstance(step, int) or not 2 <= step <= len(clean):
-            raise UsageError(f"a step window needs a step number from 2 to {len(clean)}, got {step!r}")
+            raise UsageError(
+                f"a step window needs a step number from 2 to {len(clean)}, got {step!r}"
+            )
         if not isinstance(own, timedelta) or own < timedelta(microseconds=1):
             raise UsageError(f"the window of step {step} must be a positive duration")
     if len({s for s, _ in pairs}) != len(pairs):
