@@ -63,7 +63,7 @@ ENGINES: dict[str, str | Engine] = {
     "polars": "lakehouse.funnels.engines:run_polars",
     "trino": "lakehouse.engines.trino.funnel:run_trino",  # a running local Trino (lakehouse trino start)
     "athena": "lakehouse.engines.athena.funnel:run_athena",  # window mode without breakdown
-    "duckdb": "lakehouse.sql.funnel:run_duckdb",  # in process, over the snapshot's files
+    "duckdb": "lakehouse.engines.duckdb.funnel:run_duckdb",  # in process, over the snapshot's files
 }
 
 

@@ -136,19 +136,19 @@ def funnel_spec(
                 f"--exclude {x}: the step must be between 1 and {len(clean) - 1} "
                 "(the exclusion is between that step and the next)"
             )
-    pairs = sorted(
+    pairs: list[tuple[int, timedelta]] = sorted(
         dict(step_windows).items() if isinstance(step_windows, Mapping) else step_windows
     )
-    for step, own in pairs:
-        if not isinstance(step, int) or not 2 <= step <= len(clean):
+    for number, own in pairs:
+        if not isinstance(number, int) or not 2 <= number <= len(clean):
             raise UsageError(
-                f"a step window needs a step number from 2 to {len(clean)}, got {step!r}"
+                f"a step window needs a step number from 2 to {len(clean)}, got {number!r}"
             )
         if not isinstance(own, timedelta) or own < timedelta(microseconds=1):
-            raise UsageError(f"the window of step {step} must be a positive duration")
+            raise UsageError(f"the window of step {number} must be a positive duration")
     if len({s for s, _ in pairs}) != len(pairs):
         raise UsageError("a step has two step windows")
-    return FunnelSpec(clean, window, mode, breakdown, excl, hold, tuple(pairs))  # type: ignore[arg-type]
+    return FunnelSpec(clean, window, mode, breakdown, excl, hold, tuple(pairs))
 
 
 def breakdown_expr(breakdown: str, columns: Sequence[str], *, what: str = "break down") -> pl.Expr:

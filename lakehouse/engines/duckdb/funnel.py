@@ -7,11 +7,11 @@ from __future__ import annotations
 import logging
 import time
 
+from lakehouse.engines.duckdb.session import open_session
 from lakehouse.funnels.engines import FunnelRequest
 from lakehouse.funnels.query import DUCKDB_MACROS, funnel_query, result_parts
 from lakehouse.funnels.result import FunnelResult, options_of
 from lakehouse.settings import Settings
-from lakehouse.sql.session import open_session
 
 log = logging.getLogger(__name__)
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
+from lakehouse.engines.duckdb.session import check_query, open_session
 from lakehouse.errors import UsageError
 from lakehouse.settings import Settings
-from lakehouse.sql.session import check_query, open_session
 
 if TYPE_CHECKING:
     import duckdb
@@ -49,7 +49,8 @@ def sql(
     if output == "duckdb":
         return relation
     try:
-        return relation.pl()
+        frame: pl.DataFrame = relation.pl()
+        return frame
     except Exception as exc:
         raise _sql_error(exc) from exc
     finally:

@@ -3,10 +3,10 @@
 * :func:`sql` — run a query over the views ``events``, ``events_ordered`` and
   ``rejected``; a Polars DataFrame (default) or a DuckDB relation;
 * :func:`open_session` — the DuckDB connection with those views, for several queries;
-* the ``duckdb`` funnel engine (:mod:`lakehouse.sql.funnel`).
+* the ``duckdb`` funnel engine (:mod:`lakehouse.engines.duckdb.funnel`).
 """
 
-from lakehouse.sql.query import sql
-from lakehouse.sql.session import VIEWS, SqlSession, open_session
+from lakehouse.engines.duckdb.query import sql
+from lakehouse.engines.duckdb.session import VIEWS, SqlSession, open_session
 
 __all__ = ["VIEWS", "SqlSession", "open_session", "sql"]
