@@ -86,7 +86,7 @@ def funnel(
     )
     began = time.perf_counter()
     groupings = [False] if spec.breakdown is None else [False, True]
-    levels = collect_levels(lf, spec, groupings=groupings)
+    levels = collect_levels(lf, spec, groupings=groupings, ids=False)  # counts only
     overall = _summary(levels[0], spec, []).to_dicts()[0]
     groups: tuple[FunnelGroup, ...] = ()
     if spec.breakdown is not None:

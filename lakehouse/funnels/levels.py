@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 
 _SENTINEL = -(2**63)  # "no open chain": below every epoch microsecond value
 _HASH_SEED = 0x1CEB
+_CHECK_SEED = 0x5EED
 GROUP = "breakdown"
 USER = "user_id"
 KEY = "_key"  # what rows are sorted and grouped by: a hash of user_id, or user_id itself
@@ -56,7 +57,9 @@ def _needed(spec: FunnelSpec) -> tuple[str, ...]:
     return (*base, "event_id") if spec.mode == "strict" else base
 
 
-def _base(lf: pl.LazyFrame, spec: FunnelSpec, grouped: bool, exact: bool) -> pl.LazyFrame:
+def _base(
+    lf: pl.LazyFrame, spec: FunnelSpec, grouped: bool, exact: bool, ids: bool = True
+) -> pl.LazyFrame:
     """The columns the engine needs: [group,] user, key, [_hold,] event_type, _ts (epoch
     µs) [, event_id]. The key is a 64-bit hash of the user (sorting it is much cheaper than
     sorting strings) unless ``exact``; a hash shared by two users is detected later."""
@@ -68,7 +71,9 @@ def _base(lf: pl.LazyFrame, spec: FunnelSpec, grouped: bool, exact: bool) -> pl.
         raise UsageError(f"the events frame lacks the column(s) {', '.join(missing)}")
     user = pl.col(USER).cast(pl.String)
     cols = [
-        user,
+        # without ``ids`` (counting only) a second, independent hash stands for the user:
+        # it still tells two users under one key apart, and sorts no strings
+        user if ids else user.hash(_CHECK_SEED).alias(USER),
         (user if exact else hashed_user(user)).alias(KEY),
         pl.col("event_type").cast(pl.String),
         pl.col("client_ts").dt.epoch("us").alias("_ts"),
@@ -121,13 +126,20 @@ def _window_rows(lf: pl.LazyFrame, spec: FunnelSpec, grouped: bool) -> pl.LazyFr
     excluded event (``_idx = -1``: first among the entries of its timestamp), sorted."""
     import polars as pl
 
-    steps = pl.LazyFrame(
-        {"event_type": list(spec.steps), "_idx": list(range(len(spec.steps)))},
-        schema={"event_type": pl.String, "_idx": pl.Int32},
-    )
-    entries = lf.filter(pl.col("event_type").is_in(sorted(set(spec.steps)))).join(
-        steps, on="event_type", how="inner"
-    )
+    if len(set(spec.steps)) == len(spec.steps):  # one entry per event: a lookup, no join
+        entries = lf.with_columns(
+            _idx=pl.col("event_type").replace_strict(
+                list(spec.steps), list(range(len(spec.steps))), default=None, return_dtype=pl.Int32
+            )
+        ).filter(pl.col("_idx").is_not_null())
+    else:  # a repeated name: one entry per matching step
+        steps = pl.LazyFrame(
+            {"event_type": list(spec.steps), "_idx": list(range(len(spec.steps)))},
+            schema={"event_type": pl.String, "_idx": pl.Int32},
+        )
+        entries = lf.filter(pl.col("event_type").is_in(sorted(set(spec.steps)))).join(
+            steps, on="event_type", how="inner"
+        )
     if spec.exclusions:
         excluded = lf.filter(pl.col("event_type").is_in(spec.excluded_types)).with_columns(
             _idx=pl.lit(-1, pl.Int32)
@@ -266,27 +278,29 @@ def _reach(frame: pl.LazyFrame, spec: FunnelSpec, grouped: bool) -> pl.LazyFrame
 
 
 def levels_for(
-    lf: pl.LazyFrame, spec: FunnelSpec, *, grouped: bool, exact: bool = False
+    lf: pl.LazyFrame, spec: FunnelSpec, *, grouped: bool, exact: bool = False, ids: bool = True
 ) -> pl.LazyFrame:
     """Per user (and breakdown value when ``grouped``, column ``breakdown`` first) who
     reached step 1: ``level``, ``us_to_step_1 .. us_to_step_K`` and ``_clash``."""
-    base = _base(lf, spec, grouped, exact)
+    base = _base(lf, spec, grouped, exact, ids)
     if spec.mode == "strict":
         return _reach(_strict_levels(base, spec, grouped), spec, grouped)
     return _reach(_window_levels(base, spec, grouped), spec, grouped)
 
 
 def collect_levels(
-    lf: pl.LazyFrame, spec: FunnelSpec, *, groupings: list[bool]
+    lf: pl.LazyFrame, spec: FunnelSpec, *, groupings: list[bool], ids: bool = True
 ) -> list[pl.DataFrame]:
     """Collect :func:`levels_for` for each grouping (in one Polars run), redone with exact
     string keys in the rare case two users share a 64-bit hash."""
     import polars as pl
 
-    frames = pl.collect_all([levels_for(lf, spec, grouped=g) for g in groupings])
+    frames = pl.collect_all([levels_for(lf, spec, grouped=g, ids=ids) for g in groupings])
     if any(f["_clash"].any() for f in frames):
         log.warning("two users share a hash key; computing the funnel again with exact keys")
-        frames = pl.collect_all([levels_for(lf, spec, grouped=g, exact=True) for g in groupings])
+        frames = pl.collect_all(
+            [levels_for(lf, spec, grouped=g, exact=True, ids=ids) for g in groupings]
+        )
     return [f.drop("_clash") for f in frames]
 
 
