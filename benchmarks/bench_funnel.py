@@ -186,7 +186,17 @@ def _measure(name: str, folder: Path, window: timedelta, repeat: int) -> tuple[f
     """In a fresh process: best time of ``repeat`` runs, the result, that process's peak
     RSS in MB (so each engine's memory is its own)."""
     seconds, result = best(lambda: RUNNERS[name](folder, window), repeat)
-    return seconds, result, peak_rss_mb()
+    return seconds, result, _own_peak_mb()
+
+
+def _own_peak_mb() -> float:
+    """This process's peak RSS (``VmHWM``: reset by exec, unlike ``ru_maxrss``, which a
+    child inherits from the parent it was forked from)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return peak_rss_mb()
 
 
 def measure(name: str, folder: Path, window: timedelta, repeat: int) -> tuple[float, Any, float]:

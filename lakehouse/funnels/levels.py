@@ -69,6 +69,9 @@ def _base(
     missing = [c for c in _needed(spec) if c not in names]
     if missing:
         raise UsageError(f"the events frame lacks the column(s) {', '.join(missing)}")
+    if spec.mode == "window":  # only step and excluded events matter: drop the rest first
+        wanted = sorted({*spec.steps, *spec.excluded_types})
+        lf = lf.filter(pl.col("event_type").cast(pl.String).is_in(wanted))
     user = pl.col(USER).cast(pl.String)
     cols = [
         # without ``ids`` (counting only) a second, independent hash stands for the user:

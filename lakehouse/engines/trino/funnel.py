@@ -1,27 +1,11 @@
 """The ``trino`` funnel engine: the whole funnel computed by Trino in one SQL query.
 
-Same semantics as the Polars engine (:mod:`lakehouse.funnels.compute`), which itself
-replicates ClickHouse's ``windowFunnel(window)`` in window mode; the users per step are
-also what :func:`lakehouse.funnels.funnel_sql` counts (the same level-by-level running
-maximum). On top of the users, this query returns the median time to each step (exact:
-the middle one or two values), strict mode and a breakdown, so a :class:`FunnelResult`
-from Trino has every field the Polars one has.
-
-Per row ``r`` of a user's sequence and per level ``k`` (0-based), ``c_k`` is the first
-timestamp of the chain that reaches level ``k`` on ``r`` (NULL when none does):
-
-* window mode, rows = (event, matching step) entries ordered by ``(ts_us, step_index)``:
-  ``c_0 = ts`` on step-1 entries; ``F_k`` = running ``max(c_k)`` (the latest chain at
-  level ``k``); ``c_{k+1} = F_k`` on step-``k+2`` entries with ``ts <= F_k + window``.
-* strict mode, rows = all the user's events ordered by ``(ts_us, event_id)``: ``S_k`` =
-  the last non-null of ``c_k`` or ``-1`` on events that are not step ``k+2`` (a reset);
-  ``c_{k+1} = lag(S_k)`` on step-``k+2`` events when it is a chain within the window.
-
-A user's time to step ``k`` is ``ts - c_k`` on the first row where ``c_k`` is set.
-
-Step names, the window, the time range and the property path are bound parameters; the
-only other text is the quoted table reference (with ``FOR VERSION AS OF <int>``) and a
-quoted column name checked against the table's columns.
+The query is :func:`lakehouse.funnels.query.funnel_query` in Trino's dialect, the one
+the ``duckdb`` and ``athena`` engines run too: the Polars engine's semantics (ClickHouse's
+``windowFunnel(window)`` in window mode), strict mode, a breakdown, exclusion steps, a
+held column and per-step windows, with the median time to each step, so a
+:class:`FunnelResult` from Trino has every field the Polars one has. The events table is
+pinned to one snapshot with ``FOR VERSION AS OF``.
 """
 
 from __future__ import annotations
