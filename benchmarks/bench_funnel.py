@@ -1,6 +1,7 @@
 """A 4-step window funnel over N events: Polars (ours) beside ClickHouse's own
-``windowFunnel`` (chdb) and our Trino SQL run by DuckDB, on the same Parquet files, in
-the same run.
+``windowFunnel`` (chdb), the ``duckdb`` engine's query and the read API's ``funnel_sql``
+run by DuckDB, on the same Parquet files, in the same run; each engine in its own
+process, so each peak RSS is that engine's.
 
     python benchmarks/bench_funnel.py [--events 10000000] [--repeat 3] [--window 1d]
 
@@ -140,6 +141,24 @@ def run_chdb(folder: Path, window: timedelta) -> list[int]:
     return [sum(v for lvl, v in per_level.items() if lvl >= k) for k in range(1, len(STEPS) + 1)]
 
 
+def run_duckdb_engine(folder: Path, window: timedelta) -> list[int]:
+    """The ``duckdb`` funnel engine's query (the one Trino and Athena run) on DuckDB."""
+    import duckdb
+
+    from lakehouse.funnels.query import DUCKDB_MACROS, funnel_query, result_parts
+    from lakehouse.funnels.spec import funnel_spec
+
+    spec = funnel_spec(STEPS, window)
+    con = duckdb.connect()
+    for macro in DUCKDB_MACROS:
+        con.execute(macro)
+    con.execute(f"CREATE VIEW events AS SELECT * FROM read_parquet('{folder}/*.parquet')")
+    columns = ("event_id", "user_id", "event_type", "client_ts", "session_id")
+    sql, params = funnel_query(spec, "events", columns, dialect="duckdb")
+    rows = [tuple(r) for r in con.execute(sql, params).fetchall()]
+    return [s.users for s in result_parts(rows, spec)[0]]
+
+
 def run_duckdb(folder: Path, window: timedelta) -> list[int]:
     import duckdb
 
@@ -152,6 +171,39 @@ def run_duckdb(folder: Path, window: timedelta) -> list[int]:
     row = con.execute(sql, params).fetchone()
     assert row is not None
     return [int(v) for v in row]
+
+
+RUNNERS: dict[str, Callable[[Path, timedelta], list[int]]] = {
+    "polars": run_polars,
+    "polars_strict": run_polars_strict,
+    "chdb": run_chdb,
+    "duckdb_engine": run_duckdb_engine,
+    "duckdb_sql": run_duckdb,
+}
+
+
+def _measure(name: str, folder: Path, window: timedelta, repeat: int) -> tuple[float, Any, float]:
+    """In a fresh process: best time of ``repeat`` runs, the result, that process's peak
+    RSS in MB (so each engine's memory is its own)."""
+    seconds, result = best(lambda: RUNNERS[name](folder, window), repeat)
+    return seconds, result, _own_peak_mb()
+
+
+def _own_peak_mb() -> float:
+    """This process's peak RSS (``VmHWM``: reset by exec, unlike ``ru_maxrss``, which a
+    child inherits from the parent it was forked from)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return peak_rss_mb()
+
+
+def measure(name: str, folder: Path, window: timedelta, repeat: int) -> tuple[float, Any, float]:
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(_measure, (name, folder, window, repeat))
 
 
 def main() -> None:
@@ -179,22 +231,38 @@ def main() -> None:
             f"machine: {cpu_info()}; best of {args.repeat}; window {args.window}; steps {', '.join(STEPS)}"
         )
         print(f"users: {users:,}")
-        ours_s, ours = best(lambda: run_polars(folder, window), args.repeat)
-        print(f"polars (ours)            {ours_s:7.2f} s   users per step {ours}")
-        ch_s, ch = best(lambda: run_chdb(folder, window), args.repeat)
+        ours_s, ours, ours_mb = measure("polars", folder, window, args.repeat)
+        print(
+            f"polars (ours)            {ours_s:7.2f} s   peak {ours_mb:6,.0f} MB   users per step {ours}"
+        )
+        ch_s, ch, ch_mb = measure("chdb", folder, window, args.repeat)
         same = "equal" if ch == ours else f"DIFFERENT: {ch}"
-        print(f"chdb windowFunnel        {ch_s:7.2f} s   {same}   ours/chdb = {ours_s / ch_s:.2f}")
+        print(
+            f"chdb windowFunnel        {ch_s:7.2f} s   peak {ch_mb:6,.0f} MB   {same}   "
+            f"ours/chdb = {ours_s / ch_s:.2f}"
+        )
+        de_s, de, de_mb = measure("duckdb_engine", folder, window, args.repeat)
+        same = "equal" if de == ours else f"DIFFERENT: {de}"
+        print(
+            f"duckdb engine            {de_s:7.2f} s   peak {de_mb:6,.0f} MB   {same}   "
+            f"ours/duckdb = {ours_s / de_s:.2f}"
+        )
+        differ = ch != ours or de != ours
         if not args.skip_duckdb:
-            dd_s, dd = best(lambda: run_duckdb(folder, window), args.repeat)
+            dd_s, dd, dd_mb = measure("duckdb_sql", folder, window, args.repeat)
             same = "equal" if dd == ours else f"DIFFERENT: {dd}"
             print(
-                f"duckdb (our Trino SQL)   {dd_s:7.2f} s   {same}   ours/duckdb = {ours_s / dd_s:.2f}"
+                f"duckdb (funnel_sql)      {dd_s:7.2f} s   peak {dd_mb:6,.0f} MB   {same}   "
+                f"ours/duckdb = {ours_s / dd_s:.2f}"
             )
+            differ = differ or dd != ours
         if args.with_strict:
-            st_s, st = best(lambda: run_polars_strict(folder, window), args.repeat)
-            print(f"polars strict mode       {st_s:7.2f} s   users per step {st}")
-        print(f"peak RSS {peak_rss_mb():,.0f} MB")
-        if ch != ours or (not args.skip_duckdb and dd != ours):
+            st_s, st, st_mb = measure("polars_strict", folder, window, args.repeat)
+            print(
+                f"polars strict mode       {st_s:7.2f} s   peak {st_mb:6,.0f} MB   users per step {st}"
+            )
+        print(f"parent peak RSS {peak_rss_mb():,.0f} MB (data generation)")
+        if differ:
             sys.exit(1)
 
 

@@ -29,6 +29,7 @@ __all__ = [
     "ordered_view_sql",
     "rejected",
     "snapshots",
+    "sql",
     "table_health_frames",
     "user_levels",
     "with_order",
@@ -37,6 +38,7 @@ __all__ = [
 _FUNNEL_NAMES = frozenset({"FunnelResult", "FunnelStep", "funnel", "funnel_sql", "user_levels"})
 
 if TYPE_CHECKING:
+    from lakehouse.engines.duckdb import sql
     from lakehouse.funnels import FunnelResult, FunnelStep, funnel, funnel_sql, user_levels
     from lakehouse.read import (
         ORDERED_VIEW_COLUMNS,
@@ -59,6 +61,8 @@ def __getattr__(name: str) -> Any:
     if name not in __all__:
         raise AttributeError(f"module 'lakehouse' has no attribute {name!r}")
     module = "lakehouse.funnels" if name in _FUNNEL_NAMES else "lakehouse.read"
+    if name == "sql":
+        module = "lakehouse.engines.duckdb"
     value = getattr(import_module(module), name)
     globals()[name] = value  # later look-ups skip this function
     return value

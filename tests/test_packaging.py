@@ -172,7 +172,7 @@ def test_a_clean_install_without_extras_runs_the_demo_and_an_ingest(tmp_path: Pa
     )
     assert where.returncode == 0, where.stderr
     assert Path(where.stdout.strip()).is_relative_to(venv), where.stdout
-    for dev_only in ("pytest", "duckdb", "moto"):
+    for dev_only in ("pytest", "chdb", "moto"):
         probe = _run([str(python), "-c", f"import {dev_only}"], tmp_path)
         assert probe.returncode != 0, f"{dev_only} is installed: not a clean install"
     lakehouse = str(venv / "bin" / "lakehouse")
@@ -191,6 +191,13 @@ def test_a_clean_install_without_extras_runs_the_demo_and_an_ingest(tmp_path: Pa
     assert set(ids) == good
     assert report["ingest"]["records_written"] == 20_000
     assert report["ingest"]["records_rejected"] == bad
+    # SQL without a server: duckdb is a runtime dependency
+    counted = _run(
+        [lakehouse, "sql", "SELECT count(*) AS n FROM events", "--json", "--home", str(demo_home)],
+        tmp_path,
+    )
+    assert counted.returncode == 0, counted.stderr[-3000:]
+    assert json.loads(counted.stdout) == [{"n": 20_000}]
 
     # an ingest of one small NDJSON file, with one bad line
     home = tmp_path / "home"

@@ -8,11 +8,11 @@ from typing import Any
 import click
 
 from lakehouse.cli.common import Duration, json_option, print_json, settings_options
-from lakehouse.durations import format_duration
+from lakehouse.durations import format_duration, parse_duration
 from lakehouse.errors import UsageError
 from lakehouse.funnels.engines import ENGINES, FunnelRequest, run_funnel
 from lakehouse.funnels.result import FunnelResult, FunnelStep
-from lakehouse.funnels.spec import MODES
+from lakehouse.funnels.spec import MODES, parse_exclusion
 from lakehouse.settings import Settings
 
 
@@ -21,6 +21,17 @@ def parse_steps(text: str) -> tuple[str, ...]:
     if not text.strip() or any(not s for s in steps):
         raise UsageError(f"--steps must be event types separated by commas, got {text!r}")
     return steps
+
+
+def parse_step_windows(texts: tuple[str, ...]) -> tuple[tuple[int, timedelta], ...]:
+    """``3=10m`` -> ``(3, 10 minutes)``."""
+    out = []
+    for text in texts:
+        step, eq, duration = text.partition("=")
+        if not eq or not step.strip().isdigit():
+            raise UsageError(f"--step-window wants STEP=DURATION (e.g. 3=10m), got {text!r}")
+        out.append((int(step), parse_duration(duration.strip())))
+    return tuple(out)
 
 
 def parse_time(text: str | None, flag: str) -> datetime | None:
@@ -114,6 +125,29 @@ def render(result: FunnelResult) -> None:
     default=None,
     help="Read this snapshot (default: current).",
 )
+@click.option(
+    "--exclude",
+    "exclude",
+    multiple=True,
+    metavar="TYPE[@STEP]",
+    help="A user who does TYPE between step STEP and STEP+1 (any two consecutive steps "
+    "without @STEP) drops off at step STEP. Repeatable.",
+)
+@click.option(
+    "--hold",
+    default=None,
+    metavar="COLUMN",
+    help="Every step of a conversion must have the same value of this column (e.g. "
+    "session_id) or properties.<key>.",
+)
+@click.option(
+    "--step-window",
+    "step_windows",
+    multiple=True,
+    metavar="STEP=DURATION",
+    help="Step STEP (2..K) must come within DURATION of the first step, instead of "
+    "--window (e.g. 3=10m). Repeatable.",
+)
 @click.option("--start", default=None, help="Only events with client_ts >= this (ISO 8601).")
 @click.option("--end", default=None, help="Only events with client_ts < this (ISO 8601).")
 @settings_options
@@ -129,6 +163,9 @@ def funnel(
     snapshot_id: int | None,
     start: str | None,
     end: str | None,
+    exclude: tuple[str, ...],
+    hold: str | None,
+    step_windows: tuple[str, ...],
 ) -> None:
     """Count the users who go through STEPS in order within WINDOW.
 
@@ -145,6 +182,9 @@ def funnel(
         snapshot_id=snapshot_id,
         start=parse_time(start, "--start"),
         end=parse_time(end, "--end"),
+        exclude=tuple(parse_exclusion(x) for x in exclude),
+        hold=hold,
+        step_windows=parse_step_windows(step_windows),
     )
     result = run_funnel(settings, request, engine=engine)
     if json_output:

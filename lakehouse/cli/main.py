@@ -19,6 +19,7 @@ _GROUPS = (
     ("lakehouse.cli.trino_cmd", "trino"),
     ("lakehouse.cli.athena_cmd", "athena"),
     ("lakehouse.cli.check_cmd", "check"),
+    ("lakehouse.cli.sql_cmd", "sql"),
 )
 
 

@@ -70,6 +70,7 @@ ENGINES: dict[str, Engine] = {
         ordered_view="lakehouse.engines.athena.views:create_ordered_view",
         maintenance="lakehouse.engines.athena.maintenance:run_maintenance_with_athena",
     ),
+    "duckdb": Engine("duckdb", funnel="lakehouse.engines.duckdb.funnel:run_duckdb"),
 }
 
 

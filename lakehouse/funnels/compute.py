@@ -5,13 +5,19 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from lakehouse.funnels.levels import GROUP, collect_levels
-from lakehouse.funnels.result import FunnelGroup, FunnelResult, FunnelStep, build_steps
-from lakehouse.funnels.spec import FunnelSpec, Mode, funnel_spec
+from lakehouse.funnels.result import (
+    FunnelGroup,
+    FunnelResult,
+    FunnelStep,
+    build_steps,
+    options_of,
+)
+from lakehouse.funnels.spec import Exclusion, FunnelSpec, Mode, funnel_spec
 
 if TYPE_CHECKING:
     import polars as pl
@@ -47,6 +53,9 @@ def funnel(
     *,
     mode: Mode = "window",
     breakdown: str | None = None,
+    exclude: Sequence[Exclusion | str] = (),
+    hold: str | None = None,
+    step_windows: Mapping[int, timedelta] | None = None,
 ) -> FunnelResult:
     """The funnel ``steps`` over the events in ``lf`` (needs ``user_id``, ``event_type``,
     ``client_ts``; strict mode also ``event_id``).
@@ -59,11 +68,25 @@ def funnel(
     ``breakdown`` (a column such as ``platform``, or ``properties.<key>``) adds one funnel
     per value, each computed over the events carrying that value: a user whose events carry
     two values counts in both groups where they reached the first step.
+
+    ``exclude`` (``"cancel"`` or ``"cancel@2"``, or :class:`Exclusion`): a chain drops off
+    at step k when an excluded event comes between its step k and step k+1. ``hold`` (a
+    column or ``properties.<key>``): every step of a chain has the same value of it.
+    ``step_windows`` (``{3: timedelta(minutes=10)}``): step 3 must come within 10 minutes
+    of the first step (instead of ``window``). See docs/analysis.md.
     """
-    spec = funnel_spec(steps, window, mode, breakdown)
+    spec = funnel_spec(
+        steps,
+        window,
+        mode,
+        breakdown,
+        exclusions=exclude,
+        hold=hold,
+        step_windows=step_windows or {},
+    )
     began = time.perf_counter()
     groupings = [False] if spec.breakdown is None else [False, True]
-    levels = collect_levels(lf, spec, groupings=groupings)
+    levels = collect_levels(lf, spec, groupings=groupings, ids=False)  # counts only
     overall = _summary(levels[0], spec, []).to_dicts()[0]
     groups: tuple[FunnelGroup, ...] = ()
     if spec.breakdown is not None:
@@ -86,4 +109,5 @@ def funnel(
         mode=spec.mode,
         breakdown_by=spec.breakdown,
         breakdown=groups,
+        options=options_of(spec),
     )

@@ -18,7 +18,7 @@ from importlib import import_module
 
 from lakehouse.errors import UsageError
 from lakehouse.funnels.result import FunnelResult
-from lakehouse.funnels.spec import Mode, funnel_spec
+from lakehouse.funnels.spec import Exclusion, FunnelSpec, Mode, funnel_spec
 from lakehouse.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -36,9 +36,25 @@ class FunnelRequest:
     snapshot_id: int | None = None
     start: datetime | None = None
     end: datetime | None = None
+    exclude: tuple[Exclusion, ...] = ()
+    hold: str | None = None
+    step_windows: tuple[tuple[int, timedelta], ...] = ()
 
     def __post_init__(self) -> None:
-        funnel_spec(self.steps, self.window, self.mode, self.breakdown)
+        self.spec  # noqa: B018 - validates
+
+    @property
+    def spec(self) -> FunnelSpec:
+        """The validated funnel (:class:`UsageError` on anything wrong)."""
+        return funnel_spec(
+            self.steps,
+            self.window,
+            self.mode,
+            self.breakdown,
+            exclusions=self.exclude,
+            hold=self.hold,
+            step_windows=self.step_windows,
+        )
 
 
 Engine = Callable[[Settings, FunnelRequest], FunnelResult]
@@ -47,6 +63,7 @@ ENGINES: dict[str, str | Engine] = {
     "polars": "lakehouse.funnels.engines:run_polars",
     "trino": "lakehouse.engines.trino.funnel:run_trino",  # a running local Trino (lakehouse trino start)
     "athena": "lakehouse.engines.athena.funnel:run_athena",  # window mode without breakdown
+    "duckdb": "lakehouse.engines.duckdb.funnel:run_duckdb",  # in process, over the snapshot's files
 }
 
 
@@ -84,6 +101,13 @@ def run_polars(settings: Settings, request: FunnelRequest) -> FunnelResult:
         settings, start=request.start, end=request.end, snapshot_id=request.snapshot_id
     )
     result = funnel(
-        lf, request.steps, request.window, mode=request.mode, breakdown=request.breakdown
+        lf,
+        request.steps,
+        request.window,
+        mode=request.mode,
+        breakdown=request.breakdown,
+        exclude=request.exclude,
+        hold=request.hold,
+        step_windows=dict(request.step_windows),
     )
     return replace(result, engine="polars", snapshot_id=snapshot_id)

@@ -29,12 +29,12 @@ extends.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from lakehouse.errors import UsageError
-from lakehouse.funnels.spec import FunnelSpec, Mode, breakdown_expr, funnel_spec
+from lakehouse.funnels.spec import Exclusion, FunnelSpec, Mode, breakdown_expr, funnel_spec
 
 if TYPE_CHECKING:
     import polars as pl
@@ -43,9 +43,13 @@ log = logging.getLogger(__name__)
 
 _SENTINEL = -(2**63)  # "no open chain": below every epoch microsecond value
 _HASH_SEED = 0x1CEB
+_CHECK_SEED = 0x5EED
 GROUP = "breakdown"
 USER = "user_id"
 KEY = "_key"  # what rows are sorted and grouped by: a hash of user_id, or user_id itself
+
+
+HOLD = "_hold"
 
 
 def _needed(spec: FunnelSpec) -> tuple[str, ...]:
@@ -53,9 +57,11 @@ def _needed(spec: FunnelSpec) -> tuple[str, ...]:
     return (*base, "event_id") if spec.mode == "strict" else base
 
 
-def _base(lf: pl.LazyFrame, spec: FunnelSpec, grouped: bool, exact: bool) -> pl.LazyFrame:
-    """The columns the engine needs: [group,] user, key, event_type, _ts (epoch µs)
-    [, event_id]. The key is a 64-bit hash of the user (sorting it is much cheaper than
+def _base(
+    lf: pl.LazyFrame, spec: FunnelSpec, grouped: bool, exact: bool, ids: bool = True
+) -> pl.LazyFrame:
+    """The columns the engine needs: [group,] user, key, [_hold,] event_type, _ts (epoch
+    µs) [, event_id]. The key is a 64-bit hash of the user (sorting it is much cheaper than
     sorting strings) unless ``exact``; a hash shared by two users is detected later."""
     import polars as pl
 
@@ -63,13 +69,20 @@ def _base(lf: pl.LazyFrame, spec: FunnelSpec, grouped: bool, exact: bool) -> pl.
     missing = [c for c in _needed(spec) if c not in names]
     if missing:
         raise UsageError(f"the events frame lacks the column(s) {', '.join(missing)}")
+    if spec.mode == "window":  # only step and excluded events matter: drop the rest first
+        wanted = sorted({*spec.steps, *spec.excluded_types})
+        lf = lf.filter(pl.col("event_type").cast(pl.String).is_in(wanted))
     user = pl.col(USER).cast(pl.String)
     cols = [
-        user,
+        # without ``ids`` (counting only) a second, independent hash stands for the user:
+        # it still tells two users under one key apart, and sorts no strings
+        user if ids else user.hash(_CHECK_SEED).alias(USER),
         (user if exact else hashed_user(user)).alias(KEY),
         pl.col("event_type").cast(pl.String),
         pl.col("client_ts").dt.epoch("us").alias("_ts"),
     ]
+    if spec.hold is not None:
+        cols.append(breakdown_expr(spec.hold, names, what="hold").alias(HOLD))
     if spec.mode == "strict":
         cols.append(pl.col("event_id").cast(pl.String))
     if grouped:
@@ -83,48 +96,86 @@ def hashed_user(user: pl.Expr) -> pl.Expr:
     return user.hash(_HASH_SEED)
 
 
-def _keys(grouped: bool) -> list[str]:
-    return [GROUP, KEY] if grouped else [KEY]
+def _keys(grouped: bool, spec: FunnelSpec | None = None) -> list[str]:
+    """What a sequence is partitioned by: [group,] user key [, held value]."""
+    keys = [GROUP, KEY] if grouped else [KEY]
+    if spec is not None and spec.hold is not None:
+        keys.append(HOLD)
+    return keys
 
 
-def _marks(grouped: bool) -> dict[str, pl.Expr]:
-    """``_start``: the first row of a user (and group); ``_clash``: a row whose user
-    differs from the previous row's under the same key (two users share a hash)."""
+def _marks(grouped: bool, spec: FunnelSpec) -> dict[str, pl.Expr]:
+    """``_start``: the first row of a sequence (user, group, held value); ``_clash``: a
+    row whose user differs from the previous row's under the same key (two users share a
+    hash)."""
     import polars as pl
 
     change = pl.col(KEY).ne_missing(pl.col(KEY).shift(1))
-    if grouped:
-        change = change | pl.col(GROUP).ne_missing(pl.col(GROUP).shift(1))
+    for other in _keys(grouped, spec):
+        if other != KEY:
+            change = change | pl.col(other).ne_missing(pl.col(other).shift(1))
     start = change.fill_null(True)
-    clash = ~start & pl.col(USER).ne_missing(pl.col(USER).shift(1)).fill_null(False)
+    first_of_key = pl.col(KEY).ne_missing(pl.col(KEY).shift(1)).fill_null(True)
+    if grouped:
+        first_of_key = first_of_key | pl.col(GROUP).ne_missing(pl.col(GROUP).shift(1)).fill_null(
+            True
+        )
+    clash = ~first_of_key & pl.col(USER).ne_missing(pl.col(USER).shift(1)).fill_null(False)
     return {"_start": start, "_clash": clash}
 
 
 def _window_rows(lf: pl.LazyFrame, spec: FunnelSpec, grouped: bool) -> pl.LazyFrame:
-    """Entries ``(keys, _ts, _idx)``: one per event and matching step, sorted."""
+    """Entries ``(keys, _ts, _idx)``: one per event and matching step, plus one per
+    excluded event (``_idx = -1``: first among the entries of its timestamp), sorted."""
     import polars as pl
 
-    steps = pl.LazyFrame(
-        {"event_type": list(spec.steps), "_idx": list(range(len(spec.steps)))},
-        schema={"event_type": pl.String, "_idx": pl.Int32},
-    )
-    entries = lf.filter(pl.col("event_type").is_in(sorted(set(spec.steps)))).join(
-        steps, on="event_type", how="inner"
-    )
-    return entries.sort([*_keys(grouped), "_ts", "_idx"])
+    if len(set(spec.steps)) == len(spec.steps):  # one entry per event: a lookup, no join
+        entries = lf.with_columns(
+            _idx=pl.col("event_type").replace_strict(
+                list(spec.steps), list(range(len(spec.steps))), default=None, return_dtype=pl.Int32
+            )
+        ).filter(pl.col("_idx").is_not_null())
+    else:  # a repeated name: one entry per matching step
+        steps = pl.LazyFrame(
+            {"event_type": list(spec.steps), "_idx": list(range(len(spec.steps)))},
+            schema={"event_type": pl.String, "_idx": pl.Int32},
+        )
+        entries = lf.filter(pl.col("event_type").is_in(sorted(set(spec.steps)))).join(
+            steps, on="event_type", how="inner"
+        )
+    if spec.exclusions:
+        excluded = lf.filter(pl.col("event_type").is_in(spec.excluded_types)).with_columns(
+            _idx=pl.lit(-1, pl.Int32)
+        )
+        entries = pl.concat([entries, excluded], how="vertical_relaxed")
+    return entries.sort([*_keys(grouped, spec), "_ts", "_idx"])
+
+
+def _reset(spec: FunnelSpec, step: int) -> pl.Expr | None:
+    """True on the excluded events that close the chains at ``step`` (1-based)."""
+    import polars as pl
+
+    types = spec.excluded_after(step)
+    return pl.col("event_type").is_in(types) if types else None
 
 
 def _window_levels(lf: pl.LazyFrame, spec: FunnelSpec, grouped: bool) -> pl.LazyFrame:
     import polars as pl
 
-    frame = _window_rows(lf, spec, grouped).with_columns(**_marks(grouped), _n0=pl.col("_idx") == 0)
+    frame = _window_rows(lf, spec, grouped).with_columns(
+        **_marks(grouped, spec), _n0=pl.col("_idx") == 0
+    )
     first = pl.col("_ts")
     for k in range(len(spec.steps) - 1):
+        closed = pl.col("_start")
+        reset = _reset(spec, k + 1)
+        if reset is not None:
+            closed = closed | reset
         frame = frame.with_columns(
             (
                 pl.when(pl.col(f"_n{k}"))
                 .then(first)
-                .when(pl.col("_start"))
+                .when(closed)
                 .then(pl.lit(_SENTINEL, pl.Int64))
                 .otherwise(None)
                 .forward_fill()
@@ -135,17 +186,19 @@ def _window_levels(lf: pl.LazyFrame, spec: FunnelSpec, grouped: bool) -> pl.Lazy
             (
                 (pl.col("_idx") == k + 1)
                 & (first > _SENTINEL)
-                & (pl.col("_ts") <= first + spec.window_us)
+                & (pl.col("_ts") <= first + spec.window_us_for(k + 2))
             ).alias(f"_n{k + 1}")
         )
     return frame
 
 
 def _strict_levels(lf: pl.LazyFrame, spec: FunnelSpec, grouped: bool) -> pl.LazyFrame:
+    """Excluded types are never steps, so in strict mode an excluded event already
+    breaks every chain it falls inside: exclusions change nothing here."""
     import polars as pl
 
-    frame = lf.sort([*_keys(grouped), "_ts", "event_id"]).with_columns(
-        **_marks(grouped), _n0=pl.col("event_type") == spec.steps[0]
+    frame = lf.sort([*_keys(grouped, spec), "_ts", "event_id"]).with_columns(
+        **_marks(grouped, spec), _n0=pl.col("event_type") == spec.steps[0]
     )
     first = pl.col("_ts")
     for k in range(len(spec.steps) - 1):
@@ -158,7 +211,7 @@ def _strict_levels(lf: pl.LazyFrame, spec: FunnelSpec, grouped: bool) -> pl.Lazy
             .otherwise(None)
             .forward_fill()
         )
-        # the level-k chain still open on the previous row (same user: not a first row)
+        # the level-k chain still open on the previous row (same sequence: not a first row)
         frame = frame.with_columns(state.shift(1).alias(f"_f{k + 1}"))
         first = pl.col(f"_f{k + 1}")
         frame = frame.with_columns(
@@ -166,7 +219,7 @@ def _strict_levels(lf: pl.LazyFrame, spec: FunnelSpec, grouped: bool) -> pl.Lazy
                 is_next
                 & ~pl.col("_start")
                 & (first > _SENTINEL)
-                & (pl.col("_ts") <= first + spec.window_us)
+                & (pl.col("_ts") <= first + spec.window_us_for(k + 2))
             )
             .fill_null(False)
             .alias(f"_n{k + 1}")
@@ -177,7 +230,11 @@ def _strict_levels(lf: pl.LazyFrame, spec: FunnelSpec, grouped: bool) -> pl.Lazy
 def _reach(frame: pl.LazyFrame, spec: FunnelSpec, grouped: bool) -> pl.LazyFrame:
     """Per user: ``us_to_step_k``, the µs from the chain's first step to step k on the
     first row where the user reached k (null if never), ``level`` (steps reached), and
-    ``_clash`` (true: the user shared a hash key with another; the result is void)."""
+    ``_clash`` (true: the user shared a hash key with another; the result is void).
+
+    With a held column the sequences are per (user, held value); a user's time to step k
+    is then the one of the sequence that reached k first in client time (on a tie, the
+    shorter time)."""
     import polars as pl
 
     k_steps = len(spec.steps)
@@ -190,18 +247,32 @@ def _reach(frame: pl.LazyFrame, spec: FunnelSpec, grouped: bool) -> pl.LazyFrame
         ).alias(names[k])
         for k in range(k_steps)
     ]
+    held = spec.hold is not None
+    at = [pl.when(pl.col(f"_n{k}")).then(pl.col("_ts")).alias(f"_at{k}") for k in range(k_steps)]
     out = [GROUP, USER] if grouped else [USER]
-    return (
+    per_sequence = (
         frame.filter(pl.any_horizontal(pl.col(f"_n{k}") for k in range(k_steps)) | pl.col("_clash"))
-        .select(*_keys(grouped), USER, "_clash", *reach)
-        .group_by(_keys(grouped))
+        .select(*_keys(grouped, spec), USER, "_clash", *reach, *(at if held else []))
+        .group_by(_keys(grouped, spec))
         # rows keep their order inside a group: the first non-null is the earliest reach
         .agg(
             pl.col(USER).first(),
             pl.col("_clash").any(),
             *(pl.col(n).drop_nulls().first() for n in names),
+            *(pl.col(f"_at{k}").drop_nulls().first() for k in range(k_steps) if held),
         )
-        .with_columns(
+    )
+    if held:
+        per_sequence = per_sequence.group_by(_keys(grouped)).agg(
+            pl.col(USER).first(),
+            pl.col("_clash").any() | (pl.col(USER).n_unique() > 1),
+            *(
+                pl.col(n).sort_by([pl.col(f"_at{k}"), pl.col(n)], nulls_last=True).first()
+                for k, n in enumerate(names)
+            ),
+        )
+    return (
+        per_sequence.with_columns(
             level=pl.sum_horizontal(pl.col(n).is_not_null() for n in names).cast(pl.Int64)
         )
         .filter((pl.col("level") > 0) | pl.col("_clash"))
@@ -210,27 +281,29 @@ def _reach(frame: pl.LazyFrame, spec: FunnelSpec, grouped: bool) -> pl.LazyFrame
 
 
 def levels_for(
-    lf: pl.LazyFrame, spec: FunnelSpec, *, grouped: bool, exact: bool = False
+    lf: pl.LazyFrame, spec: FunnelSpec, *, grouped: bool, exact: bool = False, ids: bool = True
 ) -> pl.LazyFrame:
     """Per user (and breakdown value when ``grouped``, column ``breakdown`` first) who
     reached step 1: ``level``, ``us_to_step_1 .. us_to_step_K`` and ``_clash``."""
-    base = _base(lf, spec, grouped, exact)
+    base = _base(lf, spec, grouped, exact, ids)
     if spec.mode == "strict":
         return _reach(_strict_levels(base, spec, grouped), spec, grouped)
     return _reach(_window_levels(base, spec, grouped), spec, grouped)
 
 
 def collect_levels(
-    lf: pl.LazyFrame, spec: FunnelSpec, *, groupings: list[bool]
+    lf: pl.LazyFrame, spec: FunnelSpec, *, groupings: list[bool], ids: bool = True
 ) -> list[pl.DataFrame]:
     """Collect :func:`levels_for` for each grouping (in one Polars run), redone with exact
     string keys in the rare case two users share a 64-bit hash."""
     import polars as pl
 
-    frames = pl.collect_all([levels_for(lf, spec, grouped=g) for g in groupings])
+    frames = pl.collect_all([levels_for(lf, spec, grouped=g, ids=ids) for g in groupings])
     if any(f["_clash"].any() for f in frames):
         log.warning("two users share a hash key; computing the funnel again with exact keys")
-        frames = pl.collect_all([levels_for(lf, spec, grouped=g, exact=True) for g in groupings])
+        frames = pl.collect_all(
+            [levels_for(lf, spec, grouped=g, exact=True, ids=ids) for g in groupings]
+        )
     return [f.drop("_clash") for f in frames]
 
 
@@ -241,9 +314,21 @@ def user_levels(
     *,
     mode: Mode = "window",
     breakdown: str | None = None,
+    exclude: Sequence[Exclusion | str] = (),
+    hold: str | None = None,
+    step_windows: Mapping[int, timedelta] | None = None,
 ) -> pl.DataFrame:
     """One row per user who reached the first step (per breakdown value, in column
     ``breakdown``, when asked): ``level`` — the furthest step reached, the value
-    ClickHouse's ``windowFunnel`` returns in window mode — and ``us_to_step_1..K``."""
-    spec = funnel_spec(steps, window, mode, breakdown)
+    ClickHouse's ``windowFunnel`` returns in window mode — and ``us_to_step_1..K``.
+    ``exclude``, ``hold``, ``step_windows``: as :func:`lakehouse.funnels.funnel`."""
+    spec = funnel_spec(
+        steps,
+        window,
+        mode,
+        breakdown,
+        exclusions=exclude,
+        hold=hold,
+        step_windows=step_windows or {},
+    )
     return collect_levels(lf, spec, groupings=[breakdown is not None])[0]

@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from lakehouse.funnels.spec import FunnelSpec
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,21 @@ def build_steps(
     return tuple(out)
 
 
+def options_of(spec: FunnelSpec) -> tuple[tuple[str, Any], ...]:
+    """``exclude`` (``["cancel@2", ...]``), ``hold`` and ``step_windows_seconds``
+    (``{"3": 600.0}``), only those the spec sets: the extra keys of ``to_dict()``."""
+    out: list[tuple[str, Any]] = []
+    if spec.exclusions:
+        out.append(("exclude", [str(x) for x in spec.exclusions]))
+    if spec.hold is not None:
+        out.append(("hold", spec.hold))
+    if spec.step_windows:
+        out.append(
+            ("step_windows_seconds", {str(k): w.total_seconds() for k, w in spec.step_windows})
+        )
+    return tuple(out)
+
+
 @dataclass(frozen=True)
 class FunnelGroup:
     """The funnel of one breakdown value (None: events without a value)."""
@@ -81,6 +99,9 @@ class FunnelResult:
     breakdown: tuple[FunnelGroup, ...] = ()
     engine: str = "polars"
     snapshot_id: int | None = None
+    # the funnel's options beyond steps/window/mode/breakdown (exclusions, hold, step
+    # windows), as ``options_of`` spells them; empty when none was asked for
+    options: tuple[tuple[str, Any], ...] = ()
 
     @property
     def users(self) -> dict[str, int]:
@@ -95,6 +116,7 @@ class FunnelResult:
             "engine": self.engine,
             "snapshot_id": self.snapshot_id,
         }
+        out.update(self.options)
         if self.breakdown_by is not None:
             out["breakdown_by"] = self.breakdown_by
             out["breakdown"] = [g.to_dict() for g in self.breakdown]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Literal
@@ -23,20 +23,77 @@ _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*")  # fullmatch: "$" would allow a f
 
 
 @dataclass(frozen=True)
+class Exclusion:
+    """An excluded event type: a chain drops off at step ``after`` (1-based) when an event
+    of ``event_type`` comes between its step ``after`` and step ``after + 1``; ``after``
+    None: between any two consecutive steps."""
+
+    event_type: str
+    after: int | None = None
+
+    def __str__(self) -> str:
+        return self.event_type if self.after is None else f"{self.event_type}@{self.after}"
+
+
+@dataclass(frozen=True)
 class FunnelSpec:
     steps: tuple[str, ...]
     window: timedelta
     mode: Mode = "window"
     breakdown: str | None = None
+    exclusions: tuple[Exclusion, ...] = ()
+    hold: str | None = None
+    # (step number 2..K, window from the first step) replacing ``window`` for that step
+    step_windows: tuple[tuple[int, timedelta], ...] = ()
 
     @property
     def window_us(self) -> int:
         """The window in whole microseconds (the table's timestamp precision)."""
         return self.window // timedelta(microseconds=1)
 
+    def window_us_for(self, step: int) -> int:
+        """The window (µs from the first step) within which step ``step`` (1-based) must
+        come: its own step window if given, else the funnel's window."""
+        own = dict(self.step_windows).get(step, self.window)
+        return own // timedelta(microseconds=1)
+
+    def excluded_after(self, step: int) -> tuple[str, ...]:
+        """The event types that break a chain between step ``step`` and ``step + 1``."""
+        return tuple(sorted({x.event_type for x in self.exclusions if x.after in (None, step)}))
+
+    @property
+    def excluded_types(self) -> tuple[str, ...]:
+        return tuple(sorted({x.event_type for x in self.exclusions}))
+
+
+def _check_column(name: str, what: str) -> None:
+    if not name.strip():
+        raise UsageError(f"the {what} must name a column or properties.<key>")
+    if name.startswith(PROPERTY_PREFIX):
+        key = name[len(PROPERTY_PREFIX) :]
+        if not _KEY.fullmatch(key):
+            raise UsageError(f"cannot use the property key {key!r} as the {what}")
+
+
+def parse_exclusion(text: str) -> Exclusion:
+    """``TYPE`` or ``TYPE@STEP`` (the command line's ``--exclude``)."""
+    kind, at, step = text.rpartition("@") if "@" in text else (text, "", "")
+    if not at:
+        return Exclusion(text.strip())
+    if not step.strip().isdigit():
+        raise UsageError(f"--exclude wants TYPE or TYPE@STEP (a step number), got {text!r}")
+    return Exclusion(kind.strip(), int(step))
+
 
 def funnel_spec(
-    steps: Sequence[str], window: timedelta, mode: str = "window", breakdown: str | None = None
+    steps: Sequence[str],
+    window: timedelta,
+    mode: str = "window",
+    breakdown: str | None = None,
+    *,
+    exclusions: Sequence[Exclusion | str] = (),
+    hold: str | None = None,
+    step_windows: Mapping[int, timedelta] | Sequence[tuple[int, timedelta]] = (),
 ) -> FunnelSpec:
     """Validate the funnel's arguments (:class:`UsageError` on anything wrong)."""
     if isinstance(steps, str):
@@ -65,12 +122,38 @@ def funnel_spec(
             key = breakdown[len(PROPERTY_PREFIX) :]
             if not _KEY.fullmatch(key):
                 raise UsageError(f"cannot break down by the property key {key!r}")
-    return FunnelSpec(clean, window, mode, breakdown)
+    if hold is not None:
+        _check_column(hold, "held column (--hold)")
+    excl = tuple(parse_exclusion(x) if isinstance(x, str) else x for x in exclusions)
+    for x in excl:
+        if not x.event_type or x.event_type in clean:
+            raise UsageError(
+                f"cannot exclude {x.event_type!r}: an excluded event type must be a "
+                "non-empty type that is not one of the steps"
+            )
+        if x.after is not None and not 1 <= x.after < len(clean):
+            raise UsageError(
+                f"--exclude {x}: the step must be between 1 and {len(clean) - 1} "
+                "(the exclusion is between that step and the next)"
+            )
+    pairs: list[tuple[int, timedelta]] = sorted(
+        dict(step_windows).items() if isinstance(step_windows, Mapping) else step_windows
+    )
+    for number, own in pairs:
+        if not isinstance(number, int) or not 2 <= number <= len(clean):
+            raise UsageError(
+                f"a step window needs a step number from 2 to {len(clean)}, got {number!r}"
+            )
+        if not isinstance(own, timedelta) or own < timedelta(microseconds=1):
+            raise UsageError(f"the window of step {number} must be a positive duration")
+    if len({s for s, _ in pairs}) != len(pairs):
+        raise UsageError("a step has two step windows")
+    return FunnelSpec(clean, window, mode, breakdown, excl, hold, tuple(pairs))
 
 
-def breakdown_expr(breakdown: str, columns: Sequence[str]) -> pl.Expr:
-    """The breakdown value of each event: a column, or ``properties.<key>`` read from the
-    JSON text (as a string; null when the key is absent)."""
+def breakdown_expr(breakdown: str, columns: Sequence[str], *, what: str = "break down") -> pl.Expr:
+    """The breakdown (or held) value of each event: a column, or ``properties.<key>`` read
+    from the JSON text (as a string; null when the key is absent)."""
     import polars as pl
 
     if breakdown in columns:
@@ -79,6 +162,6 @@ def breakdown_expr(breakdown: str, columns: Sequence[str]) -> pl.Expr:
         key = breakdown[len(PROPERTY_PREFIX) :]
         return pl.col("properties").str.json_path_match(f"$.{key}")
     raise UsageError(
-        f"cannot break down by {breakdown!r}: not a column (columns: {', '.join(columns)}) "
+        f"cannot {what} by {breakdown!r}: not a column (columns: {', '.join(columns)}) "
         "nor properties.<key>"
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import tempfile
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +18,7 @@ class Ev:
     kind: str
     ts_us: int
     event_id: str = ""
+    session: str | None = None
 
 
 def frame(events: Iterable[Ev]) -> pl.DataFrame:
@@ -28,12 +29,18 @@ def frame(events: Iterable[Ev]) -> pl.DataFrame:
             "user_id": [e.user for e in rows],
             "event_type": [e.kind for e in rows],
             "client_ts": [e.ts_us for e in rows],
+            "session_id": [e.session for e in rows],
+            "properties": [
+                "{}" if e.session is None else '{"s": "' + e.session + '"}' for e in rows
+            ],
         },
         schema={
             "event_id": pl.String,
             "user_id": pl.String,
             "event_type": pl.String,
             "client_ts": pl.Int64,
+            "session_id": pl.String,
+            "properties": pl.String,
         },
     ).with_columns(pl.col("client_ts").cast(pl.Datetime("us", "UTC")))
 
@@ -94,7 +101,10 @@ def clickhouse_walk(
 
 
 def strict_by_definition(
-    df: pl.DataFrame, steps: Sequence[str], window_us: int
+    df: pl.DataFrame,
+    steps: Sequence[str],
+    window_us: int,
+    ends_out: dict[str, list[int | None]] | None = None,
 ) -> dict[str, tuple[int, list[int | None]]]:
     """Strict mode from its definition, by enumerating every chain: events in
     ``(client_ts, event_id)`` order; a chain e1..em has ei matching step i, every event
@@ -120,11 +130,96 @@ def strict_by_definition(
                     if seq[q][0] - start <= window_us:
                         best[(j, q)] = max(best.get((j, q), start), start)
         times: list[int | None] = [None] * len(steps)
+        reach: list[int | None] = [None] * len(steps)
         for j in range(len(steps)):
             ends = sorted(q for (lvl, q) in best if lvl == j)
             if ends:
                 times[j] = seq[ends[0]][0] - best[(j, ends[0])]
+                reach[j] = seq[ends[0]][0]
+        if ends_out is not None:
+            ends_out[user] = reach
         level = sum(1 for t in times if t is not None)
         if level:
             out[user] = (level, times)
     return out
+
+
+def chains_by_definition(
+    df: pl.DataFrame,
+    steps: Sequence[str],
+    windows_us: Sequence[int],
+    excluded: dict[int, set[str]],
+    ends_out: dict[str, list[int | None]] | None = None,
+) -> dict[str, tuple[int, list[int | None]]]:
+    """Window mode with exclusions and per-step windows, by enumerating every chain.
+
+    A chain is events e1..em, ei of type steps[i], with ts(e1) <= ts(e2) <= ... (an event
+    may fill two steps of the same name), ``ts(ei) - ts(e1) <= windows_us[i]`` and, for
+    each link i -> i+1 (1-based i), no event of a type in ``excluded[i]`` with
+    ``ts(ei) < ts <= ts(ei+1)``. Per user: (furthest m, µs to each step at the earliest
+    time a chain of that length ends, from the latest first step among those chains)."""
+    out = {}
+    for user, evs in _by_user(df).items():
+        times_of = sorted(evs)
+        found: dict[int, tuple[int, int]] = {}  # level -> (end ts, -first): earliest end
+
+        def extend(
+            chain: list[int],
+            j: int,
+            found: dict[int, tuple[int, int]] = found,
+            times_of: list[tuple[int, str, str]] = times_of,
+        ) -> None:
+            m = len(chain)
+            key = (chain[-1], -chain[0])
+            if m - 1 not in found or key < found[m - 1]:
+                found[m - 1] = key
+            if m == len(steps):
+                return
+            last = chain[-1]
+            for ts, kind, _ in times_of:
+                if kind != steps[m] or ts < last or ts - chain[0] > windows_us[m]:
+                    continue
+                blocked = any(
+                    k in excluded.get(m, set()) and last < t <= ts for t, k, _ in times_of
+                )
+                if not blocked:
+                    extend([*chain, ts], j + 1)
+
+        for ts, kind, _ in times_of:
+            if kind == steps[0]:
+                extend([ts], 0)
+        if found:
+            times: list[int | None] = [None] * len(steps)
+            reach: list[int | None] = [None] * len(steps)
+            for lvl, (end, neg_first) in found.items():
+                times[lvl] = end + neg_first
+                reach[lvl] = end
+            out[user] = (max(found) + 1, times)
+            if ends_out is not None:
+                ends_out[user] = reach
+    return out
+
+
+def per_held_value(
+    df: pl.DataFrame,
+    hold: str,
+    one: Callable[
+        [pl.DataFrame, dict[str, list[int | None]]], dict[str, tuple[int, list[int | None]]]
+    ],
+) -> dict[str, tuple[int, list[int | None]]]:
+    """``one`` on each (user, held value) sequence (null is a value): a user's level is
+    the best over their sequences; the time to step k is the one of the sequence that
+    reached k first (earliest client time, then the shorter time)."""
+    best: dict[str, tuple[int, list[tuple[int, int] | None]]] = {}
+    for _, part in df.group_by([hold]):
+        ends: dict[str, list[int | None]] = {}
+        for user, (level, times) in one(part, ends).items():
+            old_level, old = best.get(user, (0, [None] * len(times)))
+            merged: list[tuple[int, int] | None] = []
+            for k, t in enumerate(times):
+                end = ends[user][k]
+                here = None if t is None or end is None else (end, t)
+                cand = [x for x in (old[k], here) if x is not None]
+                merged.append(min(cand) if cand else None)
+            best[user] = (max(old_level, level), merged)
+    return {u: (lvl, [None if x is None else x[1] for x in ts]) for u, (lvl, ts) in best.items()}

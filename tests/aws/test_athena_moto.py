@@ -249,7 +249,25 @@ def test_funnel_cli_engine_athena(athena_env: str, moto_server: MotoServer) -> N
     assert out.exit_code == 0, out.output
     doc = json.loads(out.stdout)
     assert [s["users"] for s in doc["steps"]] == [3, 1] and doc["engine"] == "athena"
-    out = CliRunner().invoke(
-        lakehouse_cli, ["funnel", "--engine", "athena", "--steps", "a,b", "--mode", "strict"]
+    # strict mode (like any option) runs the SQL engines' shared query, whose rows are
+    # (part, g, k, users, median_us)
+    queue_result(
+        moto_server,
+        athena_env,
+        [
+            ("part", "integer"),
+            ("g", "varchar"),
+            ("k", "bigint"),
+            ("users", "bigint"),
+            ("median_us", "double"),
+        ],
+        [["0", None, "1", "4", "0.0"], ["0", None, "2", "2", "1500000.0"]],
     )
-    assert out.exit_code == 2 and "window-mode funnels without breakdown" in out.stderr
+    out = CliRunner().invoke(
+        lakehouse_cli,
+        ["funnel", "--engine", "athena", "--steps", "a,b", "--mode", "strict", "--json"],
+    )
+    assert out.exit_code == 0, out.output
+    doc = json.loads(out.stdout)
+    assert doc["mode"] == "strict"
+    assert [(s["users"], s["median_seconds_to_step"]) for s in doc["steps"]] == [(4, 0.0), (2, 1.5)]

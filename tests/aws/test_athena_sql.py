@@ -28,6 +28,7 @@ from lakehouse.engines.athena.views import columns_probe_sql, ordered_view_state
 from lakehouse.errors import UsageError
 from lakehouse.funnels import funnel_sql
 from lakehouse.funnels.engines import FunnelRequest
+from lakehouse.funnels.query import funnel_query
 from lakehouse.settings import TableName
 from maintenance.inventory import hour_of
 from maintenance.plan import CompactionOptions, CompactionPlan, RewriteGroup
@@ -186,9 +187,14 @@ def test_funnel_query_is_the_read_api_sql_on_a_pinned_table() -> None:
     assert 'FROM "analytics"."events" FOR VERSION AS OF 7 AS e' in sql
     assert "'view'" not in sql and sql.count("?") == len(params)
     assert execution_parameters(params)[:5] == ["'view'", "'click'", "'view'", "'click'", "'view'"]
-    for bad in (
+    for other in (
         FunnelRequest(steps=("a", "b"), window=timedelta(hours=1), mode="strict"),
         FunnelRequest(steps=("a", "b"), window=timedelta(hours=1), breakdown="platform"),
     ):
+        # the full query needs the table's columns; with them, it is the shared query
         with pytest.raises(UsageError, match="window-mode funnels without breakdown"):
-            athena_funnel_query(bad, EVENTS)
+            athena_funnel_query(other, EVENTS)
+        sql, params = athena_funnel_query(other, EVENTS, snapshot_id=7, columns=("platform",))
+        assert (sql, params) == funnel_query(
+            other.spec, '"analytics"."events" FOR VERSION AS OF 7', ("platform",)
+        )

@@ -304,3 +304,31 @@ def test_athena_maintenance_run_through_trino(lake: TrinoLake) -> None:
     )  # the table opened from the settings this time
     assert again.compaction is not None and again.compaction.groups_planned == 0
     assert again.expiry is not None and again.expiry.snapshots_expired == 0
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"exclude": ("click@1",)},
+        {"hold": "user_id", "mode": "strict", "breakdown": "event_type"},
+        {"step_windows": ((2, timedelta(minutes=20)),)},
+    ],
+)
+def test_funnel_options_on_trino_as_athena_match_polars(
+    lake: TrinoLake, options: dict[str, Any]
+) -> None:
+    """Beyond the plain window funnel, Athena gets the shared query (Trino's dialect)."""
+    request = FunnelRequest(
+        steps=("view", "purchase", "view"), window=timedelta(hours=2), **options
+    )
+    athena = TrinoAsAthena(lake)
+    got = run_athena(lake.settings, request, client=athena)  # type: ignore[arg-type]
+    want = run_funnel(lake.settings, request, engine="polars")
+    assert [s.users for s in got.steps] == [s.users for s in want.steps]
+    assert [(g.value, [s.users for s in g.steps]) for g in got.breakdown] == [
+        (g.value, [s.users for s in g.steps]) for g in want.breakdown
+    ]
+    assert got.steps[0].users > 0
+    sql, params = athena.sent[0]
+    assert params
+    assert "per_sequence" in sql and all(p not in sql for p in request.steps)

@@ -158,3 +158,33 @@ def test_an_empty_table_has_an_empty_funnel(generated: Written) -> None:
     trino = run_trino(settings, request, port=generated.port)
     assert [s.users for s in trino.steps] == [0, 0, 0, 0] and trino.snapshot_id is None
     _same(trino, run_funnel(settings, request, engine="polars"))
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"exclude": ("search",)},
+        {"exclude": ("search@2", "view_page@3")},
+        {"hold": "platform"},
+        {"hold": "properties.page", "exclude": ("search",)},
+        {"step_windows": ((3, timedelta(minutes=20)), (4, timedelta(minutes=40)))},
+        {"mode": "strict", "hold": "platform", "breakdown": "platform"},
+        {"breakdown": "properties.page", "exclude": ("view_page",), "snapshot": "first"},
+    ],
+)
+def test_exclusion_hold_and_step_windows_equal_polars_and_duckdb(
+    generated: Written, options: dict[str, Any]
+) -> None:
+    """The shared funnel query on Trino (the ``trino`` engine) and on DuckDB (the
+    ``duckdb`` engine) against the Polars engine, with every funnel option."""
+    kw: dict[str, Any] = {"window": timedelta(hours=2)}
+    kw.update({k: v for k, v in options.items() if k != "snapshot"})
+    if options.get("snapshot") == "first":
+        kw["snapshot_id"] = generated.written_snapshot
+    request = FunnelRequest(tuple(CHECKOUT), **kw)
+    trino = run_trino(generated.settings, request, port=generated.port)
+    polars = run_funnel(generated.settings, request, engine="polars")
+    duck = run_funnel(generated.settings, request, engine="duckdb")
+    _same(trino, polars)
+    _same(duck, polars)
+    assert trino.steps[0].users > trino.steps[-1].users
