@@ -36,6 +36,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
+from catalog.batch_key import BatchKeyLanded
 from lakehouse.errors import CommitError, ConfigError, UsageError
 
 log = logging.getLogger(__name__)
@@ -59,8 +60,8 @@ def classify(exc: BaseException, table: Table, base_snapshot_id: int | None) -> 
     """The conflict ``exc`` reports for an attempt that started at ``base_snapshot_id``,
     or None when it is not a commit conflict. Both exception types guarantee that
     nothing of the attempt was committed."""
-    if isinstance(exc, CommitFailedException):
-        return Conflict.LOST_RACE
+    if isinstance(exc, (CommitFailedException, BatchKeyLanded)):
+        return Conflict.LOST_RACE  # a retry looks the key up again and finds it
     if isinstance(exc, ValidationException):
         if base_snapshot_id is not None:
             table.refresh()

@@ -14,6 +14,7 @@ import pyarrow.compute as pc
 from pyiceberg.exceptions import CommitFailedException, ValidationException
 from pyiceberg.table import Table
 
+from catalog.batch_key import require_no_batch_key
 from catalog.commit import commit_with_retries
 from catalog.transaction import begin
 from lakehouse import schema as spec
@@ -148,8 +149,10 @@ def _commit_events_once(
         return []
     merge = table.properties.get("commit.manifest-merge.enabled", "false").lower() == "true"
     written: list[str] = []
+    checked_at = table.metadata.current_snapshot_id  # the head the key was looked up at
     try:
         with begin(table) as tx:
+            require_no_batch_key(tx, key, checked_at)
             for rows, props in parts:
                 files = write_sorted(table, tx.table_metadata, rows)
                 written += [f.file_path for f in files]
@@ -191,10 +194,13 @@ def _append_with_key_once(table: Table, rows: pa.Table, *, key: str, kind: str) 
     existing = snapshots_with_key(table, key)
     if existing or rows.num_rows == 0:
         return existing
+    checked_at = table.metadata.current_snapshot_id
     try:
-        table.append(
-            rows, snapshot_properties={spec.SUMMARY_BATCH_KEY: key, spec.SUMMARY_KIND: kind}
-        )
+        with begin(table) as tx:
+            require_no_batch_key(tx, key, checked_at)
+            tx.append(
+                rows, snapshot_properties={spec.SUMMARY_BATCH_KEY: key, spec.SUMMARY_KIND: kind}
+            )
     except OSError as exc:
         raise storage_error(exc, table.location(), "write to") from exc
     return snapshots_with_key(table, key)
