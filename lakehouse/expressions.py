@@ -26,3 +26,9 @@ def is_in(column: str, values: Sequence[str]) -> ex.BooleanExpression:
     ctor: Any = ex.In
     result: ex.BooleanExpression = ctor(column, list(values))
     return result
+
+
+def starts_with(column: str, prefix: str) -> ex.BooleanExpression:
+    ctor: Any = ex.StartsWith
+    result: ex.BooleanExpression = ctor(column, prefix)
+    return result

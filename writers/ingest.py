@@ -78,8 +78,7 @@ def ingest_source(
     started = time.perf_counter()
     writer = writer or _batch_writer(settings)
     ledger = Ledger(writer.tables.ingested)
-    committed = ledger.committed()
-    plan = source.plan(committed)
+    plan = source.plan(ledger)
     skipped = list(plan.skipped)
     if on_plan and plan.pending_positions is not None:
         on_plan(plan.pending_positions, plan.pending_bytes or 0, len(skipped))
@@ -89,7 +88,8 @@ def ingest_source(
     try:
         for batch in batches:
             ids = [p.id for p in batch.positions]
-            done = [i in committed for i in ids]
+            found = ledger.committed_among(ids)
+            done = [i in found for i in ids]
             if not ids or all(done):
                 skipped.extend(ids)
                 continue
@@ -102,7 +102,6 @@ def ingest_source(
             counts = _buffer(batch, writer, progress)
             total = total + writer.flush(batch_key=key)  # (a) events, (b) rejects
             ledger.record(batch.positions, counts, key=key)  # (c) positions
-            committed.update(ids)
             commits += 1
             positions += len(ids)
             bytes_read += batch.size
@@ -138,58 +137,66 @@ def _buffer(batch: Batch, writer: EventWriter, progress: Progress | None) -> lis
     NDJSON payloads are joined into buffers first. Returns the records read from each
     position (a damaged payload counts one more: its damage is a rejected record)."""
     expected = batch.positions
-    counts: list[int] = []
-    pending: list[tuple[Payload, bytes]] = []
+    counts = [0] * len(expected)
+    pending: list[tuple[Payload, bytes, int]] = []  # (payload or part, data, its rank)
     pending_bytes = 0
 
     def parse_pending() -> None:
         nonlocal pending_bytes
         if not pending:
             return
-        hints = all(p.newlines is not None and p.objects is not None for p, _ in pending)
+        hints = all(p.newlines is not None and p.objects is not None for p, _, _ in pending)
         data, line_map = join_files(
-            [(p.position.id, d) for p, d in pending],
-            newlines=[int(p.newlines or 0) for p, _ in pending] if hints else None,
-            objects=[bool(p.objects) for p, _ in pending] if hints else None,
+            [(p.position.id, d) for p, d, _ in pending],
+            newlines=[int(p.newlines or 0) for p, _, _ in pending] if hints else None,
+            objects=[bool(p.objects) for p, _, _ in pending] if hints else None,
         )
         parsed = parse_ndjson(data, line_map)
-        per_position = parsed.per_source or [0] * len(pending)
-        for k, (p, _) in enumerate(pending):
+        per_source = parsed.per_source or [0] * len(pending)
+        for k, (p, d, rank) in enumerate(pending):
             if p.damage:
-                parsed.failures.append((p.position.id, None, None, p.damage))
+                # a part's damage names the first line it lost (so a re-read finds it)
+                line = d.count(b"\n") + 1 if p is not expected_payloads[rank] else None
+                parsed.failures.append((p.position.id, line, None, p.damage))
                 parsed.records += 1
-                per_position[k] += 1
-        counts.extend(per_position)
-        writer.add_parsed(parsed, receipt_time=[p.received_at for p, _ in pending])
+                per_source[k] += 1
+            counts[rank] += per_source[k]
+        writer.add_parsed(parsed, receipt_time=[p.received_at for p, _, _ in pending])
         pending.clear()
         pending_bytes = 0
 
     seen = 0
+    expected_payloads: list[Payload] = []
     for payload in batch.payloads:
         if seen >= len(expected) or payload.position != expected[seen]:
             raise ValueError(
                 f"payload {seen} of a batch is at {payload.position.id!r}, not at the "
                 "batch's position of the same rank"
             )
+        rank = seen
         seen += 1
+        expected_payloads.append(payload)
         if progress:
             progress(1, payload.position.size)
-        if isinstance(payload.data, pa.Table):
+        if isinstance(payload.data, pa.Table) and payload.parts is None:
             parse_pending()
             parsed = parse_arrow(payload.data, payload.position.id)
             if payload.damage:
                 parsed.failures.append((payload.position.id, None, None, payload.damage))
                 parsed.records += 1
-            counts.append(parsed.records)
+            counts[rank] = parsed.records
             writer.add_parsed(parsed, receipt_time=payload.received_at)
             continue
-        size = len(payload.data)
-        if size >= JOIN_BYTES // 4:  # big enough alone: parse it without a joining copy
-            parse_pending()
-        pending.append((payload, payload.data))
-        pending_bytes += size
-        if pending_bytes >= JOIN_BYTES or size >= JOIN_BYTES // 4:
-            parse_pending()
+        for part in payload.parts if payload.parts is not None else (payload,):
+            if not isinstance(part.data, bytes):
+                raise ValueError(f"part {part.position.id!r} of a payload is not NDJSON bytes")
+            size = len(part.data)
+            if size >= JOIN_BYTES // 4:  # big enough alone: parse it without a joining copy
+                parse_pending()
+            pending.append((part, part.data, rank))
+            pending_bytes += size
+            if pending_bytes >= JOIN_BYTES or size >= JOIN_BYTES // 4:
+                parse_pending()
     parse_pending()
     if seen != len(expected):
         raise ValueError(f"a batch of {len(expected)} positions gave {seen} payloads")

@@ -10,7 +10,7 @@ batch's key, so a retried or repeated record of the same batch adds nothing.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -48,6 +48,33 @@ class Ledger:
             return set()
         column = table.scan(selected_fields=("source",)).to_arrow().column("source")
         return set(column.to_pylist())
+
+    def committed_among(self, ids: Iterable[str]) -> dict[str, int]:
+        """Of the given position ids, those committed, with their recorded sizes (a scan
+        filtered on the ids, not a read of the whole ledger)."""
+        from lakehouse.expressions import is_in
+
+        wanted = sorted(set(ids))
+        if not wanted:
+            return {}
+        return dict(self._scan(is_in("source", wanted)))
+
+    def committed_with_prefix(self, prefix: str) -> list[tuple[str, int]]:
+        """(id, size) of the committed positions whose id starts with ``prefix``, in
+        commit order (a stream's source finds where each shard stands with it)."""
+        from lakehouse.expressions import starts_with
+
+        return self._scan(starts_with("source", prefix))
+
+    def _scan(self, row_filter: Any) -> list[tuple[str, int]]:
+        table = self.table
+        table.refresh()
+        if table.current_snapshot() is None:
+            return []
+        rows = table.scan(row_filter=row_filter, selected_fields=("source", "size")).to_arrow()
+        return list(
+            zip(rows.column("source").to_pylist(), rows.column("size").to_pylist(), strict=True)
+        )
 
     def record(
         self,

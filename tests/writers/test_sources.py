@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator, Set
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,7 +18,7 @@ from lakehouse.settings import Settings
 from lakehouse.tables import load_tables
 from tests.writers.events import event, rows
 from writers import commit, ingest_source
-from writers.ledger import batch_key
+from writers.ledger import Ledger, batch_key
 from writers.sources import Batch, Payload, Plan, Position
 
 RECEIVED = datetime(2024, 5, 4, tzinfo=UTC)  # after every event of the tests
@@ -34,7 +34,8 @@ class Blobs:
         self.honour_committed = honour_committed
         self.read: list[str] = []  # positions whose payload the driver consumed
 
-    def plan(self, committed: Set[str]) -> Plan:
+    def plan(self, ledger: Ledger) -> Plan:
+        committed = ledger.committed()
         at = [Position(f"mem://stream/0/{k:08d}", len(b)) for k, b in enumerate(self.blobs)]
         left = {p.id for p in at if p.id in committed} if self.honour_committed else set()
         pending = [(p, b) for p, b in zip(at, self.blobs, strict=True) if p.id not in left]
@@ -192,8 +193,9 @@ def test_a_source_that_ignores_the_ledger_is_still_ingested_once(
 
 def test_arrow_payloads_and_receipt_times(sqlite_settings: Settings) -> None:
     class Tables:
-        def plan(self, committed: Set[str]) -> Plan:
+        def plan(self, ledger: Ledger) -> Plan:
             position = Position("mem://arrow/0", 0)
+            committed = ledger.committed_among([position.id])
             data = pa.Table.from_pylist([event(1, minutes=10), event(2, minutes=20)])
             data = data.drop_columns(["server_ts"])
             batch = Batch((position,), iter([Payload(position, data, RECEIVED)]))
@@ -214,7 +216,7 @@ def test_payloads_out_of_step_with_positions_are_refused(sqlite_settings: Settin
     a, b = Position("mem://x/a", 1), Position("mem://x/b", 1)
 
     class Wrong:
-        def plan(self, committed: Set[str]) -> Plan:
+        def plan(self, ledger: Ledger) -> Plan:
             payload = Payload(b, json.dumps(event(1)).encode(), RECEIVED)
             return Plan(iter([Batch((a, b), iter([payload]))]))
 

@@ -7,19 +7,24 @@ size), a stream shard's sequence number, a queue message id — so that the ledg
 commit, one ledger commit); its payloads, one per position and in the same order, are
 produced lazily so that a source may fetch ahead while the driver parses.
 
-A source does no bookkeeping of its own: it is told which positions are committed and
-yields the rest, and the same pending positions must come out in the same batches on a
-re-run (the batch's idempotency key is made from its positions).
+A source does no bookkeeping of its own: it asks the ledger about the positions it
+needs (:meth:`Ledger.committed_among` for a listing, :meth:`Ledger.committed_with_prefix`
+for a stream resuming) and yields the rest, and the same pending positions should come
+out in the same batches on a re-run (the batch's idempotency key is made from its
+positions; event-level dedupe covers a batch formed differently).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Set
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import pyarrow as pa
+
+if TYPE_CHECKING:
+    from writers.ledger import Ledger
 
 
 @dataclass(frozen=True)
@@ -40,6 +45,11 @@ class Payload:
     one extra rejected record of the position. ``newlines`` and ``objects`` are optional
     hints on NDJSON bytes (newline count, whether every line starts with ``{``) that a
     source may compute in its fetch threads so the driver does not scan the bytes again.
+
+    ``parts`` splits a position into pieces that each have their own name, receipt time
+    and damage (a stream shard's records between two committed sequence numbers): when
+    given, ``data`` is ignored and each part is parsed as if it were a payload of its own
+    (rejects name the part), while the ledger records only the position.
     """
 
     position: Position
@@ -48,6 +58,7 @@ class Payload:
     damage: str | None = None
     newlines: int | None = None
     objects: bool | None = None
+    parts: tuple[Payload, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -74,10 +85,10 @@ class Plan:
 
 
 class Source(Protocol):
-    """Anything that can plan batches given the positions already committed."""
+    """Anything that can plan batches given the ledger of positions already committed."""
 
-    def plan(self, committed: Set[str]) -> Plan:
-        """The batches still to ingest. ``committed`` holds the ids of positions the
-        ledger has recorded; a source leaves them out (the driver skips a batch whose
-        positions are all committed, and refuses one that mixes committed and new)."""
+    def plan(self, ledger: Ledger) -> Plan:
+        """The batches still to ingest. A source asks ``ledger`` which of its positions
+        are recorded and leaves them out (the driver skips a batch whose positions are
+        all committed, and refuses one that mixes committed and new)."""
         ...

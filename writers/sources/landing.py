@@ -12,11 +12,11 @@ from __future__ import annotations
 import logging
 import types
 import zlib
-from collections.abc import Iterator, Sequence, Set
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pyarrow import fs as pafs
@@ -26,6 +26,9 @@ from lakehouse.retry import retry_storage
 from lakehouse.storage import filesystem_for, storage_error
 from writers.parse import BOM, Parsed, objects_only, parse_ndjson
 from writers.sources.base import Batch, Payload, Plan, Position
+
+if TYPE_CHECKING:
+    from writers.ledger import Ledger
 
 log = logging.getLogger(__name__)
 
@@ -214,8 +217,9 @@ class LandingFiles:
         self.max_bytes = max_bytes
         self.look_ahead = look_ahead
 
-    def plan(self, committed: Set[str]) -> Plan:
+    def plan(self, ledger: Ledger) -> Plan:
         filesystem, files = discover(self.locations, self.io)
+        committed = ledger.committed()
         pending = [f for f in files if f.uri not in committed]
         return Plan(
             self._batches(filesystem, pending),
