@@ -168,7 +168,9 @@ class TableLease:
 
     Each is a compare-and-set commit; one that loses a race to another commit looks at
     the lease again and retries under the project's commit retry policy (``attempts``
-    overrides its number of attempts)."""
+    overrides its number of attempts). ``key`` is the table property that holds the
+    lease and ``what`` its name in messages: another kind of worker (continuous ingest)
+    keeps its own lease beside the maintenance one."""
 
     def __init__(
         self,
@@ -178,8 +180,11 @@ class TableLease:
         ttl: timedelta = DEFAULT_LEASE_TTL,
         clock: Clock = _utcnow,
         attempts: int | None = None,
+        key: str = LEASE_PROPERTY,
+        what: str = "maintenance lease",
     ) -> None:
         self.table = table
+        self.key, self.what = key, what
         self.owner = owner or default_owner()
         self.ttl = ttl
         self.clock = clock
@@ -196,39 +201,37 @@ class TableLease:
         if someone else holds it."""
 
         def attempt(_: int) -> tuple[Lease, Lease | None]:
-            raw = self.table.properties.get(LEASE_PROPERTY)
+            raw = self.table.properties.get(self.key)
             current = Lease.from_json(raw)
             now = self.clock()
             # A live lease of our own owner was left by one of our runs that could not give
             # it back (the catalog was unreachable at release): it is ours to take again.
             if current is not None and not current.expired(now) and current.owner != self.owner:
                 raise LeaseHeldError(
-                    f"maintenance lease of {'.'.join(self.table.name())} is held by {current.owner} "
+                    f"{self.what} of {'.'.join(self.table.name())} is held by {current.owner} "
                     f"until {current.expires_at.isoformat()}"
                 )
             lease = Lease(self.owner, uuid.uuid4().hex, now, now + self.ttl)
             # fails when someone else moved first (or an unrelated commit): look again
-            compare_and_set(
-                self.table, LEASE_PROPERTY, raw, set_properties={LEASE_PROPERTY: lease.to_json()}
-            )
+            compare_and_set(self.table, self.key, raw, set_properties={self.key: lease.to_json()})
             return lease, current
 
         try:
             lease, current = commit_with_retries(
                 self.table,
                 attempt,
-                what="the maintenance lease",
+                what=f"the {self.what}",
                 policy=self._policy(),
                 refresh_first=True,
             )
         except CommitConflictError as exc:
             raise LeaseHeldError(
-                "could not acquire the maintenance lease: the table kept changing"
+                f"could not acquire the {self.what}: the table kept changing"
             ) from exc
         if current is not None and current.owner == self.owner:
-            log.info("took back our own maintenance lease, left by an earlier run")
+            log.info("took back our own %s, left by an earlier run", self.what)
         elif current is not None:
-            log.warning("took over the expired maintenance lease of %s", current.owner)
+            log.warning("took over the expired %s of %s", self.what, current.owner)
         self.lease, self.took_over = lease, current
         return lease
 
@@ -237,27 +240,24 @@ class TableLease:
         mine = self._mine()
 
         def attempt(number: int) -> Lease:
-            if number > 1 and self.table.properties.get(LEASE_PROPERTY) != mine.to_json():
+            if number > 1 and self.table.properties.get(self.key) != mine.to_json():
                 self.lease = None
-                raise LeaseLostError("the maintenance lease was taken over")
+                raise LeaseLostError(f"the {self.what} was taken over")
             now = self.clock()
             lease = Lease(mine.owner, mine.token, mine.acquired_at, now + self.ttl)
             compare_and_set(
-                self.table,
-                LEASE_PROPERTY,
-                mine.to_json(),
-                set_properties={LEASE_PROPERTY: lease.to_json()},
+                self.table, self.key, mine.to_json(), set_properties={self.key: lease.to_json()}
             )
             self.lease = lease
             return lease
 
         try:
             return commit_with_retries(
-                self.table, attempt, what="the maintenance lease renewal", policy=self._policy()
+                self.table, attempt, what=f"the {self.what} renewal", policy=self._policy()
             )
         except CommitConflictError as exc:
             raise LeaseLostError(
-                "could not renew the maintenance lease: the table kept changing"
+                f"could not renew the {self.what}: the table kept changing"
             ) from exc
 
     def renew_if_due(self) -> bool:
@@ -284,31 +284,31 @@ class TableLease:
         self.lease = None
 
         def attempt(number: int) -> None:
-            if number > 1 and self.table.properties.get(LEASE_PROPERTY) != mine.to_json():
+            if number > 1 and self.table.properties.get(self.key) != mine.to_json():
                 raise _NotOurs
             compare_and_set(
                 self.table,
-                LEASE_PROPERTY,
+                self.key,
                 mine.to_json(),
                 set_properties=properties,
-                remove=(LEASE_PROPERTY,),
+                remove=(self.key,),
             )
 
         try:
             commit_with_retries(
-                self.table, attempt, what="the maintenance lease release", policy=self._policy()
+                self.table, attempt, what=f"the {self.what} release", policy=self._policy()
             )
             return True
         except (_NotOurs, CommitConflictError):
             pass
-        log.warning("maintenance lease was no longer ours at release")
+        log.warning("%s was no longer ours at release", self.what)
         if properties:
             _set_properties(self.table, properties)
         return False
 
     def _mine(self) -> Lease:
         if self.lease is None:
-            raise LeaseLostError("no maintenance lease is held")
+            raise LeaseLostError(f"no {self.what} is held")
         return self.lease
 
     def __enter__(self) -> TableLease:

@@ -17,6 +17,13 @@ from lakehouse.cli.common import (
     print_json,
     settings_options,
 )
+from lakehouse.cli.ingest_stream import (
+    is_stream,
+    run_stream,
+    stream_health,
+    stream_lag_pairs,
+    stream_options,
+)
 from lakehouse.cli.render import health_pairs, ingest_pairs, print_pairs
 from lakehouse.settings import Settings
 
@@ -140,6 +147,13 @@ def run_ingest(
     help="Create the table and its companions when missing (as `lakehouse init` does); "
     "without it a missing table is an error.",
 )
+@stream_options
+@click.option(
+    "--follow",
+    is_flag=True,
+    help="Streams: keep consuming until SIGTERM/SIGINT (the batch in flight is committed, "
+    "then exit 0); one line per batch on stderr, one JSON object per batch with --json.",
+)
 @settings_options
 @json_option
 def ingest(
@@ -148,8 +162,12 @@ def ingest(
     create: bool,
     settings: Settings,
     json_output: bool,
+    follow: bool = False,
+    start_from: str | None = None,
+    poll: float = 1.0,
 ) -> None:
-    """Ingest newline-delimited JSON files from a landing zone, exactly once per file.
+    """Ingest newline-delimited JSON files from a landing zone, exactly once per file,
+    or the records of a Kinesis data stream (kinesis://STREAM), exactly once per record.
 
     PATHS are files or folders (searched recursively) of .ndjson, .jsonl or .json files,
     gzip-compressed or not; they are read in key order and grouped into few commits.
@@ -160,7 +178,23 @@ def ingest(
     Exit code 1 when some records were rejected: they are kept in the NAME_rejected table
     with the reason, file and line. After exit 75 (catalog unavailable) run it again:
     files not yet committed are picked up then, nothing is committed twice.
+
+    kinesis://STREAM reads every shard (parents before children after a reshard) up to
+    its tip and exits, or keeps consuming with --follow; a restart resumes after the last
+    committed record of each shard. See docs/streaming.md.
     """
+    if is_stream(paths):
+        run_stream(
+            paths[0],
+            settings,
+            follow=bool(follow),
+            start_from=start_from,
+            poll=poll,
+            json_output=json_output,
+            create=create,
+        )
+    if follow or start_from is not None:
+        raise click.UsageError("--follow and --from apply to kinesis:// streams here")
     result = run_ingest(
         list(paths),
         settings,
@@ -248,14 +282,18 @@ def health(settings: Settings, json_output: bool) -> None:
     late events committed, rejected records (and maintenance lag when available)."""
     from lakehouse.health import health as table_health
 
-    report = table_health(_open(settings, create=False), settings)
+    tables = _open(settings, create=False)
+    report = table_health(tables, settings)
+    streams = stream_health(settings, tables)  # shard lag of the streams ingested
     if json_output:
-        print_json(report)
+        print_json({**report.to_dict(), **({"streams": streams} if streams else {})})
     else:
         print_pairs(
             f"health of {settings.table} ({settings.catalog_label} catalog)",
             health_pairs(report.to_dict()),
         )
+        for name, shards in (streams or {}).items():
+            print_pairs(f"stream {name} (lag per shard)", stream_lag_pairs(shards))
 
 
 @click.group()

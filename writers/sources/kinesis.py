@@ -269,7 +269,7 @@ class KinesisStream:
             or (not read.records and read.millis_behind == 0)
         ):
             reader.ended = True
-        elif not read.records or read.millis_behind == 0:
+        elif not read.records:  # (MillisBehindLatest 0 with records: more may follow)
             reader.at_tip = True
         self.states[shard.id] = ShardState(shard.id, reader.last, read.millis_behind, reader.ended)
         return len(read.records)
