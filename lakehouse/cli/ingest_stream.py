@@ -227,7 +227,9 @@ def _follow(
                 err=True,
             )
 
-    if not json_output:
+    if json_output:
+        click.echo(json_text({"stream": uri, "table": str(settings.table), "following": True}))
+    else:
         click.echo(f"following {uri} into {settings.table} (poll {poll:g}s)", err=True)
     lease = _StreamLease(uri)
     failures = 0
