@@ -162,9 +162,7 @@ def main() -> None:
     print(f"stream ingest  kinesis://         : {stream_s:6.2f} s  {stream_rate:12,.0f} ev/s")
     print(f"landing ingest gzip NDJSON files  : {landing_s:6.2f} s  {landing_rate:12,.0f} ev/s")
     print(f"ratio stream / landing            : {stream_rate / landing_rate:.2f}x")
-    print(
-        f"stream ingest without the reads   : {args.events / max(stream_s - read_s, 1e-9):12,.0f} ev/s (estimate)"
-    )
+    print(f"stream reads / stream ingest time : {read_s / stream_s:.2f} (the emulator's share)")
 
 
 if __name__ == "__main__":
