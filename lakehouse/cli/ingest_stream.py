@@ -148,7 +148,9 @@ def _once(
     if json_output:
         print_json(data)
     else:
-        print_pairs(f"ingest {uri} into {settings.table}", ingest_pairs(data))
+        names = {"files ingested": "shard positions committed", "files already ingested": None}
+        pairs = [(names.get(k, k), v) for k, v in ingest_pairs(data) if names.get(k, k)]
+        print_pairs(f"ingest {uri} into {settings.table}", pairs)
         if result.records_rejected:
             click.secho(
                 f"{result.records_rejected} record(s) rejected; see table {settings.table}_rejected",

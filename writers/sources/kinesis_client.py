@@ -14,6 +14,7 @@ catalog's ``glue.region`` or ``s3.region``.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -94,11 +95,16 @@ def kinesis_client(settings: StreamSettings, fallback_region: str | None = None)
     from botocore.config import Config
 
     session = boto3.session.Session()
-    region = settings.region or session.region_name or fallback_region
+    region = (
+        settings.region
+        or session.region_name  # AWS_DEFAULT_REGION, the profile's region
+        or os.environ.get("AWS_REGION")
+        or fallback_region
+    )
     if not region:
         raise ConfigError(
-            "no AWS region for Kinesis: set AWS_REGION, or the catalog property "
-            "kinesis.region (or client.region)"
+            "no AWS region for Kinesis: set AWS_REGION (or AWS_DEFAULT_REGION), or the "
+            "catalog property kinesis.region (or client.region)"
         )
     return session.client(
         "kinesis",
