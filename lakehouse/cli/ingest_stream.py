@@ -148,8 +148,10 @@ def _once(
     if json_output:
         print_json(data)
     else:
-        names = {"files ingested": "shard positions committed", "files already ingested": None}
-        pairs = [(names.get(k, k), v) for k, v in ingest_pairs(data) if names.get(k, k)]
+        names = {"files ingested": "shard positions committed"}
+        pairs = [
+            (names.get(k, k), v) for k, v in ingest_pairs(data) if k != "files already ingested"
+        ]
         print_pairs(f"ingest {uri} into {settings.table}", pairs)
         if result.records_rejected:
             click.secho(
