@@ -139,7 +139,12 @@ def ensure_tables(catalog: Catalog, name: TableName) -> tuple[EventTables, list[
         name.sibling(INGESTED_SUFFIX),
         created,
         schema=spec.INGESTED_SCHEMA,
-        properties={**spec.COMPANION_PROPERTIES, summary.KIND: summary.TABLE_INGESTED},
+        properties={
+            **spec.COMPANION_PROPERTIES,
+            summary.KIND: summary.TABLE_INGESTED,
+            # full bounds on ids let lookups skip ledger files (writers.ledger)
+            "write.metadata.metrics.column.source": "full",
+        },
     )
     return EventTables(events, rejected, ingested), created
 

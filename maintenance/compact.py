@@ -137,7 +137,12 @@ def _execute(
             reporter.advance(task, 1, f"{group.group_id} skipped")
         except Exception as exc:  # reported per group, never swallowed
             log.error(
-                "group %s failed: %s: %s", group.group_id, type(exc).__name__, exc, exc_info=True
+                "group %s failed: %s: %s",
+                group.group_id,
+                type(exc).__name__,
+                exc,
+                # ours say what happened (an outage, say): no traceback for them
+                exc_info=not isinstance(exc, LakehouseError),
             )
             failures.append(_failure(group, exc))
             reporter.advance(task, 1, f"{group.group_id} failed")

@@ -14,15 +14,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 
 import pyarrow as pa
 
 from lakehouse.settings import Settings
 from writers.ledger import Ledger, batch_key
-from writers.parse import join_files, parse_arrow, parse_ndjson
+from writers.parse import Parsed, join_files, parse_arrow, parse_ndjson
 from writers.results import IngestResult, WriteResult
-from writers.sources.base import Batch, Payload, Source
+from writers.sources.base import Batch, Payload, Position, Source
 from writers.sources.landing import LandingFiles
+from writers.sources.listing import Selection
 from writers.writer import EventWriter
 
 Progress = Callable[[int, int], None]
@@ -45,11 +47,17 @@ def ingest(
     max_group_bytes: int = 64 * 1024 * 1024,
     progress: Progress | None = None,
     on_plan: OnPlan | None = None,
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    receipt_time: str = "auto",
+    look_back: timedelta | None = timedelta(hours=2),
 ) -> IngestResult:
-    """Ingest every not-yet-ingested data file under ``locations`` (landing files).
+    """Ingest every not-yet-ingested landing file under ``locations``.
 
     ``on_plan(files_pending, bytes_pending, files_skipped)`` is called once files are
-    listed; ``progress(files, bytes)`` as files are read.
+    listed; ``progress(files, bytes)`` as files are read. ``include``/``exclude`` are
+    globs, ``receipt_time`` a mode of :mod:`writers.sources.receipt`, ``look_back`` how far
+    a time-ordered zone is listed before its last ingested hour (None: list it all).
     """
     writer = writer or _batch_writer(settings)
     source = LandingFiles(
@@ -57,6 +65,9 @@ def ingest(
         io=writer.tables.events.io,
         max_files=max_group_files,
         max_bytes=max_group_bytes,
+        selection=Selection(tuple(include), tuple(exclude)),
+        receipt_time=receipt_time,
+        look_back=look_back,
     )
     return ingest_source(source, writer=writer, progress=progress, on_plan=on_plan)
 
@@ -80,16 +91,19 @@ def ingest_source(
     ledger = Ledger(writer.tables.ingested)
     plan = source.plan(ledger)
     skipped = list(plan.skipped)
+    warnings: list[str] = list(plan.notes)
     if on_plan and plan.pending_positions is not None:
         on_plan(plan.pending_positions, plan.pending_bytes or 0, len(skipped))
     total = WriteResult()
-    positions = commits = bytes_read = 0
+    positions = commits = bytes_read = deferred = waiting = 0
+    ours: set[str] = set()  # committed by this run
     batches = plan.batches
     try:
         for batch in batches:
             ids = [p.id for p in batch.positions]
-            found = ledger.committed_among(ids)
-            done = [i in found for i in ids]
+            asked = ids and not plan.checked
+            known = ledger.committed_among(i for i in ids if i not in ours) if asked else {}
+            done = [p.id in ours or known.get(p.id) == p.size for p in batch.positions]
             if not ids or all(done):
                 skipped.extend(ids)
                 continue
@@ -98,13 +112,32 @@ def ingest_source(
                     "a batch mixes committed and new positions: "
                     + ", ".join(i for i, d in zip(ids, done, strict=True) if d)
                 )
-            key = batch_key(batch.positions)
-            counts = _buffer(batch, writer, progress)
+            counts, later, consumed = _buffer(batch, writer, progress)
+            read = tuple(p for k, p in enumerate(batch.positions) if k not in later)
+            for k, (why, waits) in later.items():
+                warnings.append(f"{batch.positions[k].id} left for the next run: {why}")
+                deferred += 0 if waits else 1
+                waiting += 1 if waits else 0
+            if not read:
+                continue
+            key = batch_key(read)
             total = total + writer.flush(batch_key=key)  # (a) events, (b) rejects
-            ledger.record(batch.positions, counts, key=key)  # (c) positions
+            kept = [k for k in range(len(ids)) if k not in later]
+            for k, size in consumed.items():
+                if size < batch.positions[k].size:
+                    warnings.append(
+                        f"{batch.positions[k].id}: its last line is incomplete and the file "
+                        "was modified moments ago; that line waits for the next run"
+                    )
+            ledger.record(  # (c) positions, at the size read (a file that waits: its part)
+                [Position(read[n].id, consumed.get(k, read[n].size)) for n, k in enumerate(kept)],
+                [counts[k] for k in kept],
+                key=key,
+            )
+            ours.update(p.id for p in read)
             commits += 1
-            positions += len(ids)
-            bytes_read += batch.size
+            positions += len(read)
+            bytes_read += sum(p.size for p in read)
     finally:
         close = getattr(batches, "close", None)
         if close is not None:
@@ -112,6 +145,8 @@ def ingest_source(
     return IngestResult(
         files=positions,
         files_skipped=len(skipped),
+        files_deferred=deferred,
+        files_waiting=waiting,
         bytes_read=bytes_read,
         commits=commits,
         records_read=total.records_read,
@@ -121,7 +156,7 @@ def ingest_source(
         late_records=total.late_records,
         snapshot_ids=total.snapshot_ids,
         fields_folded=total.fields_folded,
-        warnings=total.warnings,
+        warnings=tuple(warnings) + total.warnings,
         seconds=time.perf_counter() - started,
         skipped_sources=tuple(skipped),
     )
@@ -132,13 +167,20 @@ def _batch_writer(settings: Settings | None) -> EventWriter:
     return EventWriter(settings, max_records=1 << 62, max_bytes=1 << 62, max_age=1e12)
 
 
-def _buffer(batch: Batch, writer: EventWriter, progress: Progress | None) -> list[int]:
+def _buffer(
+    batch: Batch, writer: EventWriter, progress: Progress | None
+) -> tuple[list[int], dict[int, tuple[str, bool]], dict[int, int]]:
     """Parse the batch's payloads in order and buffer their rows in the writer; small
-    NDJSON payloads are joined into buffers first. Returns the records read from each
-    position (a damaged payload counts one more: its damage is a rejected record)."""
+    NDJSON payloads are joined into buffers first; a payload in ``parts`` is parsed part by
+    part, each under its own name and receipt time. Returns the records read from each
+    position (each problem a payload reports counts one more: it is a rejected record)
+    the positions deferred to a later run (by rank: the reason, whether it waits for
+    complete input rather than for storage) and the part read of positions read in part."""
     expected = batch.positions
     counts = [0] * len(expected)
-    pending: list[tuple[Payload, bytes, int]] = []  # (payload or part, data, its rank)
+    later: dict[int, tuple[str, bool]] = {}
+    consumed: dict[int, int] = {}
+    pending: list[tuple[Payload, int, bool]] = []  # (payload or part, its rank, is a part)
     pending_bytes = 0
 
     def parse_pending() -> None:
@@ -147,26 +189,27 @@ def _buffer(batch: Batch, writer: EventWriter, progress: Progress | None) -> lis
             return
         hints = all(p.newlines is not None and p.objects is not None for p, _, _ in pending)
         data, line_map = join_files(
-            [(p.position.id, d) for p, d, _ in pending],
+            [(p.position.id, _ndjson(p)) for p, _, _ in pending],
             newlines=[int(p.newlines or 0) for p, _, _ in pending] if hints else None,
             objects=[bool(p.objects) for p, _, _ in pending] if hints else None,
         )
         parsed = parse_ndjson(data, line_map)
-        per_source = parsed.per_source or [0] * len(pending)
-        for k, (p, d, rank) in enumerate(pending):
-            if p.damage:
-                # a part's damage names the first line it lost (so a re-read finds it)
-                line = d.count(b"\n") + 1 if p is not expected_payloads[rank] else None
-                parsed.failures.append((p.position.id, line, None, p.damage))
-                parsed.records += 1
-                per_source[k] += 1
-            counts[rank] += per_source[k]
-        writer.add_parsed(parsed, receipt_time=[p.received_at for p, _, _ in pending])
+        per_position = parsed.per_source or [0] * len(pending)
+        for k, (p, rank, part) in enumerate(pending):
+            # a part's damage names the first line it lost (so a re-read is deduplicated)
+            line = _ndjson(p).count(b"\n") + 1 if part and p.damage else None
+            added = _add_problems(parsed, p, damage_line=line)
+            parsed.records += added
+            counts[rank] += per_position[k] + added
+        writer.add_parsed(
+            parsed,
+            receipt_time=[p.received_at for p, _, _ in pending],
+            receipt_estimated=pending[0][0].receipt_estimated,
+        )
         pending.clear()
         pending_bytes = 0
 
     seen = 0
-    expected_payloads: list[Payload] = []
     for payload in batch.payloads:
         if seen >= len(expected) or payload.position != expected[seen]:
             raise ValueError(
@@ -175,29 +218,55 @@ def _buffer(batch: Batch, writer: EventWriter, progress: Progress | None) -> lis
             )
         rank = seen
         seen += 1
-        expected_payloads.append(payload)
         if progress:
             progress(1, payload.position.size)
+        if payload.deferred is not None:
+            parse_pending()
+            later[rank] = (payload.deferred, payload.waiting)
+            continue
+        if payload.consumed is not None:
+            consumed[rank] = payload.consumed
         if isinstance(payload.data, pa.Table) and payload.parts is None:
             parse_pending()
             parsed = parse_arrow(payload.data, payload.position.id)
-            if payload.damage:
-                parsed.failures.append((payload.position.id, None, None, payload.damage))
-                parsed.records += 1
+            parsed.records += _add_problems(parsed, payload)
             counts[rank] = parsed.records
-            writer.add_parsed(parsed, receipt_time=payload.received_at)
+            writer.add_parsed(
+                parsed,
+                receipt_time=payload.received_at,
+                receipt_estimated=payload.receipt_estimated,
+            )
             continue
-        for part in payload.parts if payload.parts is not None else (payload,):
-            if not isinstance(part.data, bytes):
-                raise ValueError(f"part {part.position.id!r} of a payload is not NDJSON bytes")
-            size = len(part.data)
-            if size >= JOIN_BYTES // 4:  # big enough alone: parse it without a joining copy
+        parts = payload.parts is not None
+        for piece in payload.parts if payload.parts is not None else (payload,):
+            size = len(_ndjson(piece))
+            if size >= JOIN_BYTES // 4 or (
+                pending and pending[0][0].receipt_estimated != piece.receipt_estimated
+            ):  # big enough alone (parse it without a joining copy), or receipt of another kind
                 parse_pending()
-            pending.append((part, part.data, rank))
+            pending.append((piece, rank, parts))
             pending_bytes += size
             if pending_bytes >= JOIN_BYTES or size >= JOIN_BYTES // 4:
                 parse_pending()
     parse_pending()
     if seen != len(expected):
         raise ValueError(f"a batch of {len(expected)} positions gave {seen} payloads")
-    return counts
+    return counts, later, consumed
+
+
+def _ndjson(payload: Payload) -> bytes:
+    if not isinstance(payload.data, bytes):
+        raise ValueError(f"part {payload.position.id!r} of a payload is not NDJSON bytes")
+    return payload.data
+
+
+def _add_problems(parsed: Parsed, payload: Payload, *, damage_line: int | None = None) -> int:
+    """Add the payload's damage (at ``damage_line``, if known) and problems to
+    ``parsed``'s failures; how many."""
+    source = payload.position.id
+    added: list[tuple[str, int | None, str | None, str]] = (
+        [(source, damage_line, None, payload.damage)] if payload.damage else []
+    )
+    added += [(source, line, raw, reason) for line, raw, reason in payload.problems]
+    parsed.failures.extend(added)
+    return len(added)

@@ -15,14 +15,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from lakehouse import summary
+from lakehouse.expressions import is_in, starts_with
 from lakehouse.schema import INGESTED_SCHEMA
 from writers import commit
 from writers.sources.base import Position
 
 KIND = summary.KIND_INGESTED
 """The snapshot kind of the ledger's commits."""
+
+LOOKUP_CHUNK = 500
+"""Ids asked of the ledger per filtered scan (an ``In`` filter of this many values)."""
 
 
 def batch_key(positions: Sequence[Position]) -> str:
@@ -40,41 +45,83 @@ class Ledger:
     def __init__(self, table: Any) -> None:
         self.table = table
 
+    def _fresh(self) -> bool:
+        """Refresh the table; whether it holds anything."""
+        self.table.refresh()
+        return self.table.current_snapshot() is not None
+
     def committed(self) -> set[str]:
-        """The ids of every committed position."""
-        table = self.table
-        table.refresh()
-        if table.current_snapshot() is None:
+        """The ids of every committed position (reads the whole ledger: prefer
+        :meth:`committed_among` or :meth:`committed_with_prefix`)."""
+        if not self._fresh():
             return set()
-        column = table.scan(selected_fields=("source",)).to_arrow().column("source")
+        column = self.table.scan(selected_fields=("source",)).to_arrow().column("source")
         return set(column.to_pylist())
 
     def committed_among(self, ids: Iterable[str]) -> dict[str, int]:
-        """Of the given position ids, those committed, with their recorded sizes (a scan
-        filtered on the ids, not a read of the whole ledger)."""
-        from lakehouse.expressions import is_in
-
+        """Of the given position ids, those committed, each with its committed size (as
+        last recorded, should one id have been recorded more than once). A filtered scan: the
+        ledger's data files whose ``source`` bounds exclude every asked id are not read."""
         wanted = sorted(set(ids))
-        if not wanted:
+        if not wanted or not self._fresh():
             return {}
-        return dict(self._scan(is_in("source", wanted)))
+        out: dict[str, int] = {}
+        for k in range(0, len(wanted), LOOKUP_CHUNK):
+            chunk = wanted[k : k + LOOKUP_CHUNK]
+            self._collect(is_in("source", chunk), out)
+        return out
 
     def committed_with_prefix(self, prefix: str) -> list[tuple[str, int]]:
-        """(id, size) of the committed positions whose id starts with ``prefix``, in
-        commit order (a stream's source finds where each shard stands with it)."""
-        from lakehouse.expressions import starts_with
-
-        return self._scan(starts_with("source", prefix))
-
-    def _scan(self, row_filter: Any) -> list[tuple[str, int]]:
-        table = self.table
-        table.refresh()
-        if table.current_snapshot() is None:
+        """(id, committed size) of every committed position whose id starts with
+        ``prefix``, sorted by id."""
+        if not self._fresh():
             return []
-        rows = table.scan(row_filter=row_filter, selected_fields=("source", "size")).to_arrow()
-        return list(
-            zip(rows.column("source").to_pylist(), rows.column("size").to_pylist(), strict=True)
+        out: dict[str, int] = {}
+        self._collect(starts_with("source", prefix), out)
+        return sorted(out.items())
+
+    def last_with_prefix(self, prefix: str) -> str | None:
+        """The greatest committed id that starts with ``prefix``, reading only the ledger
+        file whose ``source`` upper bound is greatest (where bounds are recorded in full;
+        otherwise every matching file)."""
+        if not self._fresh():
+            return None
+        tasks = list(self.table.scan(row_filter=starts_with("source", prefix)).plan_files())
+        if not tasks:
+            return None
+        field_id = self.table.schema().find_field("source").field_id
+        # upper bounds are at least each file's greatest id (exact when recorded in full,
+        # rounded up when truncated): read files from the highest bound down, stopping
+        # once no other file's bound is above the greatest id found
+        ordered = sorted(
+            tasks, key=lambda t: _upper(t.file.upper_bounds, field_id) or "\U0010ffff", reverse=True
         )
+        best: str | None = None
+        for task in ordered:
+            bound = _upper(task.file.upper_bounds, field_id)
+            if best is not None and bound is not None and bound <= best:
+                break
+            ids = _read_sources(self.table, task, prefix)
+            if ids and (best is None or max(ids) > best):
+                best = max(ids)
+        return best
+
+    def _collect(self, row_filter: Any, out: dict[str, int]) -> None:
+        """Each matching id with its size as last recorded (a file read again after it
+        changed is recorded again, at its new size)."""
+        rows = self.table.scan(
+            row_filter=row_filter, selected_fields=("source", "size", "ingested_at")
+        ).to_arrow()
+        latest: dict[str, tuple[Any, int]] = {}
+        for source, size, at in zip(
+            rows.column("source").to_pylist(),
+            rows.column("size").to_pylist(),
+            rows.column("ingested_at").to_pylist(),
+            strict=True,
+        ):
+            if source not in latest or (at, size) > latest[source]:
+                latest[source] = (at, size)
+        out.update({source: size for source, (_, size) in latest.items()})
 
     def record(
         self,
@@ -102,3 +149,18 @@ class Ledger:
             schema=schema,
         )
         commit.append_with_key(self.table, rows, key=key, kind=KIND)
+
+
+def _upper(bounds: dict[int, bytes] | None, field_id: int) -> str | None:
+    raw = (bounds or {}).get(field_id)
+    return raw.decode("utf-8", errors="replace") if raw is not None else None
+
+
+def _read_sources(table: Any, task: Any, prefix: str) -> list[str]:
+    """The ``source`` values under ``prefix`` in one ledger data file."""
+    with table.io.new_input(task.file.file_path).open() as stream:
+        import pyarrow.parquet as pq
+
+        column = pq.read_table(stream, columns=["source"]).column("source")
+    mask = pc.starts_with(column, prefix)
+    return [str(v) for v in pc.filter(column, mask).to_pylist()]

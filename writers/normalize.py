@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import orjson
@@ -309,10 +309,18 @@ def _drop_unstorable(table: pa.Table, reasons: _Reasons) -> pa.Table:
 
 
 def normalize(
-    table: pa.Table, *, receipt_time: datetime | pa.Array, max_future_skew: timedelta
+    table: pa.Table,
+    *,
+    receipt_time: datetime | pa.Array,
+    max_future_skew: timedelta,
+    receipt_estimated: bool = False,
 ) -> Normalized:
     """Normalise one homogeneous chunk; see the module docstring for the rules.
-    ``receipt_time`` is one time for every row, or an array with one per row."""
+    ``receipt_time`` is one time for every row, or an array with one per row.
+    ``receipt_estimated``: the receipt time comes from storage metadata (a landing key's
+    time, a file's modification time), not a server clock; a ``client_ts`` after it is
+    then no sign of device clock skew, and both timestamps are checked against the
+    current time instead."""
     n = table.num_rows
     reasons = _Reasons(n)
     table = _drop_unstorable(table, reasons)
@@ -360,12 +368,20 @@ def normalize(
         if "server_ts" in names
         else pa.nulls(n, TIMESTAMP_ARROW)
     )
-    server = pc.fill_null(server, receipt)
-    reasons.flag(pc.greater(server, pc.add(receipt, skew)), "server_ts is in the future")
-    reasons.flag(
-        pc.greater(client, pc.add(server, skew)),
-        f"client_ts is more than {max_future_skew} after its receipt time (device clock skew)",
+    skew_reason = (
+        f"client_ts is more than {max_future_skew} after its receipt time (device clock skew)"
     )
+    if receipt_estimated:
+        now = pa.scalar(datetime.now(UTC), TIMESTAMP_ARROW)
+        stated = pc.is_valid(server)
+        reasons.flag(pc.greater(server, pc.add(now, skew)), "server_ts is in the future")
+        reasons.flag(pc.and_(stated, pc.greater(client, pc.add(server, skew))), skew_reason)
+        reasons.flag(pc.greater(client, pc.add(now, skew)), skew_reason)
+        server = pc.fill_null(server, receipt)
+    else:
+        server = pc.fill_null(server, receipt)
+        reasons.flag(pc.greater(server, pc.add(receipt, skew)), "server_ts is in the future")
+        reasons.flag(pc.greater(client, pc.add(server, skew)), skew_reason)
     reasons.flag(
         pc.less(client, pa.scalar(MIN_CLIENT_TS, TIMESTAMP_ARROW)), "client_ts is before 2000-01-01"
     )

@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.json as pj
 
 ROW_COLUMN = "__row"
+RESERVED = f"field name {ROW_COLUMN!r} is reserved for the lakehouse's own use"
 _BLOCK_SIZE = 4 * 1024 * 1024  # blocks are parsed in parallel; 4 MB measured fastest here
 BOM = b"\xef\xbb\xbf"
 _BOM = BOM
@@ -286,6 +287,8 @@ def parse_ndjson(data: bytes, source: str | LineMap) -> Parsed:
         table = None
     if table is not None and any(type_depth(f.type) > MAX_NESTING for f in table.schema):
         table = None  # some line nests too deep: find it line by line
+    if table is not None and ROW_COLUMN in table.column_names:
+        table = None  # some line uses the reserved field name: find it line by line
     if table is not None:
         newlines = (
             line_map.lines
@@ -381,6 +384,9 @@ def _parse_carefully(
             continue
         if not isinstance(value, dict):
             fail(i, f"not a JSON object (got {type(value).__name__})")
+            continue
+        if ROW_COLUMN in value:
+            fail(i, RESERVED)
             continue
         problem = value_problem(value)
         if problem:
@@ -483,7 +489,9 @@ def parse_records(records: Iterable[Any], source: str) -> Parsed:
             )
             continue
         problem = (
-            value_problem(rec)
+            RESERVED
+            if ROW_COLUMN in rec
+            else value_problem(rec)
             if any(isinstance(v, (dict, list, tuple, *_BINARY)) for v in rec.values())
             else None
         )
@@ -531,6 +539,10 @@ def parse_arrow(table: pa.Table, source: str) -> Parsed:
 
     def raw_at(idx: int) -> str:
         return _dumps(table.slice(idx, 1).to_pylist()[0])
+
+    if ROW_COLUMN in table.column_names:
+        out.failures.extend((source, None, raw_at(i), RESERVED) for i in range(table.num_rows))
+        return out
 
     rows = _row_numbers(0, table.num_rows)
     out.chunks.append(Chunk(_with_rows(table, rows), raw_at, lambda i: (source, None)))

@@ -57,6 +57,8 @@ class IngestResult:
 
     files: int = 0
     files_skipped: int = 0
+    files_deferred: int = 0
+    files_waiting: int = 0
     bytes_read: int = 0
     commits: int = 0
     records_read: int = 0

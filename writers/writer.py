@@ -120,9 +120,12 @@ class EventWriter:
         *,
         receipt_time: datetime | Sequence[datetime],
         batch_id: str | None = None,
+        receipt_estimated: bool = False,
     ) -> None:
         """Buffer rows parsed elsewhere (the landing-zone reader uses this). The receipt
-        time is one for all rows, or one per source of the chunks' line map."""
+        time is one for all rows, or one per source of the chunks' line map;
+        ``receipt_estimated`` says it comes from storage metadata (see
+        :func:`writers.normalize.normalize`)."""
         # Everything is validated before the buffer changes: a write that fails leaves
         # the writer as it was.
         rejects = [Reject(reason, src, line, raw) for src, line, raw, reason in parsed.failures]
@@ -132,6 +135,7 @@ class EventWriter:
                 chunk.table,
                 receipt_time=_receipts(chunk, receipt_time),
                 max_future_skew=self.settings.max_future_skew,
+                receipt_estimated=receipt_estimated,
             )
             rejects.extend(_rejects(chunk, result.rejected))
             if result.table.num_rows:

@@ -13,6 +13,7 @@ import click
 from lakehouse.cli.common import (
     EXIT_OK,
     EXIT_PROBLEMS,
+    EXIT_UNAVAILABLE,
     json_option,
     print_json,
     settings_options,
@@ -113,7 +114,13 @@ def run_ingest(
     show_progress: bool = True,
     max_files_per_commit: int = 2000,
     create: bool = False,
+    include: tuple[str, ...] = (),
+    exclude: tuple[str, ...] = (),
+    receipt_time: str = "auto",
+    look_back: Any = "default",
 ) -> Any:
+    from datetime import timedelta
+
     from writers import EventWriter
     from writers.ingest import ingest as ingest_files
 
@@ -129,6 +136,10 @@ def run_ingest(
             progress=advance,
             on_plan=on_plan,
             max_group_files=max_files_per_commit,
+            include=include,
+            exclude=exclude,
+            receipt_time=receipt_time,
+            look_back=timedelta(hours=2) if look_back == "default" else look_back,
         )
 
 
@@ -147,6 +158,36 @@ def run_ingest(
     help="Create the table and its companions when missing (as `lakehouse init` does); "
     "without it a missing table is an error.",
 )
+@click.option(
+    "--include",
+    multiple=True,
+    metavar="GLOB",
+    help="Take only files whose key below the path (or name) matches GLOB (repeatable).",
+)
+@click.option(
+    "--exclude",
+    multiple=True,
+    metavar="GLOB",
+    help="Leave out files whose key below the path (or name) matches GLOB (repeatable).",
+)
+@click.option(
+    "--receipt-time",
+    type=click.Choice(["auto", "key", "modified", "now"]),
+    default="auto",
+    show_default=True,
+    help="When a record without server_ts was received. auto: the delivery time in a "
+    "Firehose object name, else the hour of a YYYY/MM/DD/HH/ key, else the file's "
+    "modification time (no later than now); key: only the first two (else now); "
+    "modified: the modification time; now: the time of the run.",
+)
+@click.option(
+    "--look-back",
+    default="2h",
+    show_default=True,
+    metavar="DURATION|all",
+    help="A zone whose keys start with YYYY/MM/DD/HH/ is listed from the hour of its last "
+    "ingested key minus this window (for late deliveries); 'all' lists everything.",
+)
 @stream_options
 @click.option(
     "--follow",
@@ -160,6 +201,10 @@ def ingest(
     paths: tuple[str, ...],
     max_files_per_commit: int,
     create: bool,
+    include: tuple[str, ...],
+    exclude: tuple[str, ...],
+    receipt_time: str,
+    look_back: str,
     settings: Settings,
     json_output: bool,
     follow: bool = False,
@@ -169,21 +214,40 @@ def ingest(
     """Ingest newline-delimited JSON files from a landing zone, exactly once per file,
     or the records of a Kinesis data stream (kinesis://STREAM), exactly once per record.
 
-    PATHS are files or folders (searched recursively) of .ndjson, .jsonl or .json files,
-    gzip-compressed or not; they are read in key order and grouped into few commits.
-    Files already ingested are skipped, so re-running over the same landing zone commits
-    nothing new, and a run that was killed can simply be run again. The table must exist
-    (`lakehouse init`), unless --create is given.
+    PATHS are files, folders or S3 prefixes, searched recursively. Every regular file is
+    a landing file except hidden ones and in-progress markers (names or folders starting
+    with '.' or '_', names ending in .tmp); gzip is recognised by content, so Firehose
+    objects (no extension, or .gz) are read as they are. A file that is not NDJSON, too
+    large (LAKEHOUSE_MAX_FILE_BYTES, default 4 GiB decompressed), or unreadable is a
+    reject with its reason; so is a line over LAKEHOUSE_MAX_LINE_BYTES (default 8 MiB).
+    Files are read in key order and grouped into few commits. Files already ingested are
+    skipped (a file whose size changed since is read again; events already ingested are
+    kept once), so re-running over the same landing zone commits nothing new, and a run
+    that was killed can simply be run again. The table must exist (`lakehouse init`),
+    unless --create is given.
 
     Exit code 1 when some records were rejected: they are kept in the NAME_rejected table
-    with the reason, file and line. After exit 75 (catalog unavailable) run it again:
-    files not yet committed are picked up then, nothing is committed twice.
+    with the reason, file and line. Exit 75 when the catalog or storage was unavailable
+    (files that could not be read are left for the next run): run it again, files not yet
+    committed are picked up then, nothing is committed twice.
 
     kinesis://STREAM reads every shard (parents before children after a reshard) up to
     its tip and exits, or keeps consuming with --follow; a restart resumes after the last
     committed record of each shard. See docs/streaming.md.
     """
     if is_stream(paths):
+        landing = [
+            name
+            for name, used in (
+                ("--include", bool(include)),
+                ("--exclude", bool(exclude)),
+                ("--receipt-time", receipt_time != "auto"),
+                ("--look-back", look_back != "2h"),
+            )
+            if used
+        ]
+        if landing:
+            raise click.UsageError(f"{', '.join(landing)}: for landing files, not streams")
         run_stream(
             paths[0],
             settings,
@@ -195,12 +259,22 @@ def ingest(
         )
     if follow or start_from is not None:
         raise click.UsageError("--follow and --from apply to kinesis:// streams here")
+    from lakehouse.durations import parse_duration
+
+    try:
+        window = None if look_back.strip().lower() == "all" else parse_duration(look_back)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--look-back") from exc
     result = run_ingest(
         list(paths),
         settings,
         show_progress=not json_output,
         max_files_per_commit=max_files_per_commit,
         create=create,
+        include=include,
+        exclude=exclude,
+        receipt_time=receipt_time,
+        look_back=window,
     )
     data = result.to_dict()
     if json_output:
@@ -209,11 +283,15 @@ def ingest(
         print_pairs(
             f"ingest into {settings.table} ({settings.catalog_label} catalog)", ingest_pairs(data)
         )
+        for warning in result.warnings:
+            click.secho(warning, fg="yellow", err=True)
         if result.records_rejected:
             click.secho(
                 f"{result.records_rejected} record(s) rejected; see table {settings.table}_rejected",
                 fg="yellow",
             )
+    if result.files_deferred:
+        sys.exit(EXIT_UNAVAILABLE)
     sys.exit(EXIT_PROBLEMS if result.records_rejected else EXIT_OK)
 
 

@@ -169,9 +169,10 @@ class _Reporting:
         self.batches = 0
 
     def plan(self, ledger: Ledger) -> Plan:
-        from writers.sources.base import Plan
+        from dataclasses import replace
 
-        return Plan(self._watch(self.source.plan(ledger).batches))
+        plan = self.source.plan(ledger)
+        return replace(plan, batches=self._watch(plan.batches))
 
     def _watch(self, batches: Iterator[Batch]) -> Iterator[Batch]:
         try:

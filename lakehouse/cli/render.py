@@ -30,6 +30,11 @@ def ingest_pairs(d: dict[str, Any]) -> list[tuple[str, Any]]:
     return [
         ("files ingested", d["files"]),
         ("files already ingested", d["files_skipped"]),
+        *(
+            [("files left for the next run", d["files_deferred"] + d["files_waiting"])]
+            if d.get("files_deferred") or d.get("files_waiting")
+            else []
+        ),
         ("bytes read", _human_bytes(d["bytes_read"])),
         ("commits", d["commits"]),
         ("records read", d["records_read"]),

@@ -85,8 +85,10 @@ def test_ingest_from_an_s3_landing_prefix_is_exactly_once(
         160,
         3,
     )
-    again = ingest([f"s3://{bucket}/landing"], s3_settings)
+    again = ingest([f"s3://{bucket}/landing"], s3_settings, look_back=None)  # full listing
     assert (again.files, again.files_skipped, again.records_read) == (0, 4, 0)
+    listed = ingest([f"s3://{bucket}/landing"], s3_settings)  # from 2 h before the last hour
+    assert (listed.files, listed.files_skipped, listed.records_read) == (0, 3, 0)
     tables = load_tables(open_catalog(s3_settings), s3_settings.table)
     ids = rows(tables.events).column("event_id").to_pylist()
     assert len(ids) == len(set(ids)) == 160

@@ -35,7 +35,7 @@ def write_zone(root: Path, files: int = 6, per_file: int = 50, *, bad_every: int
             (folder / f"part-{f}.ndjson.gz").write_bytes(gzip.compress(body))
         else:
             (folder / f"part-{f}.jsonl").write_bytes(body)
-    (root / "README.txt").write_text("not data")
+    (root / "_SUCCESS").write_text("")  # a marker: not a landing file
     return events
 
 
@@ -46,8 +46,11 @@ def test_ingest_is_exactly_once_per_file(settings: Settings, tmp_path: Path) -> 
     assert (first.files, first.commits) == (6, 2)
     assert first.records_read == 6 * 50 + 5 + 6
     assert (first.records_written, first.duplicates_dropped, first.records_rejected) == (300, 5, 6)
-    again = ingest([str(zone)], settings)
+    again = ingest([str(zone)], settings, look_back=None)  # a full listing
     assert (again.files, again.files_skipped, again.records_read, again.commits) == (0, 6, 0, 0)
+    # by default the zone (keys YYYY/MM/DD/HH/) is listed from 2 h before its last hour
+    later = ingest([str(zone)], settings)
+    assert (later.files, later.files_skipped, later.records_read, later.commits) == (0, 3, 0, 0)
     t = load_tables(open_catalog(settings), settings.table)
     ids = rows(t.events).column("event_id").to_pylist()
     assert len(ids) == len(set(ids)) == 300

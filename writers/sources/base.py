@@ -8,10 +8,10 @@ commit, one ledger commit); its payloads, one per position and in the same order
 produced lazily so that a source may fetch ahead while the driver parses.
 
 A source does no bookkeeping of its own: it asks the ledger about the positions it
-needs (:meth:`Ledger.committed_among` for a listing, :meth:`Ledger.committed_with_prefix`
-for a stream resuming) and yields the rest, and the same pending positions should come
-out in the same batches on a re-run (the batch's idempotency key is made from its
-positions; event-level dedupe covers a batch formed differently).
+considers (:meth:`Ledger.committed_among` for listed ids, :meth:`Ledger.committed_with_prefix`
+or :meth:`Ledger.last_with_prefix` to resume a stream or a time-ordered listing) and yields
+the rest; the same pending positions must come out in the same batches on a re-run (the
+batch's idempotency key is made from its positions).
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
-import pyarrow as pa
-
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the ledger imports this module
     from writers.ledger import Ledger
+
+import pyarrow as pa
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,15 @@ class Payload:
     was received (the server time of its rows).
 
     ``damage`` is a problem found while reading it (a truncated gzip stream, say): kept as
-    one extra rejected record of the position. ``newlines`` and ``objects`` are optional
+    one extra rejected record of the position; ``problems`` are more such records, each
+    ``(line or None, raw text or None, reason)`` (an over-long line, a file that is not
+    NDJSON). ``deferred`` says why the position could not be read now (a storage outage):
+    the driver leaves it uncommitted for the next run (``waiting``: not an outage, the
+    input is not complete yet). ``consumed`` is the part of the position's size that was
+    read (a file whose incomplete last line waits): the ledger records that size, so the
+    position is read again once it changes. ``receipt_estimated`` marks a
+    receipt time taken from storage metadata (a key's time, a modification time) rather
+    than a server clock: a record's ``client_ts`` after it is then no sign of clock skew. ``newlines`` and ``objects`` are optional
     hints on NDJSON bytes (newline count, whether every line starts with ``{``) that a
     source may compute in its fetch threads so the driver does not scan the bytes again.
 
@@ -58,6 +66,11 @@ class Payload:
     damage: str | None = None
     newlines: int | None = None
     objects: bool | None = None
+    problems: tuple[tuple[int | None, str | None, str], ...] = ()
+    deferred: str | None = None
+    waiting: bool = False
+    consumed: int | None = None
+    receipt_estimated: bool = False
     parts: tuple[Payload, ...] | None = None
 
 
@@ -82,13 +95,19 @@ class Plan:
     pending_positions: int | None = None
     pending_bytes: int | None = None
     skipped: tuple[str, ...] = field(default=(), repr=False)
+    notes: tuple[str, ...] = ()
+    """What the user should know about the plan (files found but not taken, and why)."""
+    checked: bool = False
+    """The source asked the ledger about every position of its batches while planning:
+    the driver does not ask again before each batch (a batch committed meanwhile by
+    another run is still kept once by its key and by event-level dedupe)."""
 
 
 class Source(Protocol):
-    """Anything that can plan batches given the ledger of positions already committed."""
+    """Anything that can plan batches, asking the ledger what is committed."""
 
     def plan(self, ledger: Ledger) -> Plan:
-        """The batches still to ingest. A source asks ``ledger`` which of its positions
-        are recorded and leaves them out (the driver skips a batch whose positions are
-        all committed, and refuses one that mixes committed and new)."""
+        """The batches still to ingest. The source asks ``ledger`` only about the
+        positions it considers and leaves the committed ones out (the driver skips a batch
+        whose positions are all committed, and refuses one that mixes committed and new)."""
         ...

@@ -1,181 +1,161 @@
-"""Landing files as a source: newline-delimited JSON files (gzipped or not) under local
-folders or S3 prefixes, one position per file (its URI and size).
+"""Landing files as a source: newline-delimited JSON files (gzipped or not, told by
+content) under local folders or S3 prefixes, one position per file (its URI and size).
 
-Files are listed in key order, those the ledger holds are left out, and the rest are
-grouped into few batches (a re-run re-forms the same groups from the same pending
-files). Each file is fetched and gunzipped ahead in a background thread, which also counts
-its lines for the parser.
+Files are listed (:mod:`writers.sources.listing`), the ledger is asked about the listed
+ones only, and the rest are grouped into few batches (a re-run re-forms the same groups
+from the same pending files). A zone whose keys start with ``YYYY/MM/DD/HH/`` (the
+Firehose layout) is listed from the hour of its last committed key minus a look-back
+window. Each file is fetched, checked against the limits (:mod:`writers.sources.limits`)
+and gunzipped ahead in a background thread, which also counts its lines for the parser.
+A file whose size differs from the one the ledger recorded is read again (event-level
+dedupe keeps each event once); an incomplete last line of a recently modified file waits.
 """
 
 from __future__ import annotations
 
 import logging
-import types
-import zlib
+import re
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 from pyarrow import fs as pafs
 
-from lakehouse.errors import ConfigError, UsageError
+from lakehouse.errors import ConfigError, StorageError
 from lakehouse.retry import retry_storage
-from lakehouse.storage import filesystem_for, storage_error
+from lakehouse.storage import storage_error
 from writers.parse import BOM, Parsed, objects_only, parse_ndjson
+from writers.sources import receipt
 from writers.sources.base import Batch, Payload, Plan, Position
-
-if TYPE_CHECKING:
-    from writers.ledger import Ledger
+from writers.sources.limits import (
+    GZIP_MAGIC,
+    FileRejected,
+    Limits,
+    complete_lines,
+    decode,
+    not_ndjson,
+    over_long_lines,
+)
+from writers.sources.listing import (
+    BROKEN,
+    NOT_REGULAR,
+    OUTSIDE,
+    SECOND_PATH,
+    Selection,
+    SourceFile,
+    list_zone,
+)
 
 log = logging.getLogger(__name__)
 
-SUFFIXES = (".ndjson", ".jsonl", ".json")
-GZIP_MAGIC = b"\x1f\x8b"
+__all__ = ["LandingFiles", "SourceFile", "discover", "fetch", "groups", "read_source"]
+
+QUIET = timedelta(minutes=5)
+"""A file modified less than this long ago is still being written: its incomplete last
+line waits for the next run."""
+
+_HOUR_KEY = re.compile(r"^(\d{4})/(\d{2})/(\d{2})/(\d{2})/")
+_NOTEWORTHY = (OUTSIDE, BROKEN, SECOND_PATH, NOT_REGULAR)
+
+
+def discover(
+    locations: Sequence[str], io: Any = None, *, selection: Selection | None = None
+) -> tuple[pafs.FileSystem, list[SourceFile]]:
+    """The landing files under the given files/directories or prefixes (recursive), in
+    key order, no repeats. ``io`` (the table's FileIO) configures S3 access."""
+    listing = list_zone(locations, io, selection=selection)
+    return listing.filesystem, listing.files
 
 
 @dataclass(frozen=True)
-class SourceFile:
-    uri: str
-    path: str
-    size: int
-    mtime: datetime
+class Fetched:
+    """One file read within the limits (see :func:`fetch`)."""
 
-    @property
-    def position(self) -> Position:
-        return Position(self.uri, self.size)
-
-
-def _is_data_file(path: str, root: str) -> bool:
-    """A data file by suffix; files and folders below ``root`` whose names start with
-    ``.`` or ``_`` are skipped (in-progress and marker files, ``.lakehouse`` itself)."""
-    relative = path[len(root) :] if path.startswith(root) else path.rsplit("/", 1)[-1]
-    if any(part.startswith((".", "_")) for part in relative.split("/") if part):
-        return False
-    name = path.rsplit("/", 1)[-1]
-    base = name[:-3] if name.endswith(".gz") else name
-    return base.endswith(SUFFIXES)
+    data: bytes
+    damage: str | None = None
+    problems: tuple[tuple[int | None, str | None, str], ...] = ()
+    deferred: str | None = None
+    waiting: bool = False
+    consumed: int | None = None
 
 
-def discover(locations: Sequence[str], io: Any = None) -> tuple[pafs.FileSystem, list[SourceFile]]:
-    """Files under the given files/directories or prefixes (recursive), in key order, no
-    repeats. ``io`` (the table's FileIO) configures S3 access."""
-    found: dict[str, SourceFile] = {}
-    filesystem: pafs.FileSystem | None = None
-    for location in locations:
-        fs_, path, prefix = filesystem_for(location, io)
-        if filesystem is not None and type(fs_) is not type(filesystem):
-            raise UsageError("ingest one kind of location at a time (local paths or s3://)")
-        filesystem = filesystem or fs_
-        try:
-            info = fs_.get_file_info(path)
-        except OSError as exc:
-            raise storage_error(exc, location, "read") from exc
-        if info.type == pafs.FileType.NotFound:
-            bucket = path.split("/", 1)[0]
-            if prefix == "s3://" and fs_.get_file_info(bucket).type == pafs.FileType.NotFound:
-                raise ConfigError(f"cannot read {location}: bucket {bucket!r} does not exist")
-            raise UsageError(f"no such file, folder or prefix: {location}")
-        try:
-            infos = (
-                fs_.get_file_info(pafs.FileSelector(path, recursive=True))
-                if info.type == pafs.FileType.Directory
-                else [info]
-            )
-        except OSError as exc:
-            raise storage_error(exc, location, "list") from exc
-        for item in infos:
-            root = path if info.type == pafs.FileType.Directory else ""
-            if item.type != pafs.FileType.File or not _is_data_file(item.path, root):
-                continue
-            uri = prefix + (
-                item.path if item.path.startswith("/") or prefix != "file://" else "/" + item.path
-            )
-            mtime = item.mtime if item.mtime is not None else datetime.now(UTC)
-            if mtime.tzinfo is None:
-                mtime = mtime.replace(tzinfo=UTC)
-            found[uri] = SourceFile(uri, item.path, int(item.size or 0), mtime)
-    if filesystem is None:
-        raise UsageError("no paths given to ingest")
-    return filesystem, [found[k] for k in sorted(found)]
+def fetch(
+    filesystem: pafs.FileSystem,
+    source: SourceFile,
+    limits: Limits | None = None,
+    *,
+    now: datetime | None = None,
+    quiet: timedelta = QUIET,
+) -> Fetched:
+    """The file's content within ``limits``: gunzipped when gzip (by magic bytes), its
+    over-long lines blanked and reported, the whole file rejected when it cannot be read
+    as NDJSON. Transient storage errors are retried with backoff, then the file is
+    deferred. An incomplete last line of a plain file modified within ``quiet`` waits."""
+    limits = limits or Limits.from_env()
+    if source.size > limits.max_file:
+        return _rejected(f"file of {source.size} bytes is over LAKEHOUSE_MAX_FILE_BYTES")
+    try:
+        raw = retry_storage(lambda: _read(filesystem, source))
+    except FileRejected as exc:
+        return _rejected(str(exc))
+    except StorageError as exc:
+        return Fetched(b"", deferred=str(exc))
+    try:
+        data, damage = decode(raw, limits)
+    except FileRejected as exc:
+        return _rejected(str(exc))
+    plain = raw[:2] != GZIP_MAGIC
+    del raw
+    why = not_ndjson(data)
+    if why:
+        return _rejected(why)
+    consumed = None
+    now = now or datetime.now(UTC)
+    if plain and data and not data.endswith(b"\n") and now - source.mtime < quiet:
+        kept = complete_lines(data)
+        if not kept:
+            return Fetched(b"", waiting=True)
+        consumed, data = len(kept), kept
+    data, long = over_long_lines(data, limits.max_line)
+    return Fetched(data, damage, tuple(long), consumed=consumed)
 
 
-_inflate: types.ModuleType
-try:  # Intel ISA-L inflates about twice as fast as zlib, with the same API
-    from isal import isal_zlib as _inflate
-except ImportError:  # pragma: no cover - isal is a dependency, zlib the fallback
-    _inflate = zlib
-_INFLATE_ERRORS: tuple[type[BaseException], ...] = (zlib.error, _inflate.error)
+def _rejected(reason: str) -> Fetched:
+    return Fetched(b"", problems=((None, None, reason),))
 
 
-def fetch(filesystem: pafs.FileSystem, source: SourceFile) -> tuple[bytes, str | None]:
-    """The file's bytes, gunzipped when gzip (by magic bytes), and any damage found.
-    Transient storage errors are retried with backoff."""
-    return retry_storage(lambda: _fetch_once(filesystem, source))
-
-
-def _fetch_once(filesystem: pafs.FileSystem, source: SourceFile) -> tuple[bytes, str | None]:
+def _read(filesystem: pafs.FileSystem, source: SourceFile) -> bytes:
     try:
         with filesystem.open_input_stream(source.path, compression=None) as stream:
-            data = stream.read()
+            data: bytes = stream.read()
+            return data
+    except (PermissionError, IsADirectoryError) as exc:
+        raise FileRejected(f"unreadable: {exc.strerror or exc}") from exc
+    except FileNotFoundError as exc:  # gone since it was listed: nothing to ingest
+        raise FileRejected(f"unreadable: vanished after it was listed ({exc})") from exc
     except OSError as exc:
-        raise storage_error(exc, source.uri, "read") from exc
-    if data[:2] == GZIP_MAGIC:
-        return _gunzip(data)
-    return data, None
-
-
-def _fetch_counting(
-    filesystem: pafs.FileSystem, source: SourceFile
-) -> tuple[bytes, str | None, int, bool]:
-    """:func:`fetch`, plus the number of newlines and whether every line starts with
-    ``{`` (:func:`writers.parse.objects_only`), found here in the background thread
-    (numpy lets go of the GIL while it scans; ``bytes.count`` would not)."""
-    data, damage = fetch(filesystem, source)
-    newlines = int(np.count_nonzero(np.frombuffer(data, np.uint8) == 10))
-    body = memoryview(data)[len(BOM) :] if data.startswith(BOM) else data
-    return data, damage, newlines, objects_only(body)
+        error = storage_error(exc, source.uri, "read")
+        if isinstance(error, ConfigError):  # access denied to this object
+            raise FileRejected(f"unreadable: {error}") from exc
+        raise error from exc
 
 
 def read_source(
-    filesystem: pafs.FileSystem, source: SourceFile, fetched: tuple[bytes, str | None] | None = None
+    filesystem: pafs.FileSystem, source: SourceFile, fetched: Fetched | None = None
 ) -> Parsed:
-    """Read and parse one file. A truncated or corrupt gzip stream keeps the complete
-    lines before the damage and rejects the rest."""
-    data, damage = fetched if fetched is not None else fetch(filesystem, source)
-    parsed = parse_ndjson(data, source.uri)
-    if damage:
-        parsed.failures.append((source.uri, None, None, damage))
-        parsed.records += 1
+    """Read and parse one file, its problems as failures (tests and tools)."""
+    got = fetched or fetch(filesystem, source, now=datetime.now(UTC) + QUIET)
+    parsed = parse_ndjson(got.data, source.uri)
+    extra: list[tuple[str, int | None, str | None, str]] = (
+        [(source.uri, None, None, got.damage)] if got.damage else []
+    )
+    extra += [(source.uri, line, raw, reason) for line, raw, reason in got.problems]
+    parsed.failures.extend(extra)
+    parsed.records += len(extra)
     return parsed
-
-
-def _gunzip(data: bytes) -> tuple[bytes, str | None]:
-    out: list[bytes] = []
-    rest = data
-    while rest:
-        d = _inflate.decompressobj(wbits=31)
-        try:
-            out.append(d.decompress(rest))
-        except _INFLATE_ERRORS as exc:
-            return _complete_lines(
-                b"".join(out)
-            ), f"corrupt gzip data: {exc}; lines after the damage are lost"
-        if not d.eof:
-            return _complete_lines(
-                b"".join(out)
-            ), "truncated gzip file; its last partial line was not read"
-        rest = d.unused_data
-        if rest and rest[:2] != GZIP_MAGIC:
-            break  # trailing garbage after the last member
-    return b"".join(out), None
-
-
-def _complete_lines(data: bytes) -> bytes:
-    cut = data.rfind(b"\n")
-    return data[: cut + 1] if cut >= 0 else b""
 
 
 def groups(
@@ -194,13 +174,30 @@ def groups(
         yield group
 
 
+def start_key(last: str | None, root: str, look_back: timedelta) -> str | None:
+    """The key to list after, below ``root``: the hour of the last committed key (when
+    keys below the root start with ``YYYY/MM/DD/HH/``) minus ``look_back``."""
+    if last is None or not last.startswith(root):
+        return None
+    match = _HOUR_KEY.match(last[len(root) :])
+    if not match:
+        return None
+    try:
+        hour = datetime(*(int(g) for g in match.groups()), tzinfo=UTC)  # type: ignore[arg-type,misc]
+    except ValueError:
+        return None
+    since = hour - look_back
+    return since.strftime("%Y/%m/%d/%H")  # sorts just before that hour's keys
+
+
 class LandingFiles:
-    """The data files under ``locations`` (files, folders or prefixes, searched
+    """The landing files under ``locations`` (files, folders or prefixes, searched
     recursively), in key order; consecutive pending files are committed together, up to
     ``max_files`` files and ``max_bytes`` (compressed) bytes per batch. Files are fetched
     and gunzipped ahead in background threads (``look_ahead`` files, within a batch).
-    ``io`` (the table's FileIO) configures S3 access. Each file's receipt time is its
-    modification time."""
+    ``io`` (the table's FileIO) configures S3 access. ``receipt_time`` is a mode of
+    :mod:`writers.sources.receipt`. ``look_back`` (None: list everything) is how far
+    before the hour of the last committed key a time-ordered zone is listed again."""
 
     def __init__(
         self,
@@ -210,49 +207,120 @@ class LandingFiles:
         max_files: int = 2000,
         max_bytes: int = 64 * 1024 * 1024,
         look_ahead: int = 8,
+        selection: Selection | None = None,
+        receipt_time: str = "auto",
+        look_back: timedelta | None = timedelta(hours=2),
+        limits: Limits | None = None,
+        quiet: timedelta = QUIET,
     ) -> None:
+        if receipt_time not in receipt.MODES:
+            raise ValueError(f"receipt time {receipt_time!r} is not one of {receipt.MODES}")
         self.locations = tuple(locations)
         self.io = io
         self.max_files = max_files
         self.max_bytes = max_bytes
         self.look_ahead = look_ahead
+        self.selection = selection or Selection()
+        self.receipt_time = receipt_time
+        self.look_back = look_back
+        self.limits = limits or Limits.from_env()
+        self.quiet = quiet
+        self.list_pages = 0  # LIST requests of the last plan (S3)
 
-    def plan(self, ledger: Ledger) -> Plan:
-        filesystem, files = discover(self.locations, self.io)
-        committed = ledger.committed()
-        pending = [f for f in files if f.uri not in committed]
+    def plan(self, ledger: Any) -> Plan:
+        look_back = self.look_back
+
+        def start_after(root: str) -> str | None:
+            if look_back is None:
+                return None
+            return start_key(ledger.last_with_prefix(root), root, look_back)
+
+        listing = list_zone(
+            self.locations, self.io, selection=self.selection, start_after=start_after
+        )
+        self.list_pages = listing.pages
+        files = listing.files
+        known = ledger.committed_among(f.uri for f in files)
+        pending = [f for f in files if known.get(f.uri) != f.size]
+        changed = [f.uri for f in pending if f.uri in known]
+        notes = list(listing.notes)
+        if changed:
+            notes.append(
+                f"{len(changed)} file(s) changed since they were ingested (grown, rewritten "
+                "or truncated), read again; events already ingested are kept once: "
+                + ", ".join(changed[:5])
+                + (" ..." if len(changed) > 5 else "")
+            )
+        for why in _NOTEWORTHY:
+            if listing.ignored[why]:
+                notes.append(f"{listing.ignored[why]} path(s) left out: {why}")
+        if not files and listing.ignored:
+            found = sum(listing.ignored.values())
+            reasons = "; ".join(f"{n} {why}" for why, n in listing.ignored.most_common())
+            notes.append(f"found {found} file(s) but took none: {reasons}")
+        now = datetime.now(UTC)
         return Plan(
-            self._batches(filesystem, pending),
+            self._batches(listing.filesystem, pending, now),
             pending_positions=len(pending),
             pending_bytes=sum(f.size for f in pending),
-            skipped=tuple(f.uri for f in files if f.uri in committed),
+            skipped=tuple(f.uri for f in files if known.get(f.uri) == f.size),
+            notes=tuple(notes),
+            checked=True,
         )
 
-    def _batches(self, filesystem: pafs.FileSystem, pending: list[SourceFile]) -> Iterator[Batch]:
+    def _batches(
+        self, filesystem: pafs.FileSystem, pending: list[SourceFile], now: datetime
+    ) -> Iterator[Batch]:
         pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="lakehouse-fetch")
         try:
             for group in groups(pending, max_files=self.max_files, max_bytes=self.max_bytes):
                 yield Batch(
-                    tuple(f.position for f in group), self._payloads(filesystem, group, pool)
+                    tuple(Position(f.uri, f.size) for f in group),
+                    self._payloads(filesystem, group, pool, now),
                 )
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
+    def _fetch(self, filesystem: pafs.FileSystem, source: SourceFile, now: datetime) -> Payload:
+        """Fetch one file and count its newlines and whether every line starts with
+        ``{`` (:func:`writers.parse.objects_only`), here in the background thread (numpy
+        lets go of the GIL while it scans; ``bytes.count`` would not)."""
+        got = fetch(filesystem, source, self.limits, now=now, quiet=self.quiet)
+        received, estimated = receipt.receipt_time(source.key, source.mtime, self.receipt_time, now)
+        data = got.data
+        newlines = int(np.count_nonzero(np.frombuffer(data, np.uint8) == 10))
+        body = memoryview(data)[len(BOM) :] if data.startswith(BOM) else data
+        return Payload(
+            Position(source.uri, source.size),
+            data,
+            received,
+            damage=got.damage,
+            newlines=newlines,
+            objects=objects_only(body),
+            problems=got.problems,
+            deferred=got.deferred
+            if got.deferred is not None
+            else (
+                "its last line is incomplete and the file is still being written"
+                if got.waiting
+                else None
+            ),
+            waiting=got.waiting,
+            consumed=got.consumed,
+            receipt_estimated=estimated,
+        )
+
     def _payloads(
-        self, filesystem: pafs.FileSystem, group: list[SourceFile], pool: ThreadPoolExecutor
+        self,
+        filesystem: pafs.FileSystem,
+        group: list[SourceFile],
+        pool: ThreadPoolExecutor,
+        now: datetime,
     ) -> Iterator[Payload]:
         """The group's files in order, the next ones fetched in the background."""
-        futures: dict[int, Future[tuple[bytes, str | None, int, bool]]] = {}
-        for i, source in enumerate(group):
+        futures: dict[int, Future[Payload]] = {}
+        for i in range(len(group)):
             for j in range(i, min(i + self.look_ahead, len(group))):
                 if j not in futures:
-                    futures[j] = pool.submit(_fetch_counting, filesystem, group[j])
-            data, damage, newlines, objects = futures.pop(i).result()
-            yield Payload(
-                source.position,
-                data,
-                source.mtime,
-                damage=damage,
-                newlines=newlines,
-                objects=objects,
-            )
+                    futures[j] = pool.submit(self._fetch, filesystem, group[j], now)
+            yield futures.pop(i).result()
