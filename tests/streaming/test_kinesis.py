@@ -179,3 +179,24 @@ def test_from_a_time(sqlite_settings: Settings, feeder: Feeder) -> None:
     run(sqlite_settings, feeder, start=StartFrom.parse(cut.isoformat()))
     check_exactly_once(sqlite_settings, feeder)
     assert old and not old & set(feeder.events)
+
+
+def test_the_driver_does_not_ask_the_ledger_again_per_batch(
+    sqlite_settings: Settings, feeder: Feeder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stream's positions are new by construction (read after the highest committed
+    sequence of each shard): its plan says so, and the driver makes no lookup per batch."""
+    feeder.put_mixed(150)
+    asked: list[list[str]] = []
+    among = Ledger.committed_among
+
+    def counted(self: Ledger, ids: Any) -> dict[str, int]:
+        asked.append(list(ids))
+        return among(self, asked[-1])
+
+    monkeypatch.setattr(Ledger, "committed_among", counted)
+    first, _ = run(sqlite_settings, feeder, max_records=60)
+    feeder.put_mixed(30)
+    second, _ = run(sqlite_settings, feeder, max_records=60)
+    check_exactly_once(sqlite_settings, feeder)
+    assert first.commits >= 3 and second.commits >= 1 and asked == []
