@@ -37,7 +37,8 @@ def _event(i: int, *, hour: int = 10) -> str:
 
 def _zone(root: Path, *, good: int, bad: int) -> Path:
     root.mkdir(parents=True)
-    lines = [_event(i) for i in range(good)] + [f"not json {i}" for i in range(bad)]
+    # a bad line starts like an object (a file with no such line is one reject as a whole)
+    lines = [_event(i) for i in range(good)] + [f"{{not json {i}" for i in range(bad)]
     (root / "a.ndjson").write_text("\n".join(lines) + "\n")
     return root
 

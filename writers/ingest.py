@@ -176,38 +176,40 @@ def _buffer(
     batch: Batch, writer: EventWriter, progress: Progress | None
 ) -> tuple[list[int], dict[int, tuple[str, bool]], dict[int, int]]:
     """Parse the batch's payloads in order and buffer their rows in the writer; small
-    NDJSON payloads are joined into buffers first. Returns the records read from each
+    NDJSON payloads are joined into buffers first; a payload in ``parts`` is parsed part by
+    part, each under its own name and receipt time. Returns the records read from each
     position (each problem a payload reports counts one more: it is a rejected record)
     the positions deferred to a later run (by rank: the reason, whether it waits for
     complete input rather than for storage) and the part read of positions read in part."""
     expected = batch.positions
-    counts: list[int] = []
+    counts = [0] * len(expected)
     later: dict[int, tuple[str, bool]] = {}
     consumed: dict[int, int] = {}
-    pending: list[Payload] = []
+    pending: list[tuple[Payload, int, bool]] = []  # (payload or part, its rank, is a part)
     pending_bytes = 0
 
     def parse_pending() -> None:
         nonlocal pending_bytes
         if not pending:
             return
-        hints = all(p.newlines is not None and p.objects is not None for p in pending)
+        hints = all(p.newlines is not None and p.objects is not None for p, _, _ in pending)
         data, line_map = join_files(
-            [(p.position.id, p.data) for p in pending],
-            newlines=[int(p.newlines or 0) for p in pending] if hints else None,
-            objects=[bool(p.objects) for p in pending] if hints else None,
+            [(p.position.id, _ndjson(p)) for p, _, _ in pending],
+            newlines=[int(p.newlines or 0) for p, _, _ in pending] if hints else None,
+            objects=[bool(p.objects) for p, _, _ in pending] if hints else None,
         )
         parsed = parse_ndjson(data, line_map)
         per_position = parsed.per_source or [0] * len(pending)
-        for k, p in enumerate(pending):
-            added = _add_problems(parsed, p)
-            per_position[k] += added
+        for k, (p, rank, part) in enumerate(pending):
+            # a part's damage names the first line it lost (so a re-read is deduplicated)
+            line = _ndjson(p).count(b"\n") + 1 if part and p.damage else None
+            added = _add_problems(parsed, p, damage_line=line)
             parsed.records += added
-        counts.extend(per_position)
+            counts[rank] += per_position[k] + added
         writer.add_parsed(
             parsed,
-            receipt_time=[p.received_at for p in pending],
-            receipt_estimated=pending[0].receipt_estimated,
+            receipt_time=[p.received_at for p, _, _ in pending],
+            receipt_estimated=pending[0][0].receipt_estimated,
         )
         pending.clear()
         pending_bytes = 0
@@ -219,47 +221,56 @@ def _buffer(
                 f"payload {seen} of a batch is at {payload.position.id!r}, not at the "
                 "batch's position of the same rank"
             )
+        rank = seen
         seen += 1
         if progress:
             progress(1, payload.position.size)
         if payload.deferred is not None:
             parse_pending()
-            later[seen - 1] = (payload.deferred, payload.waiting)
-            counts.append(0)
+            later[rank] = (payload.deferred, payload.waiting)
             continue
         if payload.consumed is not None:
-            consumed[seen - 1] = payload.consumed
-        if isinstance(payload.data, pa.Table):
+            consumed[rank] = payload.consumed
+        if isinstance(payload.data, pa.Table) and payload.parts is None:
             parse_pending()
             parsed = parse_arrow(payload.data, payload.position.id)
             parsed.records += _add_problems(parsed, payload)
-            counts.append(parsed.records)
+            counts[rank] = parsed.records
             writer.add_parsed(
                 parsed,
                 receipt_time=payload.received_at,
                 receipt_estimated=payload.receipt_estimated,
             )
             continue
-        size = len(payload.data)
-        if size >= JOIN_BYTES // 4 or (
-            pending and pending[0].receipt_estimated != payload.receipt_estimated
-        ):  # big enough alone (parse it without a joining copy), or receipt of another kind
-            parse_pending()
-        pending.append(payload)
-        pending_bytes += size
-        if pending_bytes >= JOIN_BYTES or size >= JOIN_BYTES // 4:
-            parse_pending()
+        parts = payload.parts is not None
+        for piece in payload.parts if payload.parts is not None else (payload,):
+            size = len(_ndjson(piece))
+            if size >= JOIN_BYTES // 4 or (
+                pending and pending[0][0].receipt_estimated != piece.receipt_estimated
+            ):  # big enough alone (parse it without a joining copy), or receipt of another kind
+                parse_pending()
+            pending.append((piece, rank, parts))
+            pending_bytes += size
+            if pending_bytes >= JOIN_BYTES or size >= JOIN_BYTES // 4:
+                parse_pending()
     parse_pending()
     if seen != len(expected):
         raise ValueError(f"a batch of {len(expected)} positions gave {seen} payloads")
     return counts, later, consumed
 
 
-def _add_problems(parsed: Parsed, payload: Payload) -> int:
-    """Add the payload's damage and problems to ``parsed``'s failures; how many."""
+def _ndjson(payload: Payload) -> bytes:
+    if not isinstance(payload.data, bytes):
+        raise ValueError(f"part {payload.position.id!r} of a payload is not NDJSON bytes")
+    return payload.data
+
+
+def _add_problems(parsed: Parsed, payload: Payload, *, damage_line: int | None = None) -> int:
+    """Add the payload's damage (at ``damage_line``, if known) and problems to
+    ``parsed``'s failures; how many."""
     source = payload.position.id
     added: list[tuple[str, int | None, str | None, str]] = (
-        [(source, None, None, payload.damage)] if payload.damage else []
+        [(source, damage_line, None, payload.damage)] if payload.damage else []
     )
     added += [(source, line, raw, reason) for line, raw, reason in payload.problems]
     parsed.failures.extend(added)

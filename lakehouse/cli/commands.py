@@ -19,6 +19,13 @@ from lakehouse.cli.common import (
     settings_options,
 )
 from lakehouse.cli.ingest_follow import FollowOptions, follow_options, run_follow
+from lakehouse.cli.ingest_stream import (
+    is_stream,
+    run_stream,
+    stream_health,
+    stream_lag_pairs,
+    stream_options,
+)
 from lakehouse.cli.render import health_pairs, ingest_pairs, print_pairs
 from lakehouse.settings import Settings
 
@@ -183,6 +190,7 @@ def run_ingest(
     "ingested key minus this window (for late deliveries); 'all' lists everything.",
 )
 @follow_options
+@stream_options
 @settings_options
 @json_option
 def ingest(
@@ -196,8 +204,11 @@ def ingest(
     settings: Settings,
     json_output: bool,
     follow: FollowOptions | None,
+    start_from: str | None = None,
+    poll: float = 1.0,
 ) -> None:
-    """Ingest newline-delimited JSON files from a landing zone, exactly once per file.
+    """Ingest newline-delimited JSON files from a landing zone, exactly once per file,
+    or the records of a Kinesis data stream (kinesis://STREAM), exactly once per record.
 
     PATHS are files, folders or S3 prefixes, searched recursively. Every regular file is
     a landing file except hidden ones and in-progress markers (names or folders starting
@@ -215,7 +226,35 @@ def ingest(
     with the reason, file and line. Exit 75 when the catalog or storage was unavailable
     (files that could not be read are left for the next run): run it again, files not yet
     committed are picked up then, nothing is committed twice.
+
+    kinesis://STREAM reads every shard (parents before children after a reshard) up to
+    its tip and exits, or keeps consuming with --follow; a restart resumes after the last
+    committed record of each shard. See docs/streaming.md.
     """
+    if is_stream(paths):
+        landing = [
+            name
+            for name, used in (
+                ("--include", bool(include)),
+                ("--exclude", bool(exclude)),
+                ("--receipt-time", receipt_time != "auto"),
+                ("--look-back", look_back != "2h"),
+            )
+            if used
+        ]
+        if landing:
+            raise click.UsageError(f"{', '.join(landing)}: for landing files, not streams")
+        run_stream(
+            paths[0],
+            settings,
+            follow=follow is not None,
+            start_from=start_from,
+            poll=poll,
+            json_output=json_output,
+            create=create,
+        )
+    if start_from is not None:
+        raise click.UsageError("--from applies to kinesis:// streams")
     from lakehouse.durations import parse_duration
 
     try:
@@ -331,14 +370,18 @@ def health(settings: Settings, json_output: bool) -> None:
     late events committed, rejected records (and maintenance lag when available)."""
     from lakehouse.health import health as table_health
 
-    report = table_health(_open(settings, create=False), settings)
+    tables = _open(settings, create=False)
+    report = table_health(tables, settings)
+    streams = stream_health(settings, tables)  # shard lag of the streams ingested
     if json_output:
-        print_json(report)
+        print_json({**report.to_dict(), **({"streams": streams} if streams else {})})
     else:
         print_pairs(
             f"health of {settings.table} ({settings.catalog_label} catalog)",
             health_pairs(report.to_dict()),
         )
+        for name, shards in (streams or {}).items():
+            print_pairs(f"stream {name} (lag per shard)", stream_lag_pairs(shards))
 
 
 @click.group()

@@ -69,7 +69,9 @@ class MotoServer:
 
 
 @contextmanager
-def running_moto() -> Iterator[MotoServer]:
+def running_moto(module: str = "moto.server") -> Iterator[MotoServer]:
+    """A moto server on a free port; ``module`` is run with ``python -m`` (a wrapper
+    that adjusts moto before starting its server may stand in for ``moto.server``)."""
     port = free_port()
     env = {**os.environ, "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY}
     # The server logs every request: send that to a file, never to an unread pipe (a
@@ -77,7 +79,7 @@ def running_moto() -> Iterator[MotoServer]:
     log = tempfile.NamedTemporaryFile(prefix="moto-", suffix=".log", delete=False)  # noqa: SIM115 (closed below)
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            [sys.executable, "-m", module, "-H", "127.0.0.1", "-p", str(port)],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,

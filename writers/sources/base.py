@@ -53,6 +53,11 @@ class Payload:
     than a server clock: a record's ``client_ts`` after it is then no sign of clock skew. ``newlines`` and ``objects`` are optional
     hints on NDJSON bytes (newline count, whether every line starts with ``{``) that a
     source may compute in its fetch threads so the driver does not scan the bytes again.
+
+    ``parts`` splits a position into pieces that each have their own name, receipt time
+    and damage (a stream shard's records between two committed sequence numbers): when
+    given, ``data`` is ignored and each part is parsed as if it were a payload of its own
+    (rejects name the part), while the ledger records only the position.
     """
 
     position: Position
@@ -66,6 +71,7 @@ class Payload:
     waiting: bool = False
     consumed: int | None = None
     receipt_estimated: bool = False
+    parts: tuple[Payload, ...] | None = None
 
 
 @dataclass(frozen=True)
