@@ -275,13 +275,15 @@ def test_a_file_that_grows_or_is_rewritten_is_read_again_and_each_event_lands_on
     assert any("waits for the next run" in w for w in r1.warnings)
     path.write_bytes(lines(first) + partial.encode() + b"\n" + lines([event(6)]))
     r2 = ingest([str(zone)], sqlite_settings)
-    assert r2.records_rejected == 0 and any("changed since" in w for w in r2.warnings)
+    assert r2.records_rejected == 0 and any("grew since" in w for w in r2.warnings)
+    assert (r2.files_grown, r2.bytes_read) == (1, path.stat().st_size - len(lines(first)))
     events, rejected, _ = landed(sqlite_settings)
     ids = [e["event_id"] for e in events]
     assert sorted(ids) == [f"e{i:06d}" for i in range(7)] and rejected == []
     path.write_bytes(lines([event(i) for i in range(3)] + [event(7)]))  # rewritten, shorter
     r3 = ingest([str(zone)], sqlite_settings)
     assert r3.files == 1 and r3.records_written == 1 and r3.duplicates_dropped == 3
+    assert r3.files_reread == 1 and any("changed since" in w for w in r3.warnings)
     events, _, _ = landed(sqlite_settings)
     assert sorted(e["event_id"] for e in events) == [f"e{i:06d}" for i in range(8)]
     r4 = ingest([str(zone)], sqlite_settings)

@@ -7,13 +7,24 @@ from the same pending files). A zone whose keys start with ``YYYY/MM/DD/HH/`` (t
 Firehose layout) is listed from the hour of its last committed key minus a look-back
 window. Each file is fetched, checked against the limits (:mod:`writers.sources.limits`)
 and gunzipped ahead in a background thread, which also counts its lines for the parser.
-A file whose size differs from the one the ledger recorded is read again (event-level
-dedupe keeps each event once); an incomplete last line of a recently modified file waits.
+
+Files that change: the ledger records, with each file, the bytes read, the newlines in
+them and a fingerprint (the S3 ETag or the local inode and modification time, and a
+digest of the last :data:`TAIL` bytes read). A plain file that grew is read on from the
+recorded size (a range read) once the bytes just before it still have the recorded
+digest, its line numbers going on from the recorded lines; when they do not, or the file
+is gzip (a member appended), shrank, or was recorded before fingerprints existed, it is
+read again from the start. A file rewritten at the same size has another fingerprint and
+is read again too. Event-level dedupe keeps each event once either way. An incomplete
+last line of a file modified within the quiet period (``LAKEHOUSE_LANDING_QUIET``,
+default 5 minutes) waits for the next run.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
 import re
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -24,7 +35,8 @@ from typing import Any
 import numpy as np
 from pyarrow import fs as pafs
 
-from lakehouse.errors import ConfigError, StorageError
+from lakehouse.durations import parse_duration
+from lakehouse.errors import ConfigError, StorageError, UsageError
 from lakehouse.retry import retry_storage
 from lakehouse.storage import storage_error
 from writers.parse import BOM, Parsed, objects_only, parse_ndjson
@@ -55,10 +67,62 @@ __all__ = ["LandingFiles", "SourceFile", "discover", "fetch", "groups", "read_so
 
 QUIET = timedelta(minutes=5)
 """A file modified less than this long ago is still being written: its incomplete last
-line waits for the next run."""
+line waits for the next run (``LAKEHOUSE_LANDING_QUIET`` sets another period)."""
+
+QUIET_ENV = "LAKEHOUSE_LANDING_QUIET"
+
+TAIL = 4096
+"""Bytes before a file's recorded size whose digest must be unchanged for the file to be
+read on from there (a file that grew by appending)."""
+
+
+def quiet_from_env(env: dict[str, str] | None = None) -> timedelta:
+    """The quiet period from ``LAKEHOUSE_LANDING_QUIET`` (``30s``, ``5m``...), else :data:`QUIET`."""
+    raw = (os.environ if env is None else env).get(QUIET_ENV, "").strip()
+    if not raw:
+        return QUIET
+    try:
+        return parse_duration(raw)
+    except UsageError as exc:
+        raise ConfigError(f"{QUIET_ENV}: {exc}") from None
+
+
+@dataclass(frozen=True)
+class Resume:
+    """Where a plain file that grew is read on from: its recorded size, the newlines
+    before it and the digest of the :data:`TAIL` bytes before it."""
+
+    offset: int
+    lines: int
+    tail: str
+
+
+def digest(data: bytes | memoryview) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def fingerprint(stamp: str | None, tail: str | None) -> str | None:
+    """The ledger's fingerprint of a file: its stamp, and the digest of the last bytes
+    read when it can be read on from there (plain files)."""
+    if stamp is None and tail is None:
+        return None
+    return (stamp or "") + (f";tail={tail}" if tail else "")
+
+
+def parse_fingerprint(value: str | None) -> tuple[str | None, str | None]:
+    """(stamp, tail digest) of a recorded fingerprint."""
+    if not value:
+        return None, None
+    stamp, _, tail = value.partition(";tail=")
+    return stamp or None, tail or None
+
 
 _HOUR_KEY = re.compile(r"^(\d{4})/(\d{2})/(\d{2})/(\d{2})/")
 _NOTEWORTHY = (OUTSIDE, BROKEN, SECOND_PATH, NOT_REGULAR)
+
+
+def _some(items: list[str]) -> str:
+    return ", ".join(items[:5]) + (" ..." if len(items) > 5 else "")
 
 
 def discover(
@@ -80,6 +144,11 @@ class Fetched:
     deferred: str | None = None
     waiting: bool = False
     consumed: int | None = None
+    start: int = 0
+    lines_before: int = 0
+    lines: int | None = None
+    tail: str | None = None
+    reread: str | None = None
 
 
 def fetch(
@@ -89,26 +158,45 @@ def fetch(
     *,
     now: datetime | None = None,
     quiet: timedelta = QUIET,
+    resume: Resume | None = None,
 ) -> Fetched:
     """The file's content within ``limits``: gunzipped when gzip (by magic bytes), its
     over-long lines blanked and reported, the whole file rejected when it cannot be read
     as NDJSON. Transient storage errors are retried with backoff, then the file is
-    deferred. An incomplete last line of a plain file modified within ``quiet`` waits."""
+    deferred. An incomplete last line of a plain file modified within ``quiet`` waits.
+    With ``resume``, only the bytes after its offset are read, once the bytes before it
+    are found unchanged; otherwise the whole file (``reread`` says why)."""
     limits = limits or Limits.from_env()
     if source.size > limits.max_file:
         return _rejected(f"file of {source.size} bytes is over LAKEHOUSE_MAX_FILE_BYTES")
+    start = lines_before = base = 0
+    reread = None
     try:
-        raw = retry_storage(lambda: _read(filesystem, source))
+        raw = b""
+        if resume is not None and 0 < resume.offset < source.size:
+            lo = max(0, resume.offset - TAIL)
+            raw = retry_storage(lambda: _read_range(filesystem, source, lo, source.size))
+            if digest(memoryview(raw)[: resume.offset - lo]) == resume.tail:
+                start, lines_before, base = resume.offset, resume.lines, lo
+            else:
+                reread = "its ingested bytes changed (rewritten): read again from the start"
+                raw = b""
+        if not start:
+            raw = retry_storage(lambda: _read(filesystem, source))
     except FileRejected as exc:
         return _rejected(str(exc))
     except StorageError as exc:
         return Fetched(b"", deferred=str(exc))
-    try:
-        data, damage = decode(raw, limits)
-    except FileRejected as exc:
-        return _rejected(str(exc))
-    plain = raw[:2] != GZIP_MAGIC
-    del raw
+    plain = bool(start) or raw[:2] != GZIP_MAGIC
+    if start:
+        data, damage = raw[start - base :], None
+    else:
+        if plain:
+            raw = raw[: source.size]  # what was listed; bytes added since wait for the next run
+        try:
+            data, damage = decode(raw, limits)
+        except FileRejected as exc:
+            return _rejected(str(exc))
     why = not_ndjson(data)
     if why:
         return _rejected(why)
@@ -117,10 +205,27 @@ def fetch(
     if plain and data and not data.endswith(b"\n") and now - source.mtime < quiet:
         kept = complete_lines(data)
         if not kept:
-            return Fetched(b"", waiting=True)
-        consumed, data = len(kept), kept
+            return Fetched(b"", waiting=True, start=start, reread=reread)
+        consumed, data = start + len(kept), kept
+    lines = tail = None
+    if plain:  # what the ledger needs to read on from here next time
+        end = consumed if consumed is not None else start + len(data)
+        lines = lines_before + data.count(b"\n")
+        tail = digest(memoryview(raw)[max(0, end - TAIL) - base : end - base])
+    del raw
     data, long = over_long_lines(data, limits.max_line)
-    return Fetched(data, damage, tuple(long), consumed=consumed)
+    problems = tuple((line + lines_before, text, reason) for line, text, reason in long)
+    return Fetched(
+        data,
+        damage,
+        problems,
+        consumed=consumed,
+        start=start,
+        lines_before=lines_before,
+        lines=lines,
+        tail=tail,
+        reread=reread,
+    )
 
 
 def _rejected(reason: str) -> Fetched:
@@ -139,6 +244,23 @@ def _read(filesystem: pafs.FileSystem, source: SourceFile) -> bytes:
     except OSError as exc:
         error = storage_error(exc, source.uri, "read")
         if isinstance(error, ConfigError):  # access denied to this object
+            raise FileRejected(f"unreadable: {error}") from exc
+        raise error from exc
+
+
+def _read_range(filesystem: pafs.FileSystem, source: SourceFile, lo: int, hi: int) -> bytes:
+    """Bytes ``lo`` to ``hi`` of the file (a range read: S3 asks for that range only)."""
+    try:
+        with filesystem.open_input_file(source.path) as f:
+            data: bytes = f.read_at(hi - lo, lo)
+            return data
+    except (PermissionError, IsADirectoryError) as exc:
+        raise FileRejected(f"unreadable: {exc.strerror or exc}") from exc
+    except FileNotFoundError as exc:
+        raise FileRejected(f"unreadable: vanished after it was listed ({exc})") from exc
+    except OSError as exc:
+        error = storage_error(exc, source.uri, "read")
+        if isinstance(error, ConfigError):
             raise FileRejected(f"unreadable: {error}") from exc
         raise error from exc
 
@@ -197,7 +319,9 @@ class LandingFiles:
     and gunzipped ahead in background threads (``look_ahead`` files, within a batch).
     ``io`` (the table's FileIO) configures S3 access. ``receipt_time`` is a mode of
     :mod:`writers.sources.receipt`. ``look_back`` (None: list everything) is how far
-    before the hour of the last committed key a time-ordered zone is listed again."""
+    before the hour of the last committed key a time-ordered zone is listed again.
+    ``quiet`` (None: ``LAKEHOUSE_LANDING_QUIET``, else 5 minutes) is how long a file must
+    go unmodified before an incomplete last line is read (and rejected) rather than waits."""
 
     def __init__(
         self,
@@ -211,7 +335,7 @@ class LandingFiles:
         receipt_time: str = "auto",
         look_back: timedelta | None = timedelta(hours=2),
         limits: Limits | None = None,
-        quiet: timedelta = QUIET,
+        quiet: timedelta | None = None,
     ) -> None:
         if receipt_time not in receipt.MODES:
             raise ValueError(f"receipt time {receipt_time!r} is not one of {receipt.MODES}")
@@ -224,8 +348,9 @@ class LandingFiles:
         self.receipt_time = receipt_time
         self.look_back = look_back
         self.limits = limits or Limits.from_env()
-        self.quiet = quiet
+        self.quiet = quiet_from_env() if quiet is None else quiet
         self.list_pages = 0  # LIST requests of the last plan (S3)
+        self.changes: dict[str, Resume | str] = {}  # of the last plan (see plan)
 
     def plan(self, ledger: Any) -> Plan:
         look_back = self.look_back
@@ -240,17 +365,43 @@ class LandingFiles:
         )
         self.list_pages = listing.pages
         files = listing.files
-        known = ledger.committed_among(f.uri for f in files)
-        pending = [f for f in files if known.get(f.uri) != f.size]
-        changed = [f.uri for f in pending if f.uri in known]
+        recorded = ledger.recorded_among(f.uri for f in files)
+        pending: list[SourceFile] = []
+        changes: dict[str, Resume | str] = {}  # by uri: where to read on, or why from the start
+        for f in files:
+            r = recorded.get(f.uri)
+            if r is None:
+                pending.append(f)
+                continue
+            stamp, tail = parse_fingerprint(r.fingerprint)
+            if f.size == r.size:
+                if stamp is None or f.stamp is None or stamp == f.stamp:
+                    continue  # unchanged
+                changes[f.uri] = "rewritten at the same size"
+            elif f.size < r.size:
+                changes[f.uri] = "truncated or rewritten shorter"
+            elif tail is not None and r.lines is not None:
+                changes[f.uri] = Resume(r.size, r.lines, tail)
+            else:
+                changes[f.uri] = (
+                    "grew; what was read before cannot be checked (compressed, or "
+                    "recorded before fingerprints), so it is read from the start"
+                )
+            pending.append(f)
         notes = list(listing.notes)
-        if changed:
+        grown = [u for u, c in changes.items() if isinstance(c, Resume)]
+        again = [f"{u} ({c})" for u, c in changes.items() if isinstance(c, str)]
+        if grown:
             notes.append(
-                f"{len(changed)} file(s) changed since they were ingested (grown, rewritten "
-                "or truncated), read again; events already ingested are kept once: "
-                + ", ".join(changed[:5])
-                + (" ..." if len(changed) > 5 else "")
+                f"{len(grown)} file(s) grew since they were ingested; only their new bytes "
+                "are read: " + _some(grown)
             )
+        if again:
+            notes.append(
+                f"{len(again)} file(s) changed since they were ingested, read again from "
+                "the start; events already ingested are kept once: " + _some(again)
+            )
+        self.changes = changes
         for why in _NOTEWORTHY:
             if listing.ignored[why]:
                 notes.append(f"{listing.ignored[why]} path(s) left out: {why}")
@@ -259,11 +410,12 @@ class LandingFiles:
             reasons = "; ".join(f"{n} {why}" for why, n in listing.ignored.most_common())
             notes.append(f"found {found} file(s) but took none: {reasons}")
         now = datetime.now(UTC)
+        pending_set = set(pending)
         return Plan(
             self._batches(listing.filesystem, pending, now),
             pending_positions=len(pending),
             pending_bytes=sum(f.size for f in pending),
-            skipped=tuple(f.uri for f in files if known.get(f.uri) == f.size),
+            skipped=tuple(f.uri for f in files if f.uri in recorded and f not in pending_set),
             notes=tuple(notes),
             checked=True,
         )
@@ -275,7 +427,7 @@ class LandingFiles:
         try:
             for group in groups(pending, max_files=self.max_files, max_bytes=self.max_bytes):
                 yield Batch(
-                    tuple(Position(f.uri, f.size) for f in group),
+                    tuple(Position(f.uri, f.size, f.stamp) for f in group),
                     self._payloads(filesystem, group, pool, now),
                 )
         finally:
@@ -285,13 +437,16 @@ class LandingFiles:
         """Fetch one file and count its newlines and whether every line starts with
         ``{`` (:func:`writers.parse.objects_only`), here in the background thread (numpy
         lets go of the GIL while it scans; ``bytes.count`` would not)."""
-        got = fetch(filesystem, source, self.limits, now=now, quiet=self.quiet)
+        change = self.changes.get(source.uri)
+        resume = change if isinstance(change, Resume) else None
+        got = fetch(filesystem, source, self.limits, now=now, quiet=self.quiet, resume=resume)
         received, estimated = receipt.receipt_time(source.key, source.mtime, self.receipt_time, now)
         data = got.data
         newlines = int(np.count_nonzero(np.frombuffer(data, np.uint8) == 10))
         body = memoryview(data)[len(BOM) :] if data.startswith(BOM) else data
+        reread = got.reread or (change if isinstance(change, str) else None)
         return Payload(
-            Position(source.uri, source.size),
+            Position(source.uri, source.size, source.stamp),
             data,
             received,
             damage=got.damage,
@@ -308,6 +463,11 @@ class LandingFiles:
             waiting=got.waiting,
             consumed=got.consumed,
             receipt_estimated=estimated,
+            start=got.start,
+            lines_before=got.lines_before,
+            fingerprint=fingerprint(source.stamp, got.tail),
+            lines=got.lines,
+            reread=reread,
         )
 
     def _payloads(
