@@ -51,11 +51,12 @@ def batch_key(positions: Sequence[Position]) -> str:
 @dataclass(frozen=True)
 class Recorded:
     """A position as last recorded: its size, fingerprint and newlines (None when the
-    row predates those columns)."""
+    row predates those columns), and the key of the batch that recorded it."""
 
     size: int
     fingerprint: str | None = None
     lines: int | None = None
+    batch_key: str | None = None
 
 
 class Ledger:
@@ -140,22 +141,24 @@ class Ledger:
         have = {f.name for f in self.table.schema().fields}
         extra = tuple(c for c in ("fingerprint", "lines") if c in have)
         rows = self.table.scan(
-            row_filter=row_filter, selected_fields=("source", "size", "ingested_at", *extra)
+            row_filter=row_filter,
+            selected_fields=("source", "size", "ingested_at", "batch_key", *extra),
         ).to_arrow()
         n = rows.num_rows
         prints = rows.column("fingerprint").to_pylist() if "fingerprint" in extra else [None] * n
         counts = rows.column("lines").to_pylist() if "lines" in extra else [None] * n
         latest: dict[str, tuple[Any, int, Recorded]] = {}
-        for source, size, at, fingerprint, lines in zip(
+        for source, size, at, key, fingerprint, lines in zip(
             rows.column("source").to_pylist(),
             rows.column("size").to_pylist(),
             rows.column("ingested_at").to_pylist(),
+            rows.column("batch_key").to_pylist(),
             prints,
             counts,
             strict=True,
         ):
             if source not in latest or (at, size) > latest[source][:2]:
-                latest[source] = (at, size, Recorded(size, fingerprint, lines))
+                latest[source] = (at, size, Recorded(size, fingerprint, lines, key))
         out.update({source: r for source, (_, _, r) in latest.items()})
 
     def record(

@@ -158,3 +158,46 @@ def test_a_zone_without_time_order_is_listed_in_full(
     again = ingest([f"s3://{bucket}/flat/"], s3_sqlite)
     assert (again.files, again.files_skipped) == (1, 5)  # a key sorting first is still found
     assert all("StartAfter" not in call for call in list_calls)
+
+
+def test_an_object_put_again_larger_is_read_on_with_a_range_request(
+    s3_sqlite: Settings, moto_server: MotoServer, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.writers.test_landing_changes import Reads, appended_in_three_steps
+    from writers.sources import landing
+
+    s3 = moto_server.client("s3")
+    reads = Reads()
+    part = landing._read_range
+    whole = landing._read
+
+    def read(filesystem: Any, source: Any) -> bytes:
+        data = whole(filesystem, source)
+        reads.sizes.append(len(data))
+        return data
+
+    def read_range(filesystem: Any, source: Any, lo: int, hi: int) -> bytes:
+        data = part(filesystem, source, lo, hi)
+        reads.sizes.append(len(data))
+        return data
+
+    monkeypatch.setattr(landing, "_read", read)
+    monkeypatch.setattr(landing, "_read_range", read_range)
+
+    def put(data: bytes) -> None:  # S3 has no append: the producer puts the whole object
+        s3.put_object(Bucket=bucket, Key="drop/part-0001", Body=data)
+
+    appended_in_three_steps(put, f"s3://{bucket}/drop/", s3_sqlite, reads)
+
+
+def test_an_object_rewritten_at_the_same_size_has_a_new_etag_and_is_read_again(
+    s3_sqlite: Settings, moto_server: MotoServer, bucket: str
+) -> None:
+    from tests.writers.test_landing_changes import rewritten_at_the_same_size
+
+    s3 = moto_server.client("s3")
+
+    def put(data: bytes) -> None:
+        s3.put_object(Bucket=bucket, Key="drop/part-0001", Body=data)
+
+    rewritten_at_the_same_size(put, f"s3://{bucket}/drop/", s3_sqlite)

@@ -351,6 +351,7 @@ class LandingFiles:
         self.quiet = quiet_from_env() if quiet is None else quiet
         self.list_pages = 0  # LIST requests of the last plan (S3)
         self.changes: dict[str, Resume | str] = {}  # of the last plan (see plan)
+        self.before: dict[str, str] = {}
 
     def plan(self, ledger: Any) -> Plan:
         look_back = self.look_back
@@ -368,6 +369,7 @@ class LandingFiles:
         recorded = ledger.recorded_among(f.uri for f in files)
         pending: list[SourceFile] = []
         changes: dict[str, Resume | str] = {}  # by uri: where to read on, or why from the start
+        before: dict[str, str] = {}  # by uri: the key of the batch that last recorded it
         for f in files:
             r = recorded.get(f.uri)
             if r is None:
@@ -387,6 +389,7 @@ class LandingFiles:
                     "grew; what was read before cannot be checked (compressed, or "
                     "recorded before fingerprints), so it is read from the start"
                 )
+            before[f.uri] = r.batch_key or ""
             pending.append(f)
         notes = list(listing.notes)
         grown = [u for u, c in changes.items() if isinstance(c, Resume)]
@@ -401,7 +404,7 @@ class LandingFiles:
                 f"{len(again)} file(s) changed since they were ingested, read again from "
                 "the start; events already ingested are kept once: " + _some(again)
             )
-        self.changes = changes
+        self.changes, self.before = changes, before
         for why in _NOTEWORTHY:
             if listing.ignored[why]:
                 notes.append(f"{listing.ignored[why]} path(s) left out: {why}")
@@ -427,11 +430,19 @@ class LandingFiles:
         try:
             for group in groups(pending, max_files=self.max_files, max_bytes=self.max_bytes):
                 yield Batch(
-                    tuple(Position(f.uri, f.size, f.stamp) for f in group),
+                    tuple(self._position(f) for f in group),
                     self._payloads(filesystem, group, pool, now),
                 )
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+
+    def _position(self, f: SourceFile) -> Position:
+        """The file as a position. A file read before carries in its stamp the key of the
+        batch that last recorded it, so a read of it after a change is always another
+        batch (another key), even when its content is back to an earlier version."""
+        if f.uri not in self.before:
+            return Position(f.uri, f.size, f.stamp)
+        return Position(f.uri, f.size, f"{f.stamp or ''};after={self.before[f.uri]}")
 
     def _fetch(self, filesystem: pafs.FileSystem, source: SourceFile, now: datetime) -> Payload:
         """Fetch one file and count its newlines and whether every line starts with
@@ -446,7 +457,7 @@ class LandingFiles:
         body = memoryview(data)[len(BOM) :] if data.startswith(BOM) else data
         reread = got.reread or (change if isinstance(change, str) else None)
         return Payload(
-            Position(source.uri, source.size, source.stamp),
+            self._position(source),
             data,
             received,
             damage=got.damage,
