@@ -114,14 +114,14 @@ def test_one_new_object_over_an_ingested_zone_lists_one_page_and_asks_the_ledger
     list_calls.clear()
 
     asked: list[str] = []
-    real_among = Ledger.committed_among
+    real_among = Ledger.recorded_among
 
-    def spy(self: Ledger, ids: Any) -> dict[str, int]:
+    def spy(self: Ledger, ids: Any) -> dict[str, Any]:
         ids = list(ids)
         asked.extend(ids)
         return real_among(self, ids)
 
-    monkeypatch.setattr(Ledger, "committed_among", spy)
+    monkeypatch.setattr(Ledger, "recorded_among", spy)
     new = [event(90_000 + i) for i in range(3)]
     key = "fh/" + firehose_key(FIREHOSE_TIME, 9999, False)
     s3.put_object(Bucket=bucket, Key=key, Body=lines(new))
