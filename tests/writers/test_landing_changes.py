@@ -273,3 +273,29 @@ def test_the_quiet_period_is_configurable(
     assert [(x["line"], x["raw"]) for x in rejected] == [(2, '{"event_id": "cut')]
     assert max(x["size"] for x in landed(sqlite_settings)[2]) == os.path.getsize(path)
     assert ingest([str(path)], sqlite_settings).files_skipped == 1  # read to its end: done
+
+
+def test_the_cli_reports_grown_and_changed_files(home: Path, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from lakehouse.cli.main import cli
+
+    path = tmp_path / "zone" / "drop.ndjson"
+    path.parent.mkdir()
+    first = lines([event(i) for i in range(3)])
+    path.write_bytes(first)
+    runner = CliRunner()
+    assert runner.invoke(cli, ["ingest", str(path.parent), "--create"]).exit_code == 0
+    path.write_bytes(first + lines([event(3)]))
+    grown = runner.invoke(cli, ["ingest", str(path.parent), "--json"])
+    assert grown.exit_code == 0, grown.output
+    out = json.loads(grown.stdout)
+    assert (out["files_grown"], out["files_reread"], out["records_written"]) == (1, 0, 1)
+    assert out["bytes_read"] == len(lines([event(3)]))
+    path.write_bytes(lines([event(i) for i in range(5, 7)]))  # rewritten, shorter
+    changed = runner.invoke(cli, ["ingest", str(path.parent)])
+    assert changed.exit_code == 0, changed.output
+    assert "of which changed (read again)" in changed.output
+    events, _, _ = landed(Settings.from_env())
+    got = [e["event_id"] for e in events]
+    assert sorted(got) == [*ids(range(4)), *ids(range(5, 7))] and len(got) == len(set(got))
