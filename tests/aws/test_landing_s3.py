@@ -164,12 +164,12 @@ def test_an_object_put_again_larger_is_read_on_with_a_range_request(
     s3_sqlite: Settings, moto_server: MotoServer, bucket: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from tests.writers.test_landing_changes import Reads, appended_in_three_steps
-    from writers.sources import landing
+    from writers.sources import reading
 
     s3 = moto_server.client("s3")
     reads = Reads()
-    part = landing._read_range
-    whole = landing._read
+    part = reading._read_range
+    whole = reading._read
 
     def read(filesystem: Any, source: Any) -> bytes:
         data = whole(filesystem, source)
@@ -181,8 +181,8 @@ def test_an_object_put_again_larger_is_read_on_with_a_range_request(
         reads.sizes.append(len(data))
         return data
 
-    monkeypatch.setattr(landing, "_read", read)
-    monkeypatch.setattr(landing, "_read_range", read_range)
+    monkeypatch.setattr(reading, "_read", read)
+    monkeypatch.setattr(reading, "_read_range", read_range)
 
     def put(data: bytes) -> None:  # S3 has no append: the producer puts the whole object
         s3.put_object(Bucket=bucket, Key="drop/part-0001", Body=data)

@@ -26,7 +26,7 @@ from lakehouse.tables import ensure_tables, load_tables
 from tests.writers.events import event, rows
 from tests.writers.landing_zone import lines
 from writers import ingest
-from writers.sources import landing
+from writers.sources import landing, reading
 
 Put = Callable[[bytes], None]
 """Store the whole content of the one file under test (S3 has no append: put it again)."""
@@ -47,7 +47,7 @@ class Reads:
 @pytest.fixture
 def reads(monkeypatch: pytest.MonkeyPatch) -> Reads:
     counted = Reads()
-    whole, part = landing._read, landing._read_range
+    whole, part = reading._read, reading._read_range
 
     def read(filesystem: Any, source: Any) -> bytes:
         data = whole(filesystem, source)
@@ -59,8 +59,8 @@ def reads(monkeypatch: pytest.MonkeyPatch) -> Reads:
         counted.sizes.append(len(data))
         return data
 
-    monkeypatch.setattr(landing, "_read", read)
-    monkeypatch.setattr(landing, "_read_range", read_range)
+    monkeypatch.setattr(reading, "_read", read)
+    monkeypatch.setattr(reading, "_read_range", read_range)
     return counted
 
 
