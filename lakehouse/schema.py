@@ -116,6 +116,14 @@ INGESTED_SCHEMA = Schema(
     NestedField(3, "records", LongType(), required=True),
     NestedField(4, "batch_key", StringType(), required=True),
     NestedField(5, "ingested_at", TimestamptzType(), required=True),
+    NestedField(
+        6,
+        "fingerprint",
+        StringType(),
+        required=False,
+        doc="What the file was when read (S3 ETag or local inode and mtime; tail digest)",
+    ),
+    NestedField(7, "lines", LongType(), required=False, doc="Newlines in the bytes read"),
 )
 
 COMPANION_PROPERTIES = {

@@ -200,3 +200,23 @@ def conform(table: pa.Table, schema: Schema) -> tuple[pa.Table, list[tuple[int, 
         )
         out = out.filter(pc.invert(bad))
     return out, rejected
+
+
+def union(table: Table, schema: Schema) -> list[str]:
+    """Add the fields of ``schema`` that ``table`` lacks (matched by name, as optional
+    columns), through the project's commit retry policy. Returns the names added."""
+
+    def attempt(_: int) -> list[str]:
+        known = {f.name for f in table.schema().fields}
+        missing = [f.name for f in schema.fields if f.name not in known]
+        if not missing:
+            return []
+        with table.update_schema() as update:
+            update.union_by_name(schema)
+        log.info("schema of %s: added %s", table.name(), ", ".join(missing))
+        return missing
+
+    known = {f.name for f in table.schema().fields}
+    if all(f.name in known for f in schema.fields):
+        return []
+    return commit_with_retries(table, attempt, what="schema union", refresh_first=True)

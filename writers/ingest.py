@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import timedelta
 
 import pyarrow as pa
@@ -51,13 +52,15 @@ def ingest(
     exclude: Sequence[str] = (),
     receipt_time: str = "auto",
     look_back: timedelta | None = timedelta(hours=2),
+    quiet: timedelta | None = None,
 ) -> IngestResult:
     """Ingest every not-yet-ingested landing file under ``locations``.
 
     ``on_plan(files_pending, bytes_pending, files_skipped)`` is called once files are
     listed; ``progress(files, bytes)`` as files are read. ``include``/``exclude`` are
     globs, ``receipt_time`` a mode of :mod:`writers.sources.receipt`, ``look_back`` how far
-    a time-ordered zone is listed before its last ingested hour (None: list it all).
+    a time-ordered zone is listed before its last ingested hour (None: list it all),
+    ``quiet`` how long an incomplete last line waits (None: ``LAKEHOUSE_LANDING_QUIET``).
     """
     writer = writer or _batch_writer(settings)
     source = LandingFiles(
@@ -68,6 +71,7 @@ def ingest(
         selection=Selection(tuple(include), tuple(exclude)),
         receipt_time=receipt_time,
         look_back=look_back,
+        quiet=quiet,
     )
     return ingest_source(source, writer=writer, progress=progress, on_plan=on_plan)
 
@@ -91,13 +95,14 @@ def ingest_source(
     started = time.perf_counter()
     writer = writer or _batch_writer(settings)
     ledger = Ledger(writer.tables.ingested)
+    ledger.evolve()  # a ledger made before fingerprints gains the column
     plan = source.plan(ledger)
     skipped = list(plan.skipped)
     warnings: list[str] = list(plan.notes)
     if on_plan and plan.pending_positions is not None:
         on_plan(plan.pending_positions, plan.pending_bytes or 0, len(skipped))
     total = WriteResult()
-    positions = commits = bytes_read = deferred = waiting = 0
+    positions = commits = bytes_read = deferred = waiting = grown = reread = 0
     ours: set[str] = set()  # committed by this run
     batches = plan.batches
     try:
@@ -116,7 +121,7 @@ def ingest_source(
                     "a batch mixes committed and new positions: "
                     + ", ".join(i for i, d in zip(ids, done, strict=True) if d)
                 )
-            counts, later, consumed = _buffer(batch, writer, progress)
+            counts, later, consumed, read_info = _buffer(batch, writer, progress)
             read = tuple(p for k, p in enumerate(batch.positions) if k not in later)
             for k, (why, waits) in later.items():
                 warnings.append(f"{batch.positions[k].id} left for the next run: {why}")
@@ -133,15 +138,23 @@ def ingest_source(
                         f"{batch.positions[k].id}: its last line is incomplete and the file "
                         "was modified moments ago; that line waits for the next run"
                     )
+            infos = [read_info[k] for k in kept]
+            for k in kept:
+                if read_info[k].reread:
+                    warnings.append(f"{batch.positions[k].id} read again: {read_info[k].reread}")
             ledger.record(  # (c) positions, at the size read (a file that waits: its part)
                 [Position(read[n].id, consumed.get(k, read[n].size)) for n, k in enumerate(kept)],
                 [counts[k] for k in kept],
                 key=key,
+                fingerprints=[i.fingerprint for i in infos],
+                lines=[i.lines for i in infos],
             )
             ours.update(p.id for p in read)
             commits += 1
             positions += len(read)
-            bytes_read += sum(p.size for p in read)
+            bytes_read += sum(p.size - i.start for p, i in zip(read, infos, strict=True))
+            grown += sum(1 for i in infos if i.start > 0)
+            reread += sum(1 for i in infos if i.reread)
     finally:
         close = getattr(batches, "close", None)
         if close is not None:
@@ -151,6 +164,8 @@ def ingest_source(
         files_skipped=len(skipped),
         files_deferred=deferred,
         files_waiting=waiting,
+        files_grown=grown,
+        files_reread=reread,
         bytes_read=bytes_read,
         commits=commits,
         records_read=total.records_read,
@@ -174,19 +189,21 @@ def _batch_writer(settings: Settings | None) -> EventWriter:
 
 def _buffer(
     batch: Batch, writer: EventWriter, progress: Progress | None
-) -> tuple[list[int], dict[int, tuple[str, bool]], dict[int, int]]:
+) -> tuple[list[int], dict[int, tuple[str, bool]], dict[int, int], list[Payload]]:
     """Parse the batch's payloads in order and buffer their rows in the writer; small
     NDJSON payloads are joined into buffers first; a payload in ``parts`` is parsed part by
     part, each under its own name and receipt time. Returns the records read from each
     position (each problem a payload reports counts one more: it is a rejected record)
     the positions deferred to a later run (by rank: the reason, whether it waits for
-    complete input rather than for storage) and the part read of positions read in part."""
+    complete input rather than for storage), the part read of positions read in part, and
+    each payload without its data (where it started, its fingerprint, lines, why re-read)."""
     expected = batch.positions
     counts = [0] * len(expected)
     later: dict[int, tuple[str, bool]] = {}
     consumed: dict[int, int] = {}
     pending: list[tuple[Payload, int, bool]] = []  # (payload or part, its rank, is a part)
     pending_bytes = 0
+    infos: list[Payload] = []
 
     def parse_pending() -> None:
         nonlocal pending_bytes
@@ -197,6 +214,7 @@ def _buffer(
             [(p.position.id, _ndjson(p)) for p, _, _ in pending],
             newlines=[int(p.newlines or 0) for p, _, _ in pending] if hints else None,
             objects=[bool(p.objects) for p, _, _ in pending] if hints else None,
+            lines_before=[p.lines_before for p, _, _ in pending],
         )
         parsed = parse_ndjson(data, line_map)
         per_position = parsed.per_source or [0] * len(pending)
@@ -223,8 +241,9 @@ def _buffer(
             )
         rank = seen
         seen += 1
+        infos.append(replace(payload, data=b""))
         if progress:
-            progress(1, payload.position.size)
+            progress(1, payload.position.size - payload.start)
         if payload.deferred is not None:
             parse_pending()
             later[rank] = (payload.deferred, payload.waiting)
@@ -256,7 +275,7 @@ def _buffer(
     parse_pending()
     if seen != len(expected):
         raise ValueError(f"a batch of {len(expected)} positions gave {seen} payloads")
-    return counts, later, consumed
+    return counts, later, consumed, infos
 
 
 def _ndjson(payload: Payload) -> bytes:

@@ -3,7 +3,11 @@
 It is the ``<table>_ingested`` table (``lakehouse.schema.INGESTED_SCHEMA``), one row per
 position: ``source`` holds the position's id (a landing file's URI), ``size`` its bytes,
 ``records`` the records read from it, ``batch_key`` the idempotency key of the batch that
-committed it, ``ingested_at`` when. A batch's rows are appended in one commit under the
+committed it, ``ingested_at`` when, ``fingerprint`` what the position was when read (a
+landing file's S3 ETag or local inode and modification time, and a digest of the last
+bytes read) and ``lines`` the newlines read (so a file that grew is read on from its
+recorded size, its line numbers continuing). Ledgers made before the last two columns
+existed gain them when opened for writing (:meth:`Ledger.evolve`). A batch's rows are appended in one commit under the
 batch's key, so a retried or repeated record of the same batch adds nothing.
 """
 
@@ -11,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,6 +26,7 @@ from lakehouse import summary
 from lakehouse.expressions import is_in, starts_with
 from lakehouse.schema import INGESTED_SCHEMA
 from writers import commit
+from writers.evolution import union
 from writers.sources.base import Position
 
 KIND = summary.KIND_INGESTED
@@ -31,12 +37,26 @@ LOOKUP_CHUNK = 500
 
 
 def batch_key(positions: Sequence[Position]) -> str:
-    """The idempotency key of a batch, made from its positions (ids and sizes): the same
-    pending positions re-formed into the same batch on a re-run get the same key."""
+    """The idempotency key of a batch, made from its positions (ids, sizes and, when the
+    source gives one, stamps): the same pending positions re-formed into the same batch on
+    a re-run get the same key; a file rewritten at the same size gets another."""
     digest = hashlib.blake2b(digest_size=16)
     for p in positions:
         digest.update(f"{p.id}\x00{p.size}\x00".encode())
+        if p.stamp is not None:
+            digest.update(f"{p.stamp}\x00".encode())
     return "f-" + digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """A position as last recorded: its size, fingerprint and newlines (None when the
+    row predates those columns), and the key of the batch that recorded it."""
+
+    size: int
+    fingerprint: str | None = None
+    lines: int | None = None
+    batch_key: str | None = None
 
 
 class Ledger:
@@ -44,6 +64,11 @@ class Ledger:
 
     def __init__(self, table: Any) -> None:
         self.table = table
+
+    def evolve(self) -> list[str]:
+        """Give a ledger made by an older version the columns it lacks (``fingerprint``,
+        ``lines``), by name, through the commit path; the names added."""
+        return union(self.table, INGESTED_SCHEMA)
 
     def _fresh(self) -> bool:
         """Refresh the table; whether it holds anything."""
@@ -62,10 +87,14 @@ class Ledger:
         """Of the given position ids, those committed, each with its committed size (as
         last recorded, should one id have been recorded more than once). A filtered scan: the
         ledger's data files whose ``source`` bounds exclude every asked id are not read."""
+        return {k: r.size for k, r in self.recorded_among(ids).items()}
+
+    def recorded_among(self, ids: Iterable[str]) -> dict[str, Recorded]:
+        """Like :meth:`committed_among`, with each position's fingerprint and lines."""
         wanted = sorted(set(ids))
         if not wanted or not self._fresh():
             return {}
-        out: dict[str, int] = {}
+        out: dict[str, Recorded] = {}
         for k in range(0, len(wanted), LOOKUP_CHUNK):
             chunk = wanted[k : k + LOOKUP_CHUNK]
             self._collect(is_in("source", chunk), out)
@@ -76,9 +105,9 @@ class Ledger:
         ``prefix``, sorted by id."""
         if not self._fresh():
             return []
-        out: dict[str, int] = {}
+        out: dict[str, Recorded] = {}
         self._collect(starts_with("source", prefix), out)
-        return sorted(out.items())
+        return sorted((k, r.size) for k, r in out.items())
 
     def last_with_prefix(self, prefix: str) -> str | None:
         """The greatest committed id that starts with ``prefix``, reading only the ledger
@@ -106,22 +135,31 @@ class Ledger:
                 best = max(ids)
         return best
 
-    def _collect(self, row_filter: Any, out: dict[str, int]) -> None:
-        """Each matching id with its size as last recorded (a file read again after it
-        changed is recorded again, at its new size)."""
+    def _collect(self, row_filter: Any, out: dict[str, Recorded]) -> None:
+        """Each matching id as last recorded (a file read again after it changed is
+        recorded again, at its new size)."""
+        have = {f.name for f in self.table.schema().fields}
+        extra = tuple(c for c in ("fingerprint", "lines") if c in have)
         rows = self.table.scan(
-            row_filter=row_filter, selected_fields=("source", "size", "ingested_at")
+            row_filter=row_filter,
+            selected_fields=("source", "size", "ingested_at", "batch_key", *extra),
         ).to_arrow()
-        latest: dict[str, tuple[Any, int]] = {}
-        for source, size, at in zip(
+        n = rows.num_rows
+        prints = rows.column("fingerprint").to_pylist() if "fingerprint" in extra else [None] * n
+        counts = rows.column("lines").to_pylist() if "lines" in extra else [None] * n
+        latest: dict[str, tuple[Any, int, Recorded]] = {}
+        for source, size, at, key, fingerprint, lines in zip(
             rows.column("source").to_pylist(),
             rows.column("size").to_pylist(),
             rows.column("ingested_at").to_pylist(),
+            rows.column("batch_key").to_pylist(),
+            prints,
+            counts,
             strict=True,
         ):
-            if source not in latest or (at, size) > latest[source]:
-                latest[source] = (at, size)
-        out.update({source: size for source, (_, size) in latest.items()})
+            if source not in latest or (at, size) > latest[source][:2]:
+                latest[source] = (at, size, Recorded(size, fingerprint, lines, key))
+        out.update({source: r for source, (_, _, r) in latest.items()})
 
     def record(
         self,
@@ -130,14 +168,22 @@ class Ledger:
         *,
         key: str,
         at: datetime | None = None,
+        fingerprints: Sequence[str | None] | None = None,
+        lines: Sequence[int | None] | None = None,
     ) -> None:
-        """Record the batch's positions (with the records read from each) as committed,
-        once: a batch whose key is already in the ledger adds nothing."""
+        """Record the batch's positions (with the records read from each, and optionally
+        their fingerprints and newlines read) as committed, once: a batch whose key is
+        already in the ledger adds nothing."""
         if len(records) != len(positions):
             raise ValueError(f"{len(records)} record counts for {len(positions)} positions")
+        n = len(positions)
+        fingerprints = list(fingerprints) if fingerprints is not None else [None] * n
+        lines = list(lines) if lines is not None else [None] * n
+        if len(fingerprints) != n or len(lines) != n:
+            raise ValueError(f"fingerprints or lines are not one per position ({n})")
+        self.evolve()
         schema = INGESTED_SCHEMA.as_arrow()
         now = at or datetime.now(UTC)
-        n = len(positions)
         rows = pa.table(
             {
                 "source": pa.array([p.id for p in positions], schema.field("source").type),
@@ -145,6 +191,8 @@ class Ledger:
                 "records": pa.array(list(records), pa.int64()),
                 "batch_key": pa.array([key] * n, schema.field("batch_key").type),
                 "ingested_at": pa.array([now] * n, schema.field("ingested_at").type),
+                "fingerprint": pa.array(fingerprints, schema.field("fingerprint").type),
+                "lines": pa.array(lines, pa.int64()),
             },
             schema=schema,
         )

@@ -111,6 +111,7 @@ class LineMap:
     starts: tuple[int, ...]  # buffer line number of each source's first line
     lines: int | None = None  # newlines in the whole buffer, when known
     objects_only: bool | None = None  # every line starts with "{" (see objects_only), if known
+    before: tuple[int, ...] | None = None  # lines of each source before its part (read on)
 
     @classmethod
     def single(cls, source: str) -> LineMap:
@@ -119,7 +120,8 @@ class LineMap:
     def locate(self, line: int) -> tuple[str, int]:
         """(source, line within that source) of a buffer line."""
         i = bisect.bisect_right(self.starts, line) - 1
-        return self.sources[i], line - self.starts[i] + 1
+        skipped = self.before[i] if self.before is not None else 0
+        return self.sources[i], line - self.starts[i] + 1 + skipped
 
     def source_index(self, lines: np.ndarray) -> np.ndarray:
         """Index into ``sources`` of each buffer line."""
@@ -222,10 +224,13 @@ def join_files(
     parts: Sequence[tuple[str, bytes]],
     newlines: Sequence[int] | None = None,
     objects: Sequence[bool] | None = None,
+    lines_before: Sequence[int] | None = None,
 ) -> tuple[bytes, LineMap]:
     """Join NDJSON files into one buffer (a BOM dropped, a final newline added) and the
     map from its lines back to each file's lines. ``newlines`` and ``objects`` (counted
-    and checked elsewhere, one per part, BOM excluded) spare that work here."""
+    and checked elsewhere, one per part, BOM excluded) spare that work here;
+    ``lines_before`` are the lines of each file before its part (a file read on from
+    where an earlier read stopped), added to its line numbers."""
     buffers: list[bytes] = []
     starts: list[int] = []
     line = 1
@@ -245,6 +250,7 @@ def join_files(
         tuple(starts),
         lines=line - 1,
         objects_only=all(objects) if objects is not None else None,
+        before=tuple(lines_before) if lines_before is not None and any(lines_before) else None,
     )
 
 

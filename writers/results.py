@@ -69,6 +69,8 @@ class IngestResult:
     files_skipped: int = 0
     files_deferred: int = 0
     files_waiting: int = 0
+    files_grown: int = 0  # ingested files that grew: only their new bytes read
+    files_reread: int = 0  # ingested files that changed otherwise: read again from the start
     bytes_read: int = 0
     commits: int = 0
     records_read: int = 0

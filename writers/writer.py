@@ -312,23 +312,38 @@ class EventWriter:
 
 
 def _not_yet_rejected(table: Any, rejects: list[Reject]) -> list[Reject]:
-    """Drop file rejects already recorded (same source and line): a landing file that is
-    re-read after a crash must not have its bad lines recorded twice."""
+    """Drop file rejects already recorded: a line by source and line, a whole file (no
+    line, no raw payload) by source and reason. A landing file that is re-read after a
+    crash or after it changed must not have its rejects recorded twice."""
     from lakehouse.expressions import is_in
 
-    sources = sorted({r.source for r in rejects if r.line is not None})
+    def whole(r: Reject) -> bool:
+        return r.line is None and r.raw is None
+
+    sources = sorted({r.source for r in rejects if r.line is not None or whole(r)})
     if not sources:
         return rejects
     table.refresh()
     if table.current_snapshot() is None:
         return rejects
     seen = table.scan(
-        row_filter=is_in("source", sources), selected_fields=("source", "line")
+        row_filter=is_in("source", sources), selected_fields=("source", "line", "reason")
     ).to_arrow()
-    known = set(
-        zip(seen.column("source").to_pylist(), seen.column("line").to_pylist(), strict=True)
-    )
-    return [r for r in rejects if r.line is None or (r.source, r.line) not in known]
+    lines = seen.column("line").to_pylist()
+    known = {
+        (source, line if line is not None else reason)
+        for source, line, reason in zip(
+            seen.column("source").to_pylist(), lines, seen.column("reason").to_pylist(), strict=True
+        )
+    }
+    return [
+        r
+        for r in rejects
+        if not (
+            (r.line is not None and (r.source, r.line) in known)
+            or (whole(r) and (r.source, r.reason) in known)
+        )
+    ]
 
 
 def _rejects(chunk: Chunk, rejected: list[tuple[int, str]]) -> list[Reject]:

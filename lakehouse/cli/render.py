@@ -29,6 +29,16 @@ def print_pairs(title: str, pairs: list[tuple[str, Any]]) -> None:
 def ingest_pairs(d: dict[str, Any]) -> list[tuple[str, Any]]:
     return [
         ("files ingested", d["files"]),
+        *(
+            [("  of which grown (new bytes read)", d["files_grown"])]
+            if d.get("files_grown")
+            else []
+        ),
+        *(
+            [("  of which changed (read again)", d["files_reread"])]
+            if d.get("files_reread")
+            else []
+        ),
         ("files already ingested", d["files_skipped"]),
         *(
             [("files left for the next run", d["files_deferred"] + d["files_waiting"])]

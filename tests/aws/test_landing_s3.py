@@ -114,14 +114,14 @@ def test_one_new_object_over_an_ingested_zone_lists_one_page_and_asks_the_ledger
     list_calls.clear()
 
     asked: list[str] = []
-    real_among = Ledger.committed_among
+    real_among = Ledger.recorded_among
 
-    def spy(self: Ledger, ids: Any) -> dict[str, int]:
+    def spy(self: Ledger, ids: Any) -> dict[str, Any]:
         ids = list(ids)
         asked.extend(ids)
         return real_among(self, ids)
 
-    monkeypatch.setattr(Ledger, "committed_among", spy)
+    monkeypatch.setattr(Ledger, "recorded_among", spy)
     new = [event(90_000 + i) for i in range(3)]
     key = "fh/" + firehose_key(FIREHOSE_TIME, 9999, False)
     s3.put_object(Bucket=bucket, Key=key, Body=lines(new))
@@ -158,3 +158,46 @@ def test_a_zone_without_time_order_is_listed_in_full(
     again = ingest([f"s3://{bucket}/flat/"], s3_sqlite)
     assert (again.files, again.files_skipped) == (1, 5)  # a key sorting first is still found
     assert all("StartAfter" not in call for call in list_calls)
+
+
+def test_an_object_put_again_larger_is_read_on_with_a_range_request(
+    s3_sqlite: Settings, moto_server: MotoServer, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.writers.test_landing_changes import Reads, appended_in_three_steps
+    from writers.sources import reading
+
+    s3 = moto_server.client("s3")
+    reads = Reads()
+    part = reading._read_range
+    whole = reading._read
+
+    def read(filesystem: Any, source: Any) -> bytes:
+        data = whole(filesystem, source)
+        reads.sizes.append(len(data))
+        return data
+
+    def read_range(filesystem: Any, source: Any, lo: int, hi: int) -> bytes:
+        data = part(filesystem, source, lo, hi)
+        reads.sizes.append(len(data))
+        return data
+
+    monkeypatch.setattr(reading, "_read", read)
+    monkeypatch.setattr(reading, "_read_range", read_range)
+
+    def put(data: bytes) -> None:  # S3 has no append: the producer puts the whole object
+        s3.put_object(Bucket=bucket, Key="drop/part-0001", Body=data)
+
+    appended_in_three_steps(put, f"s3://{bucket}/drop/", s3_sqlite, reads)
+
+
+def test_an_object_rewritten_at_the_same_size_has_a_new_etag_and_is_read_again(
+    s3_sqlite: Settings, moto_server: MotoServer, bucket: str
+) -> None:
+    from tests.writers.test_landing_changes import rewritten_at_the_same_size
+
+    s3 = moto_server.client("s3")
+
+    def put(data: bytes) -> None:
+        s3.put_object(Bucket=bucket, Key="drop/part-0001", Body=data)
+
+    rewritten_at_the_same_size(put, f"s3://{bucket}/drop/", s3_sqlite)

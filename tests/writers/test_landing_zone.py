@@ -18,7 +18,7 @@ from lakehouse.tables import load_tables
 from tests.writers.events import event, rows
 from tests.writers.landing_zone import FIREHOSE_TIME, firehose_key, hostile_zone, lines, run_cli
 from writers import ingest
-from writers.sources import landing
+from writers.sources import reading
 
 MAX_LINE = 1 << 20
 
@@ -77,11 +77,11 @@ def test_an_unreadable_file_is_a_reject_and_a_storage_outage_waits_for_the_next_
         batch = [event(n * 10 + i) for i in range(10)]
         expected.update(e["event_id"] for e in batch)
         put(name, lines(batch))
-    real = landing._read
+    real = reading._read
 
     def faulty(filesystem, source):  # type: ignore[no-untyped-def]
         if source.path.endswith("locked.ndjson"):
-            raise landing.FileRejected("unreadable: Permission denied")
+            raise reading.FileRejected("unreadable: Permission denied")
         if source.path.endswith("flaky.ndjson"):
             from lakehouse.errors import StorageError
 
@@ -89,7 +89,7 @@ def test_an_unreadable_file_is_a_reject_and_a_storage_outage_waits_for_the_next_
         return real(filesystem, source)
 
     monkeypatch.setenv("LAKEHOUSE_STORAGE_RETRIES", "2")
-    monkeypatch.setattr(landing, "_read", faulty)
+    monkeypatch.setattr(reading, "_read", faulty)
     first = ingest([str(zone)], sqlite_settings)
     assert (first.files, first.files_deferred) == (3, 1)
     events, rejected, ledger = landed(sqlite_settings)
@@ -103,7 +103,7 @@ def test_an_unreadable_file_is_a_reject_and_a_storage_outage_waits_for_the_next_
         "locked.ndjson",
         "z.ndjson",
     ]
-    monkeypatch.setattr(landing, "_read", real)  # the outage is over
+    monkeypatch.setattr(reading, "_read", real)  # the outage is over
     second = ingest([str(zone)], sqlite_settings)
     assert (second.files, second.files_deferred) == (1, 0)
     events, _, _ = landed(sqlite_settings)
@@ -122,7 +122,7 @@ def test_cli_exit_75_when_a_file_is_left_for_the_next_run(
     zone = tmp_path / "zone"
     local_put(zone)("a.ndjson", lines([event(1)]))
     local_put(zone)("b.ndjson", lines([event(2)]))
-    real = landing._read
+    real = reading._read
 
     def flaky(filesystem, source):  # type: ignore[no-untyped-def]
         if source.path.endswith("b.ndjson"):
@@ -130,7 +130,7 @@ def test_cli_exit_75_when_a_file_is_left_for_the_next_run(
         return real(filesystem, source)
 
     monkeypatch.setenv("LAKEHOUSE_STORAGE_RETRIES", "1")
-    monkeypatch.setattr(landing, "_read", flaky)
+    monkeypatch.setattr(reading, "_read", flaky)
     result = CliRunner().invoke(cli, ["ingest", str(zone), "--create", "--json"])
     assert result.exit_code == 75, result.output
     assert json.loads(result.stdout)["files_deferred"] == 1
@@ -275,13 +275,15 @@ def test_a_file_that_grows_or_is_rewritten_is_read_again_and_each_event_lands_on
     assert any("waits for the next run" in w for w in r1.warnings)
     path.write_bytes(lines(first) + partial.encode() + b"\n" + lines([event(6)]))
     r2 = ingest([str(zone)], sqlite_settings)
-    assert r2.records_rejected == 0 and any("changed since" in w for w in r2.warnings)
+    assert r2.records_rejected == 0 and any("grew since" in w for w in r2.warnings)
+    assert (r2.files_grown, r2.bytes_read) == (1, path.stat().st_size - len(lines(first)))
     events, rejected, _ = landed(sqlite_settings)
     ids = [e["event_id"] for e in events]
     assert sorted(ids) == [f"e{i:06d}" for i in range(7)] and rejected == []
     path.write_bytes(lines([event(i) for i in range(3)] + [event(7)]))  # rewritten, shorter
     r3 = ingest([str(zone)], sqlite_settings)
     assert r3.files == 1 and r3.records_written == 1 and r3.duplicates_dropped == 3
+    assert r3.files_reread == 1 and any("changed since" in w for w in r3.warnings)
     events, _, _ = landed(sqlite_settings)
     assert sorted(e["event_id"] for e in events) == [f"e{i:06d}" for i in range(8)]
     r4 = ingest([str(zone)], sqlite_settings)

@@ -30,10 +30,13 @@ import pyarrow as pa
 @dataclass(frozen=True)
 class Position:
     """A piece of input, named stably: ``id`` is what the ledger records (a file URI, or
-    ``<stream>/<shard>/<sequence number>``), ``size`` its bytes as stored (compressed)."""
+    ``<stream>/<shard>/<sequence number>``), ``size`` its bytes as stored (compressed),
+    ``stamp`` (optional) what identifies this version of it (an S3 ETag, a local inode and
+    modification time): the same id and size with another stamp is changed content."""
 
     id: str
     size: int = 0
+    stamp: str | None = None
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,13 @@ class Payload:
     read (a file whose incomplete last line waits): the ledger records that size, so the
     position is read again once it changes. ``receipt_estimated`` marks a
     receipt time taken from storage metadata (a key's time, a modification time) rather
-    than a server clock: a record's ``client_ts`` after it is then no sign of clock skew. ``newlines`` and ``objects`` are optional
+    than a server clock: a record's ``client_ts`` after it is then no sign of clock skew.
+    ``start`` is where ``data`` begins in the position (a file that grew is read on from
+    its recorded size) and ``lines_before`` the lines before it, so line numbers go on;
+    ``fingerprint`` and ``lines`` are what the ledger records with the position (its
+    version and the newlines read up to ``consumed``); ``reread`` says why an ingested
+    position is read again from its start (rewritten, truncated). ``newlines`` and
+    ``objects`` are optional
     hints on NDJSON bytes (newline count, whether every line starts with ``{``) that a
     source may compute in its fetch threads so the driver does not scan the bytes again.
 
@@ -72,6 +81,11 @@ class Payload:
     consumed: int | None = None
     receipt_estimated: bool = False
     parts: tuple[Payload, ...] | None = None
+    start: int = 0
+    lines_before: int = 0
+    fingerprint: str | None = None
+    lines: int | None = None
+    reread: str | None = None
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,17 @@ from the same pending files). A zone whose keys start with ``YYYY/MM/DD/HH/`` (t
 Firehose layout) is listed from the hour of its last committed key minus a look-back
 window. Each file is fetched, checked against the limits (:mod:`writers.sources.limits`)
 and gunzipped ahead in a background thread, which also counts its lines for the parser.
-A file whose size differs from the one the ledger recorded is read again (event-level
-dedupe keeps each event once); an incomplete last line of a recently modified file waits.
+
+Files that change: the ledger records, with each file, the bytes read, the newlines in
+them and a fingerprint (the S3 ETag or the local inode and modification time, and a
+digest of the last bytes read; :mod:`writers.sources.reading`). A plain file that grew is read on from the
+recorded size (a range read) once the bytes just before it still have the recorded
+digest, its line numbers going on from the recorded lines; when they do not, or the file
+is gzip (a member appended), shrank, or was recorded before fingerprints existed, it is
+read again from the start. A file rewritten at the same size has another fingerprint and
+is read again too. Event-level dedupe keeps each event once either way. An incomplete
+last line of a file modified within the quiet period (``LAKEHOUSE_LANDING_QUIET``,
+default 5 minutes) waits for the next run.
 """
 
 from __future__ import annotations
@@ -17,28 +26,16 @@ import logging
 import re
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
 from pyarrow import fs as pafs
 
-from lakehouse.errors import ConfigError, StorageError
-from lakehouse.retry import retry_storage
-from lakehouse.storage import storage_error
 from writers.parse import BOM, Parsed, objects_only, parse_ndjson
 from writers.sources import receipt
 from writers.sources.base import Batch, Payload, Plan, Position
-from writers.sources.limits import (
-    GZIP_MAGIC,
-    FileRejected,
-    Limits,
-    complete_lines,
-    decode,
-    not_ndjson,
-    over_long_lines,
-)
+from writers.sources.limits import Limits
 from writers.sources.listing import (
     BROKEN,
     NOT_REGULAR,
@@ -48,17 +45,36 @@ from writers.sources.listing import (
     SourceFile,
     list_zone,
 )
+from writers.sources.reading import (
+    QUIET,
+    TAIL,
+    Fetched,
+    Resume,
+    fetch,
+    fingerprint,
+    parse_fingerprint,
+    quiet_from_env,
+)
 
 log = logging.getLogger(__name__)
 
-__all__ = ["LandingFiles", "SourceFile", "discover", "fetch", "groups", "read_source"]
-
-QUIET = timedelta(minutes=5)
-"""A file modified less than this long ago is still being written: its incomplete last
-line waits for the next run."""
+__all__ = [
+    "QUIET",
+    "TAIL",
+    "LandingFiles",
+    "SourceFile",
+    "discover",
+    "fetch",
+    "groups",
+    "read_source",
+]
 
 _HOUR_KEY = re.compile(r"^(\d{4})/(\d{2})/(\d{2})/(\d{2})/")
 _NOTEWORTHY = (OUTSIDE, BROKEN, SECOND_PATH, NOT_REGULAR)
+
+
+def _some(items: list[str]) -> str:
+    return ", ".join(items[:5]) + (" ..." if len(items) > 5 else "")
 
 
 def discover(
@@ -68,79 +84,6 @@ def discover(
     key order, no repeats. ``io`` (the table's FileIO) configures S3 access."""
     listing = list_zone(locations, io, selection=selection)
     return listing.filesystem, listing.files
-
-
-@dataclass(frozen=True)
-class Fetched:
-    """One file read within the limits (see :func:`fetch`)."""
-
-    data: bytes
-    damage: str | None = None
-    problems: tuple[tuple[int | None, str | None, str], ...] = ()
-    deferred: str | None = None
-    waiting: bool = False
-    consumed: int | None = None
-
-
-def fetch(
-    filesystem: pafs.FileSystem,
-    source: SourceFile,
-    limits: Limits | None = None,
-    *,
-    now: datetime | None = None,
-    quiet: timedelta = QUIET,
-) -> Fetched:
-    """The file's content within ``limits``: gunzipped when gzip (by magic bytes), its
-    over-long lines blanked and reported, the whole file rejected when it cannot be read
-    as NDJSON. Transient storage errors are retried with backoff, then the file is
-    deferred. An incomplete last line of a plain file modified within ``quiet`` waits."""
-    limits = limits or Limits.from_env()
-    if source.size > limits.max_file:
-        return _rejected(f"file of {source.size} bytes is over LAKEHOUSE_MAX_FILE_BYTES")
-    try:
-        raw = retry_storage(lambda: _read(filesystem, source))
-    except FileRejected as exc:
-        return _rejected(str(exc))
-    except StorageError as exc:
-        return Fetched(b"", deferred=str(exc))
-    try:
-        data, damage = decode(raw, limits)
-    except FileRejected as exc:
-        return _rejected(str(exc))
-    plain = raw[:2] != GZIP_MAGIC
-    del raw
-    why = not_ndjson(data)
-    if why:
-        return _rejected(why)
-    consumed = None
-    now = now or datetime.now(UTC)
-    if plain and data and not data.endswith(b"\n") and now - source.mtime < quiet:
-        kept = complete_lines(data)
-        if not kept:
-            return Fetched(b"", waiting=True)
-        consumed, data = len(kept), kept
-    data, long = over_long_lines(data, limits.max_line)
-    return Fetched(data, damage, tuple(long), consumed=consumed)
-
-
-def _rejected(reason: str) -> Fetched:
-    return Fetched(b"", problems=((None, None, reason),))
-
-
-def _read(filesystem: pafs.FileSystem, source: SourceFile) -> bytes:
-    try:
-        with filesystem.open_input_stream(source.path, compression=None) as stream:
-            data: bytes = stream.read()
-            return data
-    except (PermissionError, IsADirectoryError) as exc:
-        raise FileRejected(f"unreadable: {exc.strerror or exc}") from exc
-    except FileNotFoundError as exc:  # gone since it was listed: nothing to ingest
-        raise FileRejected(f"unreadable: vanished after it was listed ({exc})") from exc
-    except OSError as exc:
-        error = storage_error(exc, source.uri, "read")
-        if isinstance(error, ConfigError):  # access denied to this object
-            raise FileRejected(f"unreadable: {error}") from exc
-        raise error from exc
 
 
 def read_source(
@@ -197,8 +140,10 @@ class LandingFiles:
     and gunzipped ahead in background threads (``look_ahead`` files, within a batch).
     ``io`` (the table's FileIO) configures S3 access. ``receipt_time`` is a mode of
     :mod:`writers.sources.receipt`. ``look_back`` (None: list everything) is how far
-    before the hour of the last committed key a time-ordered zone is listed again. With ``settle``, a file modified less than that long ago (or that far
-    in the future) is left for a later plan: it may still be being written."""
+    before the hour of the last committed key a time-ordered zone is listed again.
+    ``quiet`` (None: ``LAKEHOUSE_LANDING_QUIET``, else 5 minutes) is how long a file must
+    go unmodified before an incomplete last line is read (and rejected) rather than waits. With ``settle``, a file modified less than that long ago (or that far in
+    the future) is left for a later plan: it may still be being written."""
 
     def __init__(
         self,
@@ -212,7 +157,7 @@ class LandingFiles:
         receipt_time: str = "auto",
         look_back: timedelta | None = timedelta(hours=2),
         limits: Limits | None = None,
-        quiet: timedelta = QUIET,
+        quiet: timedelta | None = None,
         settle: timedelta | None = None,
     ) -> None:
         if receipt_time not in receipt.MODES:
@@ -226,9 +171,11 @@ class LandingFiles:
         self.receipt_time = receipt_time
         self.look_back = look_back
         self.limits = limits or Limits.from_env()
-        self.quiet = quiet
+        self.quiet = quiet_from_env() if quiet is None else quiet
         self.settle = settle
         self.list_pages = 0  # LIST requests of the last plan (S3)
+        self.changes: dict[str, Resume | str] = {}  # of the last plan (see plan)
+        self.before: dict[str, str] = {}
 
     def plan(self, ledger: Any) -> Plan:
         look_back = self.look_back
@@ -243,17 +190,45 @@ class LandingFiles:
         )
         self.list_pages = listing.pages
         files = listing.files
-        known = ledger.committed_among(f.uri for f in files)
-        pending = [f for f in files if known.get(f.uri) != f.size]
-        changed = [f.uri for f in pending if f.uri in known]
+        recorded = ledger.recorded_among(f.uri for f in files)
+        pending: list[SourceFile] = []
+        changes: dict[str, Resume | str] = {}  # by uri: where to read on, or why from the start
+        before: dict[str, str] = {}  # by uri: the key of the batch that last recorded it
+        for f in files:
+            r = recorded.get(f.uri)
+            if r is None:
+                pending.append(f)
+                continue
+            stamp, tail = parse_fingerprint(r.fingerprint)
+            if f.size == r.size:
+                if stamp is None or f.stamp is None or stamp == f.stamp:
+                    continue  # unchanged
+                changes[f.uri] = "rewritten at the same size"
+            elif f.size < r.size:
+                changes[f.uri] = "truncated or rewritten shorter"
+            elif tail is not None and r.lines is not None:
+                changes[f.uri] = Resume(r.size, r.lines, tail)
+            else:
+                changes[f.uri] = (
+                    "grew; what was read before cannot be checked (compressed, or "
+                    "recorded before fingerprints), so it is read from the start"
+                )
+            before[f.uri] = r.batch_key or ""
+            pending.append(f)
         notes = list(listing.notes)
-        if changed:
+        grown = [u for u, c in changes.items() if isinstance(c, Resume)]
+        again = [f"{u} ({c})" for u, c in changes.items() if isinstance(c, str)]
+        if grown:
             notes.append(
-                f"{len(changed)} file(s) changed since they were ingested (grown, rewritten "
-                "or truncated), read again; events already ingested are kept once: "
-                + ", ".join(changed[:5])
-                + (" ..." if len(changed) > 5 else "")
+                f"{len(grown)} file(s) grew since they were ingested; only their new bytes "
+                "are read: " + _some(grown)
             )
+        if again:
+            notes.append(
+                f"{len(again)} file(s) changed since they were ingested, read again from "
+                "the start; events already ingested are kept once: " + _some(again)
+            )
+        self.changes, self.before = changes, before
         for why in _NOTEWORTHY:
             if listing.ignored[why]:
                 notes.append(f"{listing.ignored[why]} path(s) left out: {why}")
@@ -264,11 +239,12 @@ class LandingFiles:
         now = datetime.now(UTC)
         if self.settle:  # perhaps still being written: a later plan takes it
             pending = [f for f in pending if abs(now - f.mtime) >= self.settle]
+        pending_set = set(pending)
         return Plan(
             self._batches(listing.filesystem, pending, now),
             pending_positions=len(pending),
             pending_bytes=sum(f.size for f in pending),
-            skipped=tuple(f.uri for f in files if known.get(f.uri) == f.size),
+            skipped=tuple(f.uri for f in files if f.uri in recorded and f not in pending_set),
             notes=tuple(notes),
             checked=True,
         )
@@ -280,23 +256,34 @@ class LandingFiles:
         try:
             for group in groups(pending, max_files=self.max_files, max_bytes=self.max_bytes):
                 yield Batch(
-                    tuple(Position(f.uri, f.size) for f in group),
+                    tuple(self._position(f) for f in group),
                     self._payloads(filesystem, group, pool, now),
                 )
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
+    def _position(self, f: SourceFile) -> Position:
+        """The file as a position. A file read before carries in its stamp the key of the
+        batch that last recorded it, so a read of it after a change is always another
+        batch (another key), even when its content is back to an earlier version."""
+        if f.uri not in self.before:
+            return Position(f.uri, f.size, f.stamp)
+        return Position(f.uri, f.size, f"{f.stamp or ''};after={self.before[f.uri]}")
+
     def _fetch(self, filesystem: pafs.FileSystem, source: SourceFile, now: datetime) -> Payload:
         """Fetch one file and count its newlines and whether every line starts with
         ``{`` (:func:`writers.parse.objects_only`), here in the background thread (numpy
         lets go of the GIL while it scans; ``bytes.count`` would not)."""
-        got = fetch(filesystem, source, self.limits, now=now, quiet=self.quiet)
+        change = self.changes.get(source.uri)
+        resume = change if isinstance(change, Resume) else None
+        got = fetch(filesystem, source, self.limits, now=now, quiet=self.quiet, resume=resume)
         received, estimated = receipt.receipt_time(source.key, source.mtime, self.receipt_time, now)
         data = got.data
         newlines = int(np.count_nonzero(np.frombuffer(data, np.uint8) == 10))
         body = memoryview(data)[len(BOM) :] if data.startswith(BOM) else data
+        reread = got.reread or (change if isinstance(change, str) else None)
         return Payload(
-            Position(source.uri, source.size),
+            self._position(source),
             data,
             received,
             damage=got.damage,
@@ -313,6 +300,11 @@ class LandingFiles:
             waiting=got.waiting,
             consumed=got.consumed,
             receipt_estimated=estimated,
+            start=got.start,
+            lines_before=got.lines_before,
+            fingerprint=fingerprint(source.stamp, got.tail),
+            lines=got.lines,
+            reread=reread,
         )
 
     def _payloads(

@@ -41,7 +41,8 @@ NOT_REGULAR = "not a regular file"
 @dataclass(frozen=True)
 class SourceFile:
     """A landing file: ``uri`` names it (and its position), ``path`` opens it in the
-    filesystem, ``key`` is its path below the root it was found under."""
+    filesystem, ``key`` is its path below the root it was found under, ``stamp`` what
+    names this version of it (S3: the ETag; local: inode and modification time in ns)."""
 
     uri: str
     path: str
@@ -49,6 +50,11 @@ class SourceFile:
     mtime: datetime
     root: str = ""
     key: str = ""
+    stamp: str | None = None
+
+
+def local_stamp(st: os.stat_result) -> str:
+    return f"ino={st.st_ino},mtime_ns={st.st_mtime_ns}"
 
 
 @dataclass
@@ -138,7 +144,11 @@ def _list_local(
             st = os.stat(path)
         except OSError as exc:
             raise storage_error(exc, path, "read") from exc
-        return [SourceFile("file://" + path, path, st.st_size, _mtime(st.st_mtime), "", path)]
+        return [
+            SourceFile(
+                "file://" + path, path, st.st_size, _mtime(st.st_mtime), "", path, local_stamp(st)
+            )
+        ]
     root_uri = "file://" + path.rstrip("/") + "/"
     after = start_after(root_uri) if start_after else None
     real_root = os.path.realpath(path)
@@ -149,7 +159,15 @@ def _list_local(
         if why:
             listing.ignored[why] += 1
             continue
-        f = SourceFile(root_uri + rel, entry_path, st.st_size, _mtime(st.st_mtime), root_uri, rel)
+        f = SourceFile(
+            root_uri + rel,
+            entry_path,
+            st.st_size,
+            _mtime(st.st_mtime),
+            root_uri,
+            rel,
+            local_stamp(st),
+        )
         target = os.path.realpath(entry_path)
         other = by_target.get(target)
         if other is not None:
@@ -270,8 +288,8 @@ def _list_s3(
     try:
         exact = _head(client, bucket, key_prefix) if key_prefix else None
         if exact is not None:
-            size, mtime = exact
-            return [SourceFile("s3://" + path, path, size, mtime, "", key_prefix)]
+            size, mtime, etag = exact
+            return [SourceFile("s3://" + path, path, size, mtime, "", key_prefix, etag)]
         prefix = key_prefix.rstrip("/") + "/" if key_prefix else ""
         root_uri = f"s3://{bucket}/{prefix}"
         after = start_after(root_uri) if start_after else None
@@ -302,6 +320,7 @@ def _list_s3(
                         mtime if mtime.tzinfo else mtime.replace(tzinfo=UTC),
                         root_uri,
                         rel,
+                        _etag(obj.get("ETag")),
                     )
                 )
         if listed == 0 and not after:
@@ -319,8 +338,12 @@ def _list_s3(
     return out
 
 
-def _head(client: Any, bucket: str, key: str) -> tuple[int, datetime] | None:
-    """Size and time of the object named exactly ``key``, or None."""
+def _etag(raw: Any) -> str | None:
+    return "etag=" + str(raw).strip('"') if raw else None
+
+
+def _head(client: Any, bucket: str, key: str) -> tuple[int, datetime, str | None] | None:
+    """Size, time and ETag of the object named exactly ``key``, or None."""
     from botocore.exceptions import ClientError
 
     if key.endswith("/"):
@@ -332,4 +355,8 @@ def _head(client: Any, bucket: str, key: str) -> tuple[int, datetime] | None:
             return None
         raise
     mtime = head["LastModified"]
-    return int(head["ContentLength"]), mtime if mtime.tzinfo else mtime.replace(tzinfo=UTC)
+    return (
+        int(head["ContentLength"]),
+        mtime if mtime.tzinfo else mtime.replace(tzinfo=UTC),
+        _etag(head.get("ETag")),
+    )
