@@ -3,6 +3,7 @@ scan answers, for every retained id, an unknown id, and after updates and expiry
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 
 import pyarrow as pa
@@ -82,6 +83,7 @@ def test_an_in_place_change_of_the_list_is_seen() -> None:
     class Fake:
         def __init__(self, snapshots: list[Snapshot]) -> None:
             self.snapshots = snapshots
+            self.table_uuid = uuid.uuid4()
 
     snaps = [
         Snapshot(snapshot_id=i, timestamp_ms=i, manifest_list=f"m{i}", sequence_number=i)
