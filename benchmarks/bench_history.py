@@ -333,9 +333,13 @@ def part_s3(args: argparse.Namespace) -> dict[str, Any]:
 def part_latency(args: argparse.Namespace) -> dict[str, Any]:
     from benchmarks.bench_writer import commit_latency, window
 
-    flush, commits = commit_latency(args.micro_batches, 100)
+    cpu: list[float] = []
+    flush, commits = commit_latency(args.micro_batches, 100, cpu)
     last = len(commits)
     return {
+        "cpu_10_ms": window(cpu, 10) * 1000,
+        "cpu_last_ms": window(cpu, last) * 1000,
+        "cpu_ratio": window(cpu, last) / window(cpu, 10),
         "micro_batches": last,
         "commit_10_ms": window(commits, 10) * 1000,
         "commit_last_ms": window(commits, last) * 1000,
@@ -465,6 +469,10 @@ def report(name: str, r: dict[str, Any]) -> None:
             f"  slowest commit             {r['slowest_commit_ms']:>9.1f} ms  ({r['commits_over_250_ms']} over 250 ms)"
         )
         print(f"  ratio                      {r['ratio']:>9.2f}     (target <= 2.0)")
+        print(
+            f"  CPU time of a commit       #10 {r['cpu_10_ms']:.1f} ms, last {r['cpu_last_ms']:.1f} ms:"
+            f" ratio {r['cpu_ratio']:.2f} (robust to a busy machine)"
+        )
     elif name == "replay":
         print(
             f"replay: {r['files']:,} landing files over {r['hours']:,} hours ({r['events']:,} events)"
