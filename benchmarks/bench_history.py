@@ -27,6 +27,7 @@ import json
 import multiprocessing
 import os
 import re
+import shutil
 import socket
 import statistics
 import subprocess
@@ -257,6 +258,14 @@ def put_objects(s3: Any, bucket: str, zone: str, first: int, count: int) -> None
 
 
 def part_s3(args: argparse.Namespace) -> dict[str, Any]:
+    scratch = Path(tempfile.mkdtemp(prefix="bench-history-s3-"))
+    try:
+        return _s3(args, scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _s3(args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
     import boto3
 
     from catalog import open_catalog
@@ -264,7 +273,7 @@ def part_s3(args: argparse.Namespace) -> dict[str, Any]:
     from lakehouse.tables import ensure_tables
     from writers import ingest
 
-    log = Path(tempfile.mkdtemp(prefix="bench-moto-")) / "moto.log"
+    log = scratch / "moto.log"
     out: dict[str, Any] = {"objects": args.objects}
     with moto_server(log) as endpoint:
         s3 = boto3.client(
@@ -299,7 +308,7 @@ def part_s3(args: argparse.Namespace) -> dict[str, Any]:
             lists, total, _ = requests_in(log, mark, bucket)
             return seconds, lists, total, result
 
-        root = Path(tempfile.mkdtemp(prefix="bench-s3-"))
+        root = scratch / "homes"
         start = time.perf_counter()
         put_objects(s3, bucket, "big", 0, args.objects)
         out["upload_s"] = round(time.perf_counter() - start, 1)
