@@ -111,19 +111,25 @@ def writer_ndjson(folder: Path, expected: int, repeat: int) -> float:
     return best
 
 
-def commit_latency(batches: int, per_batch: int) -> tuple[list[float], list[float]]:
-    """Flush time and catalog-commit time of each of ``batches`` micro-batches."""
+def commit_latency(
+    batches: int, per_batch: int, cpu: list[float] | None = None
+) -> tuple[list[float], list[float]]:
+    """Flush time and catalog-commit time of each of ``batches`` micro-batches; the CPU
+    time of each commit (all threads of the process: robust to a busy machine) is added
+    to ``cpu`` when given."""
     from writers import commit as commit_module
 
     commit_times: list[float] = []
     original = commit_module.commit_events
 
     def timed_commit(*args, **kwargs):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         try:
             return original(*args, **kwargs)
         finally:
             commit_times.append(time.perf_counter() - start)
+            if cpu is not None:
+                cpu.append(time.process_time() - start_cpu)
 
     commit_module.commit_events = timed_commit
     flush_times: list[float] = []
@@ -199,7 +205,8 @@ def throughput(args: argparse.Namespace) -> None:
 
 def latency(args: argparse.Namespace) -> None:
     if True:
-        flush, commits = commit_latency(args.micro_batches, args.batch_size)
+        cpu: list[float] = []
+        flush, commits = commit_latency(args.micro_batches, args.batch_size, cpu)
         last = len(flush)
         f10, flast = window(flush, 10), window(flush, last)
         c10, clast = window(commits, 10), window(commits, last)
@@ -212,6 +219,11 @@ def latency(args: argparse.Namespace) -> None:
         )
         print(
             f"  ratio #{last} / #10{'':<8}{clast / c10:>9.2f}      whole flush {flast / f10:.2f}   (target <= 2.0)"
+        )
+        u10, ulast = window(cpu, 10), window(cpu, last)
+        print(
+            f"  commit CPU time #10 {u10 * 1000:.1f} ms, #{last} {ulast * 1000:.1f} ms: "
+            f"ratio {ulast / u10:.2f}; slowest commit {max(commits) * 1000:.0f} ms"
         )
 
 

@@ -13,7 +13,10 @@ Public API: :func:`open_catalog`, :func:`embedded_catalog_properties`, :data:`EM
 
 from catalog.commit import CommitConflictError, Conflict, RetryPolicy, commit_with_retries
 from catalog.resolve import EMBEDDED_NAME, embedded_catalog_properties, open_catalog
+from catalog.snapshot_index import install as _install_snapshot_index
 from catalog.transaction import LakehouseTransaction, begin
+
+_install_snapshot_index()  # snapshot lookups by id in constant time (catalog.snapshot_index)
 
 __all__ = [
     "EMBEDDED_NAME",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 from collections.abc import Callable
 from datetime import datetime
 from typing import TypeVar
@@ -13,6 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pyiceberg.exceptions import CommitFailedException, ValidationException
 from pyiceberg.table import Table
+from pyiceberg.table.snapshots import Snapshot
 
 from catalog.batch_key import require_no_batch_key
 from catalog.commit import commit_with_retries
@@ -41,23 +43,68 @@ def content_key(batch: pa.Table) -> str:
     return "c-" + digest.hexdigest()
 
 
-_KEYS: dict[str, dict[int, str | None]] = {}
+class _KeyIndex:
+    """The batch key of each retained snapshot of one table, kept current incrementally.
+
+    Snapshots are only ever added at the end of the list, and removed by expiry; a new
+    version of the metadata is brought up to date by reading the summaries of the
+    snapshots added at its end, so a lookup costs the new snapshots, not the history.
+    When the counts disagree after that (something was expired), the index is
+    reconciled with the whole list once."""
+
+    def __init__(self) -> None:
+        self.key_of: dict[int, str | None] = {}
+        self.ids_of: dict[str, dict[int, int]] = {}  # key -> {snapshot id: sequence number}
+        self.full_passes = 0  # whole-list reconciliations, for tests
+
+    def _add(self, snap: Snapshot) -> None:
+        props = snap.summary.additional_properties if snap.summary else {}
+        key = props.get(spec.SUMMARY_BATCH_KEY)
+        self.key_of[snap.snapshot_id] = key
+        if key is not None:
+            self.ids_of.setdefault(key, {})[snap.snapshot_id] = snap.sequence_number or 0
+
+    def _drop(self, snapshot_id: int) -> None:
+        key = self.key_of.pop(snapshot_id)
+        if key is not None:
+            ids = self.ids_of[key]
+            del ids[snapshot_id]
+            if not ids:
+                del self.ids_of[key]
+
+    def update(self, snapshots: list[Snapshot]) -> None:
+        new = []
+        for snap in reversed(snapshots):
+            if snap.snapshot_id in self.key_of:
+                break
+            new.append(snap)
+        for snap in reversed(new):
+            self._add(snap)
+        if len(self.key_of) != len(snapshots):
+            self.full_passes += 1
+            retained = {s.snapshot_id for s in snapshots}
+            for gone in [i for i in self.key_of if i not in retained]:
+                self._drop(gone)
+            for snap in snapshots:
+                if snap.snapshot_id not in self.key_of:
+                    self._add(snap)
+
+    def lookup(self, key: str) -> list[int]:
+        ids = self.ids_of.get(key, {})
+        return sorted(ids, key=ids.__getitem__)
+
+
+_KEYS: dict[str, _KeyIndex] = {}
+_KEYS_LOCK = threading.Lock()
 
 
 def snapshots_with_key(table: Table, key: str) -> list[int]:
-    """Ids of retained snapshots committed under this batch key. The batch key of each
-    snapshot is read once per process (summaries are slow to read and never change)."""
-    index = _KEYS.setdefault(table.metadata.table_uuid.hex, {})
-    snapshots = table.metadata.snapshots
-    if len(index) != len(snapshots) or any(s.snapshot_id not in index for s in snapshots[-8:]):
-        retained = {s.snapshot_id for s in snapshots}
-        for gone in [i for i in index if i not in retained]:
-            del index[gone]
-        for snap in snapshots:
-            if snap.snapshot_id not in index:
-                props = snap.summary.additional_properties if snap.summary else {}
-                index[snap.snapshot_id] = props.get(spec.SUMMARY_BATCH_KEY)
-    return [s.snapshot_id for s in snapshots if index.get(s.snapshot_id) == key]
+    """Ids of retained snapshots committed under this batch key, in commit order. The
+    batch key of each snapshot is read once per process (summaries never change)."""
+    with _KEYS_LOCK:
+        index = _KEYS.setdefault(table.metadata.table_uuid.hex, _KeyIndex())
+        index.update(table.metadata.snapshots)
+        return index.lookup(key)
 
 
 def commit_events(
