@@ -192,14 +192,56 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _compact_child(home: str, target: int, queue: Any) -> None:
+def _baseline_child(home: str, queue: Any) -> None:
+    """The same live files read and written back as one Parquet dataset with pyarrow
+    alone (Arrow's threads, the writers' compression): what the hardware does now."""
+    import pyarrow.dataset as ds
+
+    from lakehouse.datafiles import parquet_options
+    from maintenance.paths import canonical
+
+    settings = Settings.from_env(env={}, home=home)
+    table = open_catalog(settings).load_table(settings.table.identifier)
+    paths = [canonical(t.file.file_path) for t in table.scan().plan_files()]
+    names = table.schema().as_arrow().names
+    options = parquet_options(table.properties, names)
+    out = Path(home) / "baseline-out"
+    rss_start = _peak_rss_mb()
+    start = time.perf_counter()
+    source = ds.dataset(paths, format="parquet")
+    ds.write_dataset(
+        source,
+        out,
+        format="parquet",
+        file_options=ds.ParquetFileFormat().make_write_options(
+            compression=options["compression"],
+            compression_level=options["compression_level"],
+            use_dictionary=options["use_dictionary"],
+        ),
+        max_rows_per_file=2_000_000,
+        max_rows_per_group=1_000_000,
+        existing_data_behavior="overwrite_or_ignore",
+    )
+    seconds = time.perf_counter() - start
+    rows = ds.dataset(out, format="parquet").count_rows()
+    queue.put(
+        {
+            "seconds": seconds,
+            "records": rows,
+            "rss_start_mb": rss_start,
+            "rss_peak_mb": _peak_rss_mb(),
+        }
+    )
+
+
+def _compact_child(home: str, target: int, max_commits: int | None, queue: Any) -> None:
     from maintenance import CompactionOptions, compact, rewrite_manifests
 
     settings = Settings.from_env(env={}, home=home)
     table = open_catalog(settings).load_table(settings.table.identifier)
     rss_start = _peak_rss_mb()
     start = time.perf_counter()
-    result = compact(table, CompactionOptions(target_file_size=target))
+    result = compact(table, CompactionOptions(target_file_size=target, max_commits=max_commits))
     seconds = time.perf_counter() - start
     start = time.perf_counter()
     manifests = rewrite_manifests(table)
@@ -217,14 +259,28 @@ def _compact_child(home: str, target: int, queue: Any) -> None:
     )
 
 
-def compact_in_child(settings: Settings, target: int) -> dict[str, Any]:
+def in_child(target: Any, *args: Any) -> dict[str, Any]:
+    """Run ``target(*args, queue)`` in a fresh process (its own peak RSS); its report."""
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
-    proc = ctx.Process(target=_compact_child, args=(str(settings.home), target, queue))
+    proc = ctx.Process(target=target, args=(*args, queue))
     proc.start()
     out = queue.get()
     proc.join()
     return out  # type: ignore[no-any-return]
+
+
+def compact_in_child(
+    settings: Settings, target: int, max_commits: int | None = None
+) -> dict[str, Any]:
+    return in_child(_compact_child, str(settings.home), target, max_commits)
+
+
+def load_average() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
 
 
 def main() -> None:
@@ -235,6 +291,9 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=5_000_000)
     parser.add_argument("--hours", type=int, default=24)
     parser.add_argument("--target-file-size", type=int, default=128 * 2**20)
+    parser.add_argument(
+        "--max-commits", type=int, default=None, help="Compaction commits at most (default 10)."
+    )
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", action="store_true")
@@ -247,20 +306,30 @@ def main() -> None:
             .current_snapshot()
             .snapshot_id
         )
-        child = compact_in_child(settings, args.target_file_size)
+        load_before = load_average()
+        baseline = in_child(_baseline_child, str(settings.home))
+        child = compact_in_child(settings, args.target_file_size, args.max_commits)
+        load_after = load_average()
         reads = read_times(settings, args.hours, args.repeat, before_id)
         before, after = reads["before"], reads["after"]
         table = open_catalog(settings).load_table(settings.table.identifier)
         files_after = int(table.current_snapshot().summary["total-data-files"])
     result = child["result"]
     mb = result["bytes_rewritten"] / 2**20
+    events_per_s = result["records_rewritten"] / child["seconds"]
+    baseline_per_s = baseline["records"] / baseline["seconds"]
     report = {
         "table": built,
+        "load_average": {"before": load_before, "after": load_after},
         "files_after": files_after,
         "compaction_seconds": round(child["seconds"], 2),
         "manifest_rewrite_seconds": round(child["manifest_seconds"], 2),
         "throughput_mb_per_s": round(mb / child["seconds"], 1),
-        "throughput_events_per_s": round(result["records_rewritten"] / child["seconds"]),
+        "throughput_events_per_s": round(events_per_s),
+        "baseline_events_per_s": round(baseline_per_s),
+        "baseline_seconds": round(baseline["seconds"], 2),
+        "baseline_peak_rss_mb": round(baseline["rss_peak_mb"]),
+        "throughput_vs_baseline": round(events_per_s / baseline_per_s, 2),
         "peak_rss_mb": round(child["rss_peak_mb"]),
         "rss_before_compaction_mb": round(child["rss_start_mb"]),
         "arrow_pool_peak_mb": round(child["arrow_peak_mb"]),
@@ -268,6 +337,7 @@ def main() -> None:
             k: result[k]
             for k in (
                 "groups_committed",
+                "commits",
                 "groups_failed",
                 "files_rewritten",
                 "files_added",
@@ -294,7 +364,8 @@ def main() -> None:
         f"{t['commits']} commits, {args.hours} hour partitions (built in {t['build_seconds']} s)"
     )
     print(
-        f"compaction: {c['files_rewritten']:,} files -> {c['files_added']} files in {c['groups_committed']} groups, "
+        f"compaction: {c['files_rewritten']:,} files -> {c['files_added']} files in {c['groups_committed']} groups "
+        f"and {c['commits']} commits, "
         f"{c['duplicates_removed']:,} duplicates removed, {report['compaction_seconds']} s "
         f"(+ manifests {report['manifest_rewrite_seconds']} s: "
         f"{report['manifests']['manifests_before']} -> {report['manifests']['manifests_after']})"
@@ -303,9 +374,16 @@ def main() -> None:
         f"  throughput        {report['throughput_mb_per_s']:>10} MB/s  {report['throughput_events_per_s']:>12,} events/s"
     )
     print(
-        f"  peak RSS          {report['peak_rss_mb']:>10} MB  (process at start {report['rss_before_compaction_mb']} MB;"
-        f" Arrow pool peak {report['arrow_pool_peak_mb']} MB)"
+        f"  baseline          {report['baseline_events_per_s']:>27,} events/s  (pyarrow alone: the same "
+        f"files read and written as one Parquet dataset, {report['baseline_seconds']} s, "
+        f"peak RSS {report['baseline_peak_rss_mb']} MB)"
     )
+    print(f"  ratio             {report['throughput_vs_baseline']:>10}x of the baseline, same run")
+    print(
+        f"  peak RSS          {report['peak_rss_mb']:>10} MB  (process at start {report['rss_before_compaction_mb']} MB;"
+        f" Arrow pool peak {report['arrow_pool_peak_mb']} MB; target < 1024 MB)"
+    )
+    print(f"  load average      {load_before} before, {load_after} after (1, 5, 15 min)")
     for name in ("full_scan", "one_hour"):
         b, a = before[f"{name}_seconds"], after[f"{name}_seconds"]
         print(

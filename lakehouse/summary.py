@@ -15,9 +15,10 @@ LATE = "lakehouse.late"  # "true" on a late snapshot
 LATE_HOURS = "lakehouse.late-hours"  # comma-separated hour labels (lakehouse.hours)
 RECORDS = "lakehouse.records"
 WRITER = "lakehouse.writer"  # host:pid:id of the writer that committed
-COMPACTED_HOURS = "lakehouse.compacted-hours"  # hour label of a compaction group
-DUPLICATES_REMOVED = "lakehouse.duplicates-removed"
-COMPACTION_GROUP = "lakehouse.compaction-group"
+COMPACTED_HOURS = "lakehouse.compacted-hours"  # comma-separated hour labels a compaction rewrote
+DUPLICATES_REMOVED = "lakehouse.duplicates-removed"  # rows dropped as duplicates, in all
+DUPLICATE_HOURS = "lakehouse.duplicate-hours"  # "<hour label>:<rows dropped>,..." (overwrite only)
+COMPACTION_GROUP = "lakehouse.compaction-group"  # comma-separated group ids ("<hour>#<part>")
 MAINTENANCE_RUN = "lakehouse.maintenance-run"
 
 # -- snapshot kinds (values of ``lakehouse.kind`` in a snapshot summary) ----------------

@@ -7,7 +7,7 @@ result of snake_case counts with ``to_dict()``, and defaults to the safe side: d
 retention windows, and never deleting a file a retained snapshot can read.
 
     plan = plan_compaction(table, CompactionOptions.from_settings(settings))
-    result = compact(table, plan=plan)                    # one commit per group
+    result = compact(table, plan=plan)                    # at most 10 commits
     run = run_maintenance(table, MaintenanceOptions())    # all jobs, under the lease
     lag = maintenance_lag(table, settings)                # for `lakehouse health`
 

@@ -7,9 +7,11 @@ from collections.abc import Sequence
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.dataset as ds
 from pyiceberg.expressions import AlwaysTrue
 from pyiceberg.io import FileIO
-from pyiceberg.io.pyarrow import ArrowScan
+from pyiceberg.io.pyarrow import ArrowScan, PyArrowFileIO
+from pyiceberg.schema import Schema
 from pyiceberg.table import FileScanTask
 from pyiceberg.table.metadata import TableMetadata
 
@@ -27,24 +29,72 @@ def read_file(
     return ArrowScan(metadata, io, schema, AlwaysTrue()).to_table([FileScanTask(info.data_file)])
 
 
+def schema_history_is_stable(metadata: TableMetadata) -> bool:
+    """True when every schema the table ever had agrees with the current one on each
+    top-level column: same name and type for the same field id, and no name of an old
+    field reused by another. Then any data file's columns map to the current schema by
+    name (a column added later is missing from older files and reads as nulls)."""
+    current = metadata.schema()
+    by_id = {f.field_id: f for f in current.fields}
+    by_name = {f.name: f for f in current.fields}
+    if any(not f.field_type.is_primitive for f in current.fields):
+        return False
+    for old in metadata.schemas:
+        for field in old.fields:
+            now = by_id.get(field.field_id)
+            if now is not None and (now.name != field.name or now.field_type != field.field_type):
+                return False
+            if now is None and field.name in by_name:
+                return False
+    return True
+
+
+def _read_dataset(
+    io: FileIO, infos: Sequence[DataFileInfo], schema: Schema
+) -> list[pa.Table] | None:
+    """The files read as one Arrow dataset (many files at once, in Arrow's threads), one
+    table per file in ``infos`` order; None when ``io`` has no Arrow file system."""
+    if not isinstance(io, PyArrowFileIO):
+        return None
+    located = [PyArrowFileIO.parse_location(i.path) for i in infos]
+    if len({(scheme, netloc) for scheme, netloc, _ in located}) != 1:
+        return None
+    scheme, netloc, _ = located[0]
+    target = schema.as_arrow()
+    paths = [path for _, _, path in located]
+    dataset = ds.dataset(
+        paths, schema=target, format="parquet", filesystem=io.fs_by_scheme(scheme, netloc)
+    )
+    batches: dict[str, list[pa.RecordBatch]] = {path: [] for path in paths}
+    for tagged in dataset.scanner(use_threads=True).scan_batches():
+        if tagged.fragment.path not in batches:  # a path Arrow spelled another way
+            return None
+        batches[tagged.fragment.path].append(tagged.record_batch)
+    return [pa.Table.from_batches(batches[path], schema=target) for path in paths]
+
+
 def read_files(
     metadata: TableMetadata,
     io: FileIO,
     infos: Sequence[DataFileInfo],
     columns: Sequence[str] | None = None,
 ) -> tuple[pa.Table, list[int]]:
-    """Several files read in parallel, concatenated in order, with each file's row count.
+    """Several files read at once, concatenated in order, with each file's row count.
 
-    Counts come from metadata and are checked against what was read; on a mismatch the
-    files are read one by one instead."""
-    if not infos:
-        schema = metadata.schema() if columns is None else metadata.schema().select(*columns)
-        return schema.as_arrow().empty_table(), []
+    While the table's schema history is stable (:func:`schema_history_is_stable`), the
+    files are read as one Arrow dataset; otherwise (renamed, retyped or nested columns)
+    through pyiceberg's projection. Counts come from metadata and are checked against
+    what was read; on a mismatch the files are read one by one instead."""
     schema = metadata.schema() if columns is None else metadata.schema().select(*columns)
+    if not infos:
+        return schema.as_arrow().empty_table(), []
+    counts = [i.records for i in infos]
+    parts = _read_dataset(io, infos, schema) if schema_history_is_stable(metadata) else None
+    if parts is not None and [p.num_rows for p in parts] == counts:
+        return pa.concat_tables(parts), counts
     table = ArrowScan(metadata, io, schema, AlwaysTrue()).to_table(
         [FileScanTask(i.data_file) for i in infos]
     )
-    counts = [i.records for i in infos]
     if table.num_rows == sum(counts):
         return table, counts
     parts = [read_file(metadata, io, i, columns) for i in infos]

@@ -117,7 +117,9 @@ def expire_snapshots(
     kept_ids = {s.snapshot_id for s in after}
     gone = [s for s in before.snapshots if s.snapshot_id not in kept_ids]
     cache = ReachCache(table.io)
-    retained, expired = cache.reach(list(after)), cache.reach(gone)
+    expired = cache.reach(gone)
+    now_metadata = before if dry_run else table.metadata
+    retained = cache.reach(_must_read(now_metadata, before, list(after), gone))
     data = [loc for key, loc in expired.live_files.items() if key not in retained.live_files]
     manifests = [loc for key, loc in expired.manifests.items() if key not in retained.manifests]
     lists = [
@@ -151,6 +153,38 @@ def expire_snapshots(
         expired_snapshot_ids=tuple(sorted(s.snapshot_id for s in gone)),
         deleted_paths=tuple(loc for g in groups for loc in g) if dry_run else (),
     )
+
+
+def _must_read(
+    now: TableMetadata, before: TableMetadata, after: list[Snapshot], gone: list[Snapshot]
+) -> list[Snapshot]:
+    """The retained snapshots whose files must be read to know which files of ``gone``
+    are still referenced: none when nothing expired. When the table is one line of
+    history (one branch, no tag; walking back from the head meets every retained snapshot
+    and then every expired one), only the oldest retained snapshot: a later one
+    references a file of an expired snapshot only through it (a snapshot's manifests are
+    its parent's, less some, plus new ones). Otherwise all of them. This keeps expiry's
+    cost with what it expires, not with the history it retains."""
+    if not gone:
+        return []
+    refs = list(now.refs.values())
+    if len(refs) != 1 or refs[0].snapshot_ref_type != SnapshotRefType.BRANCH:
+        return after
+    # before the expiry (the oldest kept may have lost its parent link in the new metadata)
+    parents = {s.snapshot_id: s.parent_snapshot_id for s in (*after, *before.snapshots)}
+    line: list[int] = []
+    seen: set[int] = set()
+    current: int | None = refs[0].snapshot_id
+    while current is not None and current in parents and current not in seen:
+        line.append(current)
+        seen.add(current)
+        current = parents[current]
+    kept = {s.snapshot_id for s in after}
+    split = next((i for i, sid in enumerate(line) if sid not in kept), len(line))
+    if not split or set(line[:split]) != kept or set(line[split:]) != {s.snapshot_id for s in gone}:
+        return after
+    oldest = next(s for s in after if s.snapshot_id == line[split - 1])
+    return [oldest]
 
 
 def _commit_expiry(

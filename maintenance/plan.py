@@ -10,14 +10,16 @@ carry out the same plan (see :meth:`RewriteGroup.sql_predicate`).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from pyiceberg.table import Table
 from pyiceberg.table.metadata import TableMetadata
 
-from lakehouse.errors import UsageError
+from lakehouse.errors import ConfigError, UsageError
 from lakehouse.hours import is_hot
 from lakehouse.settings import Settings
 from maintenance.checks import scan_hour
@@ -34,6 +36,8 @@ log = logging.getLogger(__name__)
 
 Reason = Literal["small-files", "late-data", "unsorted", "duplicates"]
 DEFAULT_MAX_GROUP_BYTES = 512 * 1024 * 1024
+DEFAULT_MAX_COMMITS = 10
+MAX_COMMITS_PROPERTY = "lakehouse.compaction.max-commits"
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,10 @@ class CompactionOptions:
     * ``deduplicate``: drop rows repeating an ``event_id`` (keeping the earliest ``server_ts``).
     * ``check_data``: read key columns to find unsorted files and duplicates in hours that
       metadata alone does not select.
+    * ``max_commits``: a run commits its groups in at most this many snapshots (None: the
+      table property ``lakehouse.compaction.max-commits``, default 10). Each commit holds
+      a contiguous share of the groups; one that fails or loses to a concurrent change
+      loses only its own groups.
     """
 
     target_file_size: int = 128 * 1024 * 1024
@@ -57,10 +65,13 @@ class CompactionOptions:
     hot_window: timedelta = timedelta(hours=1)
     deduplicate: bool = True
     check_data: bool = True
+    max_commits: int | None = None
 
     def __post_init__(self) -> None:
         if self.target_file_size <= 0 or self.max_group_bytes <= 0:
             raise UsageError("target file size and max group size must be positive")
+        if self.max_commits is not None and self.max_commits < 1:
+            raise UsageError("max_commits must be at least 1")
         if not 0 < self.small_file_fraction <= 1:
             raise UsageError("small_file_fraction must be in (0, 1]")
         if self.hot_window < timedelta(0):
@@ -79,6 +90,39 @@ class CompactionOptions:
     @property
     def small_file_bytes(self) -> int:
         return int(self.target_file_size * self.small_file_fraction)
+
+    def for_table(self, table: Table) -> CompactionOptions:
+        """These options with ``max_commits`` resolved from the table's property."""
+        if self.max_commits is not None:
+            return self
+        return replace(self, max_commits=max_commits_property(table.properties))
+
+
+def max_commits_property(properties: Mapping[str, str]) -> int:
+    """The table property ``lakehouse.compaction.max-commits`` (default 10)."""
+    raw = properties.get(MAX_COMMITS_PROPERTY)
+    if raw is None or not raw.strip():
+        return DEFAULT_MAX_COMMITS
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ConfigError(
+            f"table property {MAX_COMMITS_PROPERTY} must be a whole number >= 1, not {raw!r}"
+        )
+    return value
+
+
+def commit_batches(
+    groups: tuple[RewriteGroup, ...], max_commits: int
+) -> list[tuple[RewriteGroup, ...]]:
+    """``groups`` cut, in order, into at most ``max_commits`` contiguous batches of
+    near-equal size: each batch is one commit."""
+    if not groups:
+        return []
+    size = math.ceil(len(groups) / max(1, max_commits))
+    return [groups[i : i + size] for i in range(0, len(groups), size)]
 
 
 @dataclass(frozen=True)
@@ -168,6 +212,14 @@ class CompactionPlan:
     def hours_selected(self) -> int:
         return len({g.hour for g in self.groups})
 
+    @property
+    def max_commits(self) -> int:
+        return self.options.max_commits or DEFAULT_MAX_COMMITS
+
+    def batches(self) -> list[tuple[RewriteGroup, ...]]:
+        """The groups cut into the commits a run makes (at most ``max_commits``)."""
+        return commit_batches(self.groups, self.max_commits)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "table": self.table,
@@ -175,6 +227,8 @@ class CompactionPlan:
             "planned_at": self.planned_at.isoformat(),
             "target_file_size": self.options.target_file_size,
             "max_group_bytes": self.options.max_group_bytes,
+            "max_commits": self.max_commits,
+            "commits_planned": len(self.batches()),
             "hours_total": self.hours_total,
             "hours_hot": self.hours_hot,
             "hours_clean": self.hours_clean,
@@ -195,7 +249,7 @@ def plan_compaction(
     hours: set[int] | None = None,
 ) -> CompactionPlan:
     """Plan compaction of the table's current snapshot (optionally only ``hours``)."""
-    options = options or CompactionOptions()
+    options = (options or CompactionOptions()).for_table(table)
     return plan_from_inventory(take_inventory(table), table, options, now=now, hours=hours)
 
 
@@ -208,6 +262,7 @@ def plan_from_inventory(
     hours: set[int] | None = None,
 ) -> CompactionPlan:
     now = now or datetime.now(UTC)
+    options = options.for_table(table)
     groups: list[RewriteGroup] = []
     skipped: list[HourSkip] = []
     hot = clean = 0

@@ -54,6 +54,7 @@ class CompactionResult(_ToDict):
     records_rewritten: int = 0
     records_added: int = 0
     duplicates_removed: int = 0
+    commits: int = 0  # snapshots committed (each holds one batch of groups)
     replace_commits: int = 0
     overwrite_commits: int = 0
     stopped: bool = False  # a stop was requested; groups not started were left for the next run

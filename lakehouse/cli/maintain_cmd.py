@@ -63,6 +63,14 @@ def compaction_options(func: F) -> F:
                 help="On-disk input bytes per rewrite group; memory stays a few times this [default 512MB].",
             ),
             click.option(
+                "--max-commits",
+                type=click.IntRange(min=1),
+                default=None,
+                help="Commit the run's rewrite groups in at most this many snapshots; a commit "
+                "that loses to a concurrent change loses only its own groups [table property "
+                "lakehouse.compaction.max-commits; default 10].",
+            ),
+            click.option(
                 "--hot-window",
                 type=Duration(),
                 default=None,
@@ -136,6 +144,7 @@ def _compaction(
     target_file_size: int | None,
     max_group_size: int | None,
     hot_window: timedelta | None,
+    max_commits: int | None = None,
 ) -> Any:
     from maintenance import CompactionOptions
 
@@ -144,6 +153,7 @@ def _compaction(
         target_file_size=target_file_size,
         max_group_bytes=max_group_size,
         hot_window=hot_window,
+        max_commits=max_commits,
     )
 
 
@@ -152,7 +162,11 @@ def _maintenance_options(settings: Settings, kw: dict[str, Any]) -> Any:
 
     return MaintenanceOptions(
         compaction=_compaction(
-            settings, kw["target_file_size"], kw["max_group_size"], kw["hot_window"]
+            settings,
+            kw["target_file_size"],
+            kw["max_group_size"],
+            kw["hot_window"],
+            kw["max_commits"],
         ),
         snapshot_retention=kw["snapshot_retention"],
         retain_last=kw["retain_last"],
@@ -227,13 +241,14 @@ def plan_cmd(
     target_file_size: int | None,
     max_group_size: int | None,
     hot_window: timedelta | None,
+    max_commits: int | None,
 ) -> None:
     """Show the compaction plan: which hours, which files, and why. Changes nothing."""
     from maintenance import plan_compaction
 
     table = _events_table(settings)
     plan = plan_compaction(
-        table, _compaction(settings, target_file_size, max_group_size, hot_window)
+        table, _compaction(settings, target_file_size, max_group_size, hot_window, max_commits)
     )
     if json_output:
         print_json(plan.to_dict())
@@ -254,7 +269,10 @@ def plan_cmd(
                 click.echo(f"      {info.path} ({info.size} B, {info.records} rows)")
     for skip in plan.skipped:
         click.echo(f"  {skip.hour} skipped: {skip.reason}")
-    click.echo(f"total: {len(plan.groups)} groups, {plan.files} files, {_mb(plan.bytes)}")
+    click.echo(
+        f"total: {len(plan.groups)} groups, {plan.files} files, {_mb(plan.bytes)}, "
+        f"in {len(plan.batches())} commits (at most {plan.max_commits})"
+    )
 
 
 @maintain.command("run")
@@ -406,7 +424,8 @@ def _emit(result: Any, json_output: bool, *, one_line: bool = False) -> None:
         if c:
             click.echo(
                 f"  compaction: {verb}rewrite {c.files_rewritten} files ({_mb(c.bytes_rewritten)}) "
-                f"in {c.groups_committed or c.groups_planned} groups into {c.files_added} files; "
+                f"in {c.groups_committed or c.groups_planned} groups ({c.commits} commits) "
+                f"into {c.files_added} files; "
                 f"{c.duplicates_removed} duplicates removed; {c.groups_skipped} skipped"
             )
         if m:

@@ -37,5 +37,5 @@ def test_failed_group_logs_a_traceback_only_for_unexpected_errors(
     assert result.groups_failed > 0
     assert table.current_snapshot() == before  # nothing committed
     failed = [r for r in caplog.records if "failed" in r.getMessage()]
-    assert len(failed) == result.groups_failed
+    assert failed  # each failed commit (of one or more groups) is logged
     assert all(bool(r.exc_info) is traceback for r in failed)
