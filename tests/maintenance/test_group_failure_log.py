@@ -5,6 +5,7 @@ no Python traceback."""
 
 from __future__ import annotations
 
+import importlib
 import logging
 
 import pytest
@@ -22,17 +23,19 @@ from tests.maintenance.builders import Fed
 def test_failed_group_logs_a_traceback_only_for_unexpected_errors(
     sqlite_fed: tuple[Table, Fed],
     caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
     error: Exception,
     traceback: bool,
 ) -> None:
     table, _ = sqlite_fed
 
-    def fail(*_: object) -> None:
+    def fail(*_: object, **__: object) -> None:
         raise error
 
+    monkeypatch.setattr(importlib.import_module("maintenance.compact"), "commit_rewrite", fail)
     before = table.current_snapshot()
     with caplog.at_level(logging.ERROR, logger="maintenance.compact"):
-        result = compact(table, before_commit=fail)
+        result = compact(table)
     table.refresh()
     assert result.groups_failed > 0
     assert table.current_snapshot() == before  # nothing committed
