@@ -148,7 +148,23 @@ def _window_rows(lf: pl.LazyFrame, spec: FunnelSpec, grouped: bool) -> pl.LazyFr
             _idx=pl.lit(-1, pl.Int32)
         )
         entries = pl.concat([entries, excluded], how="vertical_relaxed")
-    return entries.sort([*_keys(grouped, spec), "_ts", "_idx"])
+    return _sorted_entries(entries, _keys(grouped, spec), len(spec.steps))
+
+
+def _sorted_entries(entries: pl.LazyFrame, keys: list[str], steps: int) -> pl.LazyFrame:
+    """``entries`` sorted by ``(*keys, _ts, _idx)``, as two single-purpose sorts (a
+    multi-column sort was most of the funnel's time): first by one int64 that orders
+    ``(_ts, _idx)`` — ``_ts`` shifted left by the bits ``_idx + 1`` needs — then a stable
+    sort by the keys. The shift cannot overflow for any time of years 1-9999 (|µs| <
+    2**58) while ``_idx + 1`` fits 5 bits; longer funnels sort the two columns."""
+    import polars as pl
+
+    bits = steps.bit_length()  # _idx + 1 ranges over 0 .. steps
+    if bits <= 5:
+        by_time = entries.sort(pl.col("_ts") * (1 << bits) + (pl.col("_idx") + 1))
+    else:
+        by_time = entries.sort(["_ts", "_idx"])
+    return by_time.sort(keys, maintain_order=True)
 
 
 def _reset(spec: FunnelSpec, step: int) -> pl.Expr | None:

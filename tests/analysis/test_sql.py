@@ -250,3 +250,58 @@ def test_funnel_command_with_the_new_options(cli: click.Group, lake: Lake) -> No
     assert p["steps"][2]["users"] < loose.steps[2].users
     bad = _run(cli, lake, "funnel", "--steps", "a,b", "--exclude", "x@5")
     assert bad.exit_code == 2
+
+
+HOUR_QUERY = (
+    "SELECT event_id, user_id, event_type, client_ts FROM events "
+    "WHERE client_ts >= TIMESTAMP '2024-05-03 12:00:00' "
+    "AND client_ts < TIMESTAMP '2024-05-03 13:00:00' ORDER BY event_id"
+)
+
+
+def test_where_in_the_query_prunes_data_files(lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A time filter written in the SQL (no --start/--end) opens only the files whose
+    client_ts bounds meet it, and returns the rows Polars finds over every file."""
+    import fsspec
+    from pyarrow.fs import FSSpecHandler, PyFileSystem
+
+    from lakehouse.engines.duckdb import dataset
+    from lakehouse.tables import open_tables
+
+    opened: set[str] = set()
+
+    class Counting(FSSpecHandler):
+        def open_input_file(self, path: str) -> Any:
+            opened.add(path)
+            return super().open_input_file(path)
+
+    monkeypatch.setattr(
+        dataset, "filesystem", lambda: PyFileSystem(Counting(fsspec.filesystem("file")))
+    )
+    start = datetime(2024, 5, 3, 12, tzinfo=UTC)
+    table = open_tables(lake.settings).events
+    all_files = [t.file.file_path.removeprefix("file://") for t in table.scan().plan_files()]
+    in_hour = {
+        p
+        for p in all_files
+        if pl.read_parquet(p, columns=["client_ts"])
+        .filter(pl.col("client_ts").is_between(start, start + timedelta(hours=1), closed="left"))
+        .height
+    }
+    assert 0 < len(in_hour) < len(all_files)
+    got = lakehouse.sql(HOUR_QUERY, lake.settings)
+    assert isinstance(got, pl.DataFrame)
+    assert opened and opened <= in_hour  # no file without a row of that hour was opened
+    expected = (
+        pl.concat([pl.read_parquet(p) for p in all_files], how="diagonal_relaxed")
+        .filter(pl.col("client_ts").is_between(start, start + timedelta(hours=1), closed="left"))
+        .select("event_id", "user_id", "event_type", "client_ts")
+        .sort("event_id")
+    )
+    assert got.height == expected.height > 0
+    assert got.rows() == expected.rows()
+    # without a filter every file is read
+    opened.clear()
+    whole = lakehouse.sql("SELECT count(*) AS n FROM events", lake.settings)
+    assert whole.item() == lake.rows  # type: ignore[union-attr]
+    assert opened == set(all_files)

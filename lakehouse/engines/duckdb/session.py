@@ -4,9 +4,11 @@
 The data files are planned by pyiceberg at the snapshot read (default: the current one),
 with the client-time range pushed into the plan: files whose statistics (hour partition,
 ``client_ts`` bounds) fall outside ``[start, end)`` are not registered at all, so DuckDB
-never opens them (:attr:`SqlSession.files` counts those it may read). Local files are read
-by DuckDB's own Parquet reader (``read_parquet``, lazily, only the columns a query uses);
-files elsewhere (S3) are read by pyiceberg into Arrow first.
+never opens them (:attr:`SqlSession.files` counts those it may read). Local files are
+registered as one pyarrow dataset whose fragments carry the file's ``client_ts`` bounds
+(:mod:`lakehouse.engines.duckdb.dataset`): a time filter written in the query on ``events``
+is pushed by DuckDB into the Arrow scan and skips the files outside it as well. Files
+elsewhere (S3) or with deletes are read by pyiceberg into Arrow first.
 
 ``events_ordered`` is the ordered view (the same three columns Trino and Athena compute,
 from :func:`lakehouse.read.sequence.ordered_columns`), numbered over the user's whole
@@ -91,12 +93,13 @@ def _register(
         con.register(f"{name}_arrow", arrow)
         con.execute(f'CREATE OR REPLACE VIEW "{name}" AS SELECT * FROM "{name}_arrow"')
         return len(tasks)
-    listed = ", ".join("'" + p.replace("'", "''") + "'" for p in paths if p is not None)
-    columns = ", ".join('"' + f.name.replace('"', '""') + '"' for f in table.schema().fields)
-    con.execute(
-        f'CREATE OR REPLACE VIEW "{name}" AS SELECT {columns} '
-        f"FROM read_parquet([{listed}], union_by_name = true)"
-    )
+    from pyiceberg.io.pyarrow import schema_to_pyarrow
+
+    from lakehouse.engines.duckdb.dataset import files_dataset
+
+    schema = schema_to_pyarrow(table.schema(), include_field_ids=False)
+    local = [p for p in paths if p is not None]
+    con.register(name, files_dataset(table, tasks, local, schema))
     return len(tasks)
 
 
