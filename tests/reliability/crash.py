@@ -31,6 +31,7 @@ from tests.reliability.harness import (
     lakehouse,
     read_snapshot,
     run_lakehouse,
+    missing_files,
     unreferenced_files,
 )
 from tests.reliability.landing import Zone, add_wave
@@ -158,6 +159,11 @@ def verify_final(target: Target, zone: Zone, figures: Figures, label: str) -> No
         )
     check_retained_snapshots(events, figures, allowed_ids=set(zone.events))
     check_files_sorted(events, head, set(), figures)
+    gone = missing_files(events)
+    if gone:
+        figures.violation(
+            "unreadable_snapshots", f"{label}: {len(gone)} referenced files missing, e.g. {gone[:2]}"
+        )
     left = unreferenced_files(events)
     if left:
         figures.violation(

@@ -342,14 +342,18 @@ def check_retained_snapshots(
 
 
 def unreferenced_files(table: Table) -> list[str]:
-    """Iceberg files under the table location that no metadata references."""
-    from maintenance.orphans import ICEBERG_SUFFIXES, referenced_files
-    from maintenance.paths import list_files
+    """Iceberg files under the table location that no metadata references, by the
+    independent oracle (tests/support/reachable.py: metadata JSON and Avro read directly,
+    none of the code that picks files to delete)."""
+    from tests.support.reachable import unreachable_files
 
     table.refresh()
-    refs = referenced_files(table)
-    return sorted(
-        f.location
-        for f in list_files(table.location())
-        if f.key.endswith(ICEBERG_SUFFIXES) and f.key not in refs
-    )
+    return sorted(unreachable_files(table.metadata_location, table.location()))
+
+
+def missing_files(table: Table) -> list[str]:
+    """Files the table's metadata references that are gone (by the same oracle)."""
+    from tests.support.reachable import missing_files as missing
+
+    table.refresh()
+    return sorted(missing(table.metadata_location))

@@ -308,8 +308,9 @@ def final_check(target: Target, journals: Journals, figures: Figures) -> None:
     events = tables.events
     left = unreferenced_files(events)
     if left:
-        figures.note(
-            f"soak: {len(left)} unreferenced files after the final 0s-window run, e.g. {left[:1]}"
+        figures.violation(
+            "invariant_breaks",
+            f"soak: {len(left)} unreferenced files after the final 0s-window run, e.g. {left[:1]}",
         )
     figures.events += len(journals.acknowledged)
 
