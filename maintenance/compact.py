@@ -15,6 +15,7 @@ from datetime import datetime
 
 from pyiceberg.table import Table
 
+from lakehouse import faults
 from lakehouse.errors import CommitError, LakehouseError
 from lakehouse.schema import SUMMARY_KIND
 from maintenance.errors import RewriteConflictError
@@ -166,6 +167,7 @@ def _run_group(
         if before_commit is not None:
             before_commit(group)
         replace_only = output.duplicates_removed == 0
+        faults.point("compact.files-written")
         attempted = True
         table.refresh()
         commit_rewrite(
@@ -189,6 +191,7 @@ def _run_group(
         if not attempted or isinstance(exc, (RewriteConflictError, CommitError)):
             delete_all([f.file_path for f in output.data_files], io_delete(table.io))
         raise
+    faults.point("compact.group-committed")
     log.info(
         "group %s: %s files -> %s files, %s duplicates removed",
         group.group_id,

@@ -16,6 +16,7 @@ from pyiceberg.table import Table
 
 from catalog.commit import commit_with_retries
 from catalog.transaction import begin
+from lakehouse import faults
 from lakehouse import schema as spec
 from lakehouse import summary
 from lakehouse.hours import hour_label
@@ -157,6 +158,7 @@ def _commit_events_once(
                 with update.merge_append() if merge else update.fast_append() as producer:
                     for data_file in files:
                         producer.append_data_file(data_file)
+            faults.point("write.files-written")
     except (ValidationException, CommitFailedException):
         # surely not committed (see `rebased`): the files are ours to drop
         _delete_quietly(table, written)

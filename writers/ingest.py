@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 
 import pyarrow as pa
 
+from lakehouse import faults
 from lakehouse.settings import Settings
 from writers.ledger import Ledger, batch_key
 from writers.parse import join_files, parse_arrow, parse_ndjson
@@ -101,6 +102,7 @@ def ingest_source(
             key = batch_key(batch.positions)
             counts = _buffer(batch, writer, progress)
             total = total + writer.flush(batch_key=key)  # (a) events, (b) rejects
+            faults.point("ingest.before-ledger")
             ledger.record(batch.positions, counts, key=key)  # (c) positions
             committed.update(ids)
             commits += 1
