@@ -357,3 +357,81 @@ def missing_files(table: Table) -> list[str]:
 
     table.refresh()
     return sorted(missing(table.metadata_location))
+
+
+# --- where a kill landed -----------------------------------------------------------------
+
+BEFORE_ANY_WRITE = "before any write"
+FILES_UNCOMMITTED = "files written or deleted, the commit or cleanup cut short"
+NOT_LOGGED = "events committed, their files not yet in the ingest log"
+BETWEEN_COMMITS = "between commits"
+COMMIT_WINDOWS = (FILES_UNCOMMITTED, NOT_LOGGED, BETWEEN_COMMITS)
+
+
+@dataclass(frozen=True)
+class TableState:
+    """What a kill can leave behind, read from the tables (files by the oracle)."""
+
+    snapshots: frozenset[int]
+    orphans: frozenset[str]
+    unlogged_keys: frozenset[str]  # batch keys in the events table, not in the ingest log
+
+
+def table_state(tables: Any) -> TableState:
+    from lakehouse.schema import SUMMARY_BATCH_KEY
+    from tests.support.reachable import unreachable_files
+
+    events, ingested = tables.events, tables.ingested
+    events.refresh()
+    ingested.refresh()
+    keys = {
+        s.summary.additional_properties.get(SUMMARY_BATCH_KEY)
+        for s in events.metadata.snapshots
+        if s.summary is not None
+    }
+    keys.discard(None)
+    logged = (
+        set(
+            ingested.scan(selected_fields=("batch_key",)).to_arrow().column("batch_key").to_pylist()
+        )
+        if ingested.current_snapshot() is not None
+        else set()
+    )
+    # keys of batches written by a writer, not by ingest, are never logged: only keys that
+    # an ingest run formed from positions (writers.ledger.batch_key: "f-...") are looked for
+    unlogged = frozenset(k for k in keys - logged if k is not None and k.startswith("f-"))
+    return TableState(
+        snapshots=frozenset(s.snapshot_id for s in events.metadata.snapshots),
+        orphans=frozenset(unreachable_files(events.metadata_location, events.location())),
+        unlogged_keys=unlogged,
+    )
+
+
+def kill_phase(before: TableState, after: TableState) -> str:
+    """Where a kill landed, judged by what it left: files no metadata reaches (a write
+    or a delete cut short), events committed whose batch the ingest log lacks, commits
+    made before it (so it cut a sequence of commits), or nothing at all."""
+    if after.orphans - before.orphans:
+        return FILES_UNCOMMITTED
+    if after.unlogged_keys - before.unlogged_keys:
+        return NOT_LOGGED
+    if after.snapshots - before.snapshots:
+        return BETWEEN_COMMITS
+    return BEFORE_ANY_WRITE
+
+
+def files_under(root: Path) -> int:
+    """How many files are under ``root`` (a cheap sign that a process started writing)."""
+    return sum(len(names) for _, _, names in os.walk(root))
+
+
+def wait_for_writes(root: Path, baseline: int, procs: list[Any], timeout: float) -> None:
+    """Wait until the number of files under ``root`` moves from ``baseline`` (a process
+    started writing), every process exited, or ``timeout`` passed."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if files_under(root) != baseline or all(p.popen.poll() is not None for p in procs):
+            return
+        time.sleep(0.05)
