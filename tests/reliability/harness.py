@@ -52,6 +52,8 @@ class Figures:
     catalog_restarts: int = 0
     commit_errors_retried: int = 0
     hostile_cases: int = 0
+    kills_in_commit_window: int = 0
+    kills_before_any_write: int = 0
     losses: int = 0
     duplicates: int = 0
     unreadable_snapshots: int = 0
