@@ -437,3 +437,36 @@ def wait_for_writes(root: Path, baseline: int, procs: list[Any], timeout: float)
         if files_under(root) != baseline or all(p.popen.poll() is not None for p in procs):
             return
         time.sleep(0.05)
+
+
+# --- judging a process's end -----------------------------------------------------------------
+
+DOCUMENTED_EXIT_CODES = {0: "ok", 1: "rejects", 2: "usage", 70: "internal", 75: "transient"}
+"""The CLI's exit codes (lakehouse/cli/group.py). Anything else (a signal: -9, -11; 120;
+an unhandled exception's 1 with a traceback) is a crash."""
+
+
+def judge_cli_exit(code: int | None, stderr: str, what: str, figures: Figures) -> None:
+    """A CLI run that may fail cleanly (a catalog down, say) but must never crash: a
+    traceback or an exit code outside the documented ones is a violation; a documented
+    failure (2, 70, 75) is a note."""
+    if "Traceback" in stderr:
+        last = stderr.strip().splitlines()[-1][:200] if stderr.strip() else ""
+        figures.violation("invariant_breaks", f"{what} printed a traceback: {last}")
+    elif code not in DOCUMENTED_EXIT_CODES:
+        figures.violation(
+            "invariant_breaks",
+            f"{what} exited {code}, outside the documented {sorted(DOCUMENTED_EXIT_CODES)}: "
+            f"{stderr.strip()[-200:]}",
+        )
+    elif code not in (0, 1):
+        figures.note(
+            f"{what}: exit {code} ({DOCUMENTED_EXIT_CODES[code]}): {stderr.strip()[-200:]}"
+        )
+
+
+def judge_server_exit(code: int | None, stderr: str, what: str, figures: Figures) -> None:
+    """A long-running server (``maintain serve``) stopped with SIGTERM must exit 0 with no
+    traceback: anything else means it crashed (or would not stop)."""
+    if code != 0 or "Traceback" in stderr:
+        figures.violation("invariant_breaks", f"{what} exited {code}: {stderr.strip()[-300:]}")

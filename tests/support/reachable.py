@@ -43,6 +43,14 @@ def _avro(path: str) -> list[dict[str, Any]]:
         return list(fastavro.reader(f))
 
 
+def _avro_or_none(path: str, missing: set[str]) -> list[dict[str, Any]] | None:
+    try:
+        return _avro(path)
+    except FileNotFoundError:  # a table that lost a file: the walk says so, goes on
+        missing.add(local(path))
+        return None
+
+
 @dataclass
 class Reachable:
     """What a table's metadata reaches, by kind (local paths)."""
@@ -52,6 +60,7 @@ class Reachable:
     manifests: set[str] = field(default_factory=set)
     data_files: set[str] = field(default_factory=set)  # live data and delete files
     by_snapshot: dict[int, set[str]] = field(default_factory=dict)  # live data files
+    unreadable: set[str] = field(default_factory=set)  # manifest lists/manifests not found
 
     @property
     def all(self) -> set[str]:
@@ -77,13 +86,13 @@ def reachable(metadata_location: str) -> Reachable:
         manifest_list = local(snapshot["manifest-list"])
         out.manifest_lists.add(manifest_list)
         files: set[str] = set()
-        for manifest in _avro(manifest_list):
+        for manifest in _avro_or_none(manifest_list, out.unreadable) or []:
             path = local(manifest["manifest_path"])
             out.manifests.add(path)
             if path not in live_of:
                 live_of[path] = {
                     local(entry["data_file"]["file_path"])
-                    for entry in _avro(path)
+                    for entry in _avro_or_none(path, out.unreadable) or []
                     if entry["status"] != _DELETED
                 }
             files |= live_of[path]
@@ -110,4 +119,5 @@ def unreachable_files(metadata_location: str, location: str) -> set[str]:
 
 def missing_files(metadata_location: str) -> set[str]:
     """Files the metadata reaches that are not on disk (a table that lost files)."""
-    return {p for p in reachable(metadata_location).all if not os.path.exists(p)}
+    reach = reachable(metadata_location)
+    return reach.unreadable | {p for p in reach.all if not os.path.exists(p)}
