@@ -29,7 +29,7 @@ SCRATCH = ROOT / ".mutation"
 MARKERS = "not slow and not trino and not postgres"
 
 MODULES: dict[str, list[str]] = {
-    "lakehouse/hours.py": ["tests/test_hours.py"],
+    "lakehouse/hours.py": ["tests/test_hours.py", "tests/writers/test_lateness.py"],
     "writers/dedupe.py": [
         "tests/writers/test_dedupe.py",
         "tests/writers/test_lateness.py",
