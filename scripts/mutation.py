@@ -4,13 +4,13 @@
     ./dev mutation writers/dedupe.py    # one module (several may be given)
     ./dev mutation --list               # the modules and the tests that judge each
 
-Each module is mutated by mutmut (pinned in the ``dev`` extra) in a scratch copy of the
-tree (``.mutation/<module>/``), so the working tree is never edited; every mutant is
-judged by a small set of fast tests chosen for that module (no ``slow``, ``trino`` or
-``postgres`` tests). The score is (killed + suspicious + timeouts) / every mutant judged (mutmut's
-"suspicious" is a kill that took long; a timeout is a hang the tests caught);
-surviving mutants are listed with ``mutmut show ID`` run in the scratch copy. Run it on
-an idle machine: every mutant starts pytest once.
+Each module is mutated by mutmut 3 (pinned in the ``dev`` extra) in a scratch copy of
+the tree (``.mutation/<module>/``, mutmut's own ``mutants/`` inside it), so the working
+tree is never edited; every mutant is judged by a small set of fast tests chosen for
+that module (no ``slow``, ``trino`` or ``postgres`` tests), only those of them that run
+the mutated function. The score is (killed + timeouts) / every mutant judged (a timeout
+is a mutant that made the tests hang); one line of JSON per module. A survivor is shown
+with ``mutmut show NAME`` run in the scratch copy.
 """
 
 from __future__ import annotations
@@ -76,44 +76,49 @@ def _copy_tree(dest: Path) -> None:
         shutil.copy2(source, target)
 
 
-def _count(work: Path, status: str, mutmut: str) -> list[str]:
-    out = subprocess.run(
-        [mutmut, "result-ids", status], cwd=work, capture_output=True, text=True
-    ).stdout
-    return re.findall(r"\d+", out)
+def _config(module: str, tests: list[str]) -> str:
+    """mutmut's configuration for one module (``setup.cfg`` of the scratch copy)."""
+    package = module.split("/")[0]
+    others = [p for p in ("lakehouse", "writers", "maintenance", "catalog") if p != package]
+    lines = ["[mutmut]", f"source_paths={package}", f"only_mutate={module}", "also_copy="]
+    lines += [f"    {p}" for p in [*others, "scripts"]]
+    lines += ["pytest_add_cli_args_test_selection="] + [f"    {t}" for t in tests]
+    lines += ["pytest_add_cli_args=", "    -m", f"    {MARKERS}", "    -p", "    no:randomly"]
+    # polars and pyarrow start thread pools: forking straight from a process that ran
+    # tests can deadlock a worker (reported as a timeout). A fork server that only
+    # collected the tests forks clean workers.
+    lines += ["process_isolation=forkserver", "forkserver_warmup=collect"]
+    return "\n".join(lines) + "\n"
 
 
-def run_module(module: str, python: str) -> dict[str, object]:
+def run_module(module: str, python: str, children: int) -> dict[str, object]:
     tests = [t for t in MODULES[module] if (ROOT / t).exists()]
     work = SCRATCH / module.replace("/", "_").removesuffix(".py")
     _copy_tree(work)
+    (work / "setup.cfg").write_text(_config(module, tests))
     mutmut = str(Path(python).with_name("mutmut"))
-    runner = (
-        f"{python} -m pytest -x -q -p no:cacheprovider -p no:randomly "
-        f"-m '{MARKERS}' {' '.join(tests)}"
-    )
-    env = {**os.environ, "PYTHONPATH": str(work), "POLARS_ICEBERG_PLANNER": "pyiceberg"}
-    env.pop("LAKEHOUSE_HOME", None)
+    env = {**os.environ, "POLARS_ICEBERG_PLANNER": "pyiceberg"}
+    env = {k: v for k, v in env.items() if not k.startswith(("LAKEHOUSE_", "PYICEBERG_"))}
     print(f"[mutation] {module}: judged by {' '.join(tests)}", file=sys.stderr, flush=True)
     subprocess.run(
-        [mutmut, "run", "--paths-to-mutate", module, "--tests-dir", "tests", "--runner", runner,
-         "--simple-output", "--no-progress"],
-        cwd=work, env=env,
+        [mutmut, "run", "--max-children", str(children)],
+        cwd=work, env=env, stdout=subprocess.DEVNULL,
     )  # fmt: skip
-    counts = {s: _count(work, s, mutmut) for s in ("killed", "survived", "timeout", "suspicious")}
-    judged = sum(len(v) for v in counts.values())
-    # mutmut's "suspicious" is a kill that took long; a timeout is a mutant that made the
-    # tests hang, which they noticed (counted as killed, reported apart).
-    killed = len(counts["killed"]) + len(counts["suspicious"]) + len(counts["timeout"])
+    subprocess.run([mutmut, "export-cicd-stats"], cwd=work, env=env, capture_output=True)
+    stats = json.loads((work / "mutants" / "mutmut-cicd-stats.json").read_text())
+    listed = subprocess.run(
+        [mutmut, "results"], cwd=work, env=env, capture_output=True, text=True
+    ).stdout
+    survivors = re.findall(r"^\s*(\S+): survived$", listed, re.M)
+    judged = stats["total"] - stats["skipped"] - stats["check_was_interrupted_by_user"]
+    # A timeout is a mutant that made the tests hang: caught, but reported apart.
+    caught = stats["killed"] + stats["timeout"] + stats["segfault"]
     result = {
         "module": module,
         "mutants": judged,
-        "killed": len(counts["killed"]),
-        "timeout": len(counts["timeout"]),
-        "survived": len(counts["survived"]),
-        "suspicious": len(counts["suspicious"]),
-        "score": round(100 * killed / judged, 1) if judged else None,
-        "survivors": counts["survived"],
+        **{k: stats[k] for k in ("killed", "timeout", "survived", "no_tests", "suspicious")},
+        "score": round(100 * caught / judged, 1) if judged else None,
+        "survivors": survivors,
         "tests": tests,
         "workdir": str(work),
     }
@@ -125,6 +130,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="./dev mutation", description=__doc__.split("\n\n")[0])
     parser.add_argument("modules", nargs="*", help="modules to mutate (default: all)")
     parser.add_argument("--list", action="store_true", help="print the modules and their tests")
+    parser.add_argument(
+        "--children", type=int, default=1, help="mutants judged at once (default 1)"
+    )
     args = parser.parse_args(argv)
     if args.list:
         for module, tests in MODULES.items():
@@ -133,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [m for m in args.modules if m not in MODULES]
     if unknown:
         parser.error(f"unknown module(s) {', '.join(unknown)}; see --list")
-    results = [run_module(m, sys.executable) for m in args.modules or list(MODULES)]
+    results = [run_module(m, sys.executable, args.children) for m in args.modules or list(MODULES)]
     return 0 if all(r["survived"] == 0 for r in results) else 1
 
 
