@@ -32,6 +32,7 @@ MODULES: dict[str, list[str]] = {
     "lakehouse/hours.py": ["tests/test_hours.py", "tests/writers/test_lateness.py"],
     "writers/dedupe.py": [
         "tests/writers/test_dedupe.py",
+        "tests/writers/test_dedupe_hours.py",
         "tests/writers/test_lateness.py",
         "tests/test_hours.py",
     ],
