@@ -16,9 +16,8 @@ from pyiceberg.table import Table
 
 from catalog.commit import commit_with_retries
 from catalog.transaction import begin
-from lakehouse import faults
+from lakehouse import faults, summary
 from lakehouse import schema as spec
-from lakehouse import summary
 from lakehouse.hours import hour_label
 from lakehouse.retry import retry_storage
 from lakehouse.storage import storage_error
