@@ -44,3 +44,76 @@ def test_hours_of_lists_each_hour_once_in_order() -> None:
         pa.timestamp("us", tz="UTC"),
     )
     assert hours_of(ts) == [BASE + timedelta(hours=h) for h in (0, 1, 2, 3)]
+
+
+def _ids(events: object) -> list[str]:
+    events.refresh()  # type: ignore[attr-defined]
+    return events.scan().to_arrow().column("event_id").to_pylist()  # type: ignore[attr-defined]
+
+
+def test_one_cache_never_answers_for_another_table(sqlite_settings: Settings) -> None:
+    from lakehouse.settings import TableName
+    from writers.dedupe import CommittedIds
+
+    other = sqlite_settings.with_table(TableName("analytics", "other"))
+    with EventWriter(sqlite_settings) as a, EventWriter(other) as b:
+        a.write([event(1, minutes=10)])
+        b.write([event(2, minutes=20)])
+    from lakehouse.hours import hour_of
+
+    hour = hour_of(BASE)
+    cache = CommittedIds()
+    first = load_tables(open_catalog(sqlite_settings), sqlite_settings.table).events
+    second = load_tables(open_catalog(other), other.table).events
+    assert cache.lookup(first, [hour]).to_pylist() == ["e000001"]
+    assert cache.lookup(second, [hour]).to_pylist() == ["e000002"]
+
+
+def test_the_cache_starts_over_when_the_snapshots_it_knew_were_expired(
+    sqlite_settings: Settings,
+) -> None:
+    """Writer a's cache is current at its own commit; writer b commits an event into the
+    same hour; compaction rewrites the hour; expiry removes both older snapshots. The
+    chain from the head back to a's snapshot is broken: a must scan again, and so drop
+    b's event when it is sent to a again."""
+    from maintenance import compact, expire_snapshots
+
+    a, b = EventWriter(sqlite_settings), EventWriter(sqlite_settings)
+    for batch in (range(5), range(5, 10)):
+        a.write([event(i, minutes=10 + i) for i in batch])
+        a.flush()
+    b.write([event(100, minutes=30)])
+    b.flush()
+    events = load_tables(open_catalog(sqlite_settings), sqlite_settings.table).events
+    assert compact(events).groups_committed == 1
+    expired = expire_snapshots(events, retention=timedelta(0), retain_last=1)
+    assert expired.snapshots_expired >= 3
+    a.write([event(100, minutes=30), event(200, minutes=40)])
+    result = a.flush()
+    assert (result.duplicates_dropped, result.records_written) == (1, 1)
+    ids = _ids(events)
+    assert len(ids) == len(set(ids)) == 12
+
+
+def test_a_compaction_that_removed_duplicates_keeps_the_cache(sqlite_settings: Settings) -> None:
+    """An ``overwrite`` by compaction (it dropped a duplicate) keeps every id: the
+    writer's cache stays current, no rescan."""
+    from maintenance import compact
+
+    writer = EventWriter(sqlite_settings)
+    writer.write([event(i, minutes=10 + i) for i in range(5)])
+    writer.flush()
+    events = load_tables(open_catalog(sqlite_settings), sqlite_settings.table).events
+    copy = events.scan(row_filter="event_id == 'e000002'").to_arrow()
+    events.append(copy)  # a duplicate committed by someone else
+    writer.write([event(10 + i, minutes=20 + i) for i in range(5)])
+    writer.flush()  # the foreign append empties the cache: one rescan here
+    scans = writer._committed.scans
+    result = compact(events)
+    assert result.duplicates_removed == 1 and result.overwrite_commits == 1
+    writer.write([event(3, minutes=13), event(30, minutes=33)])
+    again = writer.flush()
+    assert writer._committed.scans == scans, "compaction keeps every id: no rescan"
+    assert (again.duplicates_dropped, again.records_written) == (1, 1)
+    ids = _ids(events)
+    assert len(ids) == len(set(ids)) == 11
