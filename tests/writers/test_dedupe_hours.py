@@ -117,3 +117,19 @@ def test_a_compaction_that_removed_duplicates_keeps_the_cache(sqlite_settings: S
     assert (again.duplicates_dropped, again.records_written) == (1, 1)
     ids = _ids(events)
     assert len(ids) == len(set(ids)) == 11
+
+
+def test_each_hour_is_scanned_once_and_counted(sqlite_settings: Settings) -> None:
+    writer = EventWriter(sqlite_settings)
+    writer.write([event(i, minutes=30 + 60 * (i % 2)) for i in range(6)])  # hours 0 and 1
+    writer.flush()
+    assert writer._committed.scans == 0  # an empty table: nothing to scan
+    writer.write([event(10 + i, minutes=40 + 60 * (i % 2)) for i in range(6)])
+    writer.flush()
+    assert writer._committed.scans == 2  # hours 0 and 1, once each
+    writer.write([event(20 + i, minutes=50 + 60 * (i % 2)) for i in range(6)])
+    writer.flush()
+    assert writer._committed.scans == 2  # both hours known: no scan
+    writer.write([event(30, minutes=45), event(31, minutes=150)])  # hour 0 and new hour 2
+    writer.flush()
+    assert writer._committed.scans == 3
