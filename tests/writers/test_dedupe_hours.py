@@ -133,3 +133,45 @@ def test_each_hour_is_scanned_once_and_counted(sqlite_settings: Settings) -> Non
     writer.write([event(30, minutes=45), event(31, minutes=150)])  # hour 0 and new hour 2
     writer.flush()
     assert writer._committed.scans == 3
+
+
+def test_distinct_hours_of_sorted_and_unsorted_input() -> None:
+    import numpy as np
+
+    from writers.dedupe import distinct_hours
+
+    cases = {
+        (): [],
+        (5,): [5],
+        (1, 1, 2, 2, 2, 7): [1, 2, 7],
+        (2, 1): [1, 2],
+        (0, 2, 1, 2): [0, 1, 2],
+        (3, 3, 1): [1, 3],
+    }
+    for given, wanted in cases.items():
+        assert distinct_hours(np.array(given, dtype=np.int64)).tolist() == wanted, given
+
+
+def test_the_cache_keeps_at_most_max_ids_dropping_the_least_recent_hour(
+    sqlite_settings: Settings,
+) -> None:
+    from lakehouse.hours import hour_of
+    from writers.dedupe import CommittedIds
+
+    with EventWriter(sqlite_settings) as writer:  # 10 events in each of hours 0..3
+        writer.write([event(h * 10 + i, minutes=60 * h + i) for h in range(4) for i in range(10)])
+    events = load_tables(open_catalog(sqlite_settings), sqlite_settings.table).events
+    h = [hour_of(BASE) + k for k in range(4)]
+    cache = CommittedIds(max_ids=20)
+    steps = [
+        ([h[0]], [h[0]], 10),
+        ([h[1]], [h[0], h[1]], 20),  # exactly at the bound: both kept
+        ([h[2]], [h[1], h[2]], 20),  # over it: the least recent (hour 0) goes
+        ([h[3], h[1]], [h[3], h[1]], 20),  # hours of this lookup stay; hour 2 goes
+    ]
+    for asked, kept, size in steps:
+        got = cache.lookup(events, asked).to_pylist()
+        assert sorted(got) == sorted(
+            f"e{k * 10 + i:06d}" for k in range(4) if h[k] in asked for i in range(10)
+        )
+        assert list(cache._hours) == kept and cache._size == size, (asked, list(cache._hours))
