@@ -23,6 +23,7 @@ from datetime import datetime
 from pyiceberg.exceptions import ValidationException
 from pyiceberg.table import Table
 
+from lakehouse import faults
 from lakehouse import summary as summary_names
 from lakehouse.errors import CommitError, LakehouseError
 from lakehouse.schema import SUMMARY_KIND
@@ -214,6 +215,7 @@ def _commit_batch(
         _delete_outputs(table, [item.output for item in batch if item.output is not None])
         outcome.failures += [_failure(item.group, exc) for item in batch]
         return
+    faults.point("compact.files-written")
     table.refresh()
     head = table.metadata.current_snapshot_id
     keep: list[tuple[RewriteGroup, RewrittenGroup]] = []
@@ -279,6 +281,7 @@ def _commit_batch(
     else:
         outcome.overwrite_commits += 1
     outcome.committed += [_Committed(g, o) for g, o in keep]
+    faults.point("compact.group-committed")
     log.info(
         "committed %s groups (%s hours): %s files -> %s files, %s duplicates removed",
         len(groups),

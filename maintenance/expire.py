@@ -25,6 +25,7 @@ from pyiceberg.table.snapshots import Snapshot, ancestors_of
 from pyiceberg.utils.datetime import datetime_to_millis
 
 from catalog.commit import commit_with_retries
+from lakehouse import faults
 from lakehouse.errors import UsageError
 from maintenance.paths import DeleteFn, canonical, delete_all, io_delete, list_files
 from maintenance.results import ExpiryResult
@@ -134,10 +135,12 @@ def expire_snapshots(
         failures = 0
     else:
         counts, failures = [], 0
+        faults.point("expire.committed")
         for locations in groups:  # data first: a crash never leaves a manifest without its files
             done, failed = delete_all(locations, delete)
             counts.append(done)
             failures += failed
+            faults.point("expire.group-deleted")
     log.info(
         "expired %s snapshots; deleted %s files (%s failures)", len(gone), sum(counts), failures
     )

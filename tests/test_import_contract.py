@@ -184,6 +184,17 @@ def circles(graph: dict[str, dict[str, int]]) -> list[list[str]]:
     return found
 
 
+def test_fault_points_stand_on_the_ground() -> None:
+    """``lakehouse.faults`` is called from writers/ and maintenance/: it must stay on the
+    ground floor and import nothing of the project."""
+    graph = import_graph()
+    assert floor_of("lakehouse.faults") == GROUND
+    assert graph["lakehouse.faults"] == {}
+    assert any(
+        "lakehouse.faults" in targets for s, targets in graph.items() if s.startswith("writers")
+    )
+
+
 def test_the_graph_is_read_from_the_real_tree() -> None:
     graph = import_graph()
 

@@ -19,8 +19,8 @@ from pyiceberg.table.snapshots import Snapshot
 from catalog.batch_key import require_no_batch_key
 from catalog.commit import commit_with_retries
 from catalog.transaction import begin
+from lakehouse import faults, summary
 from lakehouse import schema as spec
-from lakehouse import summary
 from lakehouse.hours import hour_label
 from lakehouse.retry import retry_storage
 from lakehouse.storage import storage_error
@@ -207,6 +207,7 @@ def _commit_events_once(
                 with update.merge_append() if merge else update.fast_append() as producer:
                     for data_file in files:
                         producer.append_data_file(data_file)
+            faults.point("write.files-written")
     except (ValidationException, CommitFailedException):
         # surely not committed (see `rebased`): the files are ours to drop
         _delete_quietly(table, written)

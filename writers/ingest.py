@@ -19,6 +19,7 @@ from datetime import timedelta
 
 import pyarrow as pa
 
+from lakehouse import faults
 from lakehouse.settings import Settings
 from writers.ledger import Ledger, batch_key
 from writers.parse import Parsed, join_files, parse_arrow, parse_ndjson
@@ -142,6 +143,7 @@ def ingest_source(
             for k in kept:
                 if read_info[k].reread:
                     warnings.append(f"{batch.positions[k].id} read again: {read_info[k].reread}")
+            faults.point("ingest.before-ledger")
             ledger.record(  # (c) positions, at the size read (a file that waits: its part)
                 [Position(read[n].id, consumed.get(k, read[n].size)) for n, k in enumerate(kept)],
                 [counts[k] for k in kept],

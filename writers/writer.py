@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pyiceberg.catalog import Catalog
 
+from lakehouse import faults
 from lakehouse.hours import hour_label
 from lakehouse.schema import TIMESTAMP_ARROW, reason_kind
 from lakehouse.settings import Settings
@@ -221,6 +222,7 @@ class EventWriter:
         )
         if not already:
             self._committed.record(events, fresh, snapshot_ids)
+        faults.point("write.events-committed")
         to_store = _not_yet_rejected(self.tables.rejected, rejects)  # counted either way
         if to_store:
             commit.append_with_key(
@@ -229,6 +231,7 @@ class EventWriter:
                 key=key,
                 kind=KIND_REJECTS,
             )
+            faults.point("write.rejects-committed")
         result = WriteResult(
             records_read=buf.records,
             records_written=fresh.num_rows,

@@ -184,17 +184,43 @@ def _hour(h: int) -> datetime:
     return datetime(2024, 5, 1, h, tzinfo=UTC)
 
 
-def test_replace_commit_keeps_a_concurrent_append_into_the_same_hour(sqlite_events: Table) -> None:
+def test_replace_commit_keeps_a_concurrent_append_into_the_same_hour(
+    sqlite_events: Table, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A late append by another handle lands between the rewrite's build and its catalog
+    swap (a real race: the rewrite's first swap is refused), and is kept. Judged by a
+    freshly loaded handle and by the racing writer's own snapshot id."""
     table = sqlite_events
     rng = random.Random(1)
     for b in range(3):
         append(table, sort_rows(make_rows(rng, 10, _hour(0), f"b{b}")))
     late = sort_rows(make_rows(rng, 4, _hour(0), "late"))
-    result = compact(table, before_commit=lambda group: append(table, late, late=True))
+    catalog = table.catalog
+    original = catalog.commit_table
+    swaps: list[str] = []
+    racer: list[int] = []
+
+    def commit_table(tbl: Table, requirements: tuple, updates: tuple):  # type: ignore[no-untyped-def]
+        swaps.append("racer" if racer == [0] else "compaction")
+        if not racer:  # the compaction's first swap: another writer gets there first
+            racer.append(0)
+            other = catalog.load_table(table.name())
+            append(other, late, late=True)
+            racer[0] = other.current_snapshot().snapshot_id
+        return original(tbl, requirements, updates)
+
+    monkeypatch.setattr(catalog, "commit_table", commit_table)
+    result = compact(table)
+    monkeypatch.undo()
     assert result.groups_committed == 1 and result.replace_commits == 1
-    table.refresh()
-    assert table.current_snapshot().summary.operation == Operation.REPLACE
-    assert table.scan().to_arrow().num_rows == 34
+    assert swaps.count("compaction") >= 2, swaps  # the first swap lost the race
+    fresh = catalog.load_table(table.name())
+    head = fresh.current_snapshot()
+    assert head.summary.operation == Operation.REPLACE
+    assert head.parent_snapshot_id == racer[0]  # rebuilt on top of the racing append
+    ids = fresh.scan().to_arrow().column("event_id").to_pylist()
+    assert len(ids) == 34 == len(set(ids))
+    assert {r["event_id"] for r in late} <= set(ids)
 
 
 def test_replace_commit_fails_validation_on_a_concurrent_delete(sqlite_events: Table) -> None:

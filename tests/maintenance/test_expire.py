@@ -10,22 +10,18 @@ import pytest
 from pyiceberg.table import Table
 
 from maintenance import compact, expire_snapshots, snapshots_to_expire
-from maintenance.expire import ReachCache
-from maintenance.paths import canonical
 from tests.maintenance.builders import Fed, multiset, table_rows
+from tests.support.reachable import files_under, local, reachable
 
 
 def files_on_disk(table: Table) -> set[str]:
-    return {str(p) for p in Path(canonical(table.location())).rglob("*") if p.is_file()}
+    return {str(p) for p in Path(local(table.location())).rglob("*") if p.is_file()}
 
 
 def referenced(table: Table) -> set[str]:
-    """Every file the table's metadata references, by an independent walk."""
-    reach = ReachCache(table.io).reach(list(table.metadata.snapshots))
-    refs = {*reach.manifest_lists, *reach.manifests, *reach.live_files}
-    refs.add(canonical(table.metadata_location))
-    refs.update(canonical(e.metadata_file) for e in table.metadata.metadata_log)
-    return refs
+    """Every file the table's metadata references, by an independent walk
+    (tests/support/reachable.py: metadata JSON and Avro read directly, no project code)."""
+    return reachable(table.metadata_location).all
 
 
 def test_expiry_deletes_exactly_the_unreferenced_files(fed: tuple[Table, Fed]) -> None:
@@ -33,7 +29,9 @@ def test_expiry_deletes_exactly_the_unreferenced_files(fed: tuple[Table, Fed]) -
     compact(table)
     table.refresh()
     before_disk = files_on_disk(table)
-    before_refs = referenced(table)
+    oracle_before = reachable(table.metadata_location)
+    before_refs = oracle_before.all
+    before_location = local(table.metadata_location)
     assert before_refs <= before_disk
     snapshots = table.metadata.snapshots
     keep = 3
@@ -56,6 +54,12 @@ def test_expiry_deletes_exactly_the_unreferenced_files(fed: tuple[Table, Fed]) -
         p for p in before_refs - after_refs if not p.endswith(".metadata.json")
     }
     assert after_refs <= after_disk  # nothing still referenced was deleted
+    # Every kind went: expired manifest lists, manifests and data files alike.
+    oracle_after = reachable(table.metadata_location)
+    for kind in ("manifest_lists", "manifests", "data_files"):
+        gone = getattr(oracle_before, kind) - getattr(oracle_after, kind)
+        assert gone and gone <= deleted, kind
+    assert not files_under(table.location()) & (before_refs - after_refs - {before_location})
     assert result.files_deleted == len(deleted)
     assert result.data_files_deleted == sum(1 for p in deleted if p.endswith(".parquet"))
     # Time travel to every retained snapshot still reads, with the same rows.

@@ -13,6 +13,7 @@ from maintenance import compact, remove_orphan_files
 from maintenance.paths import canonical
 from tests.maintenance.builders import Fed, multiset, table_rows
 from tests.maintenance.test_expire import files_on_disk, referenced
+from tests.support.reachable import local, missing_files, unreachable_files
 
 
 def _plant(table: Table, name: str, age: timedelta) -> Path:
@@ -63,3 +64,23 @@ def test_files_left_by_a_failed_commit_are_found(sqlite_fed: tuple[Table, Fed]) 
     assert result.groups_failed == 3
     later = datetime.now(UTC) + timedelta(days=4)
     assert remove_orphan_files(table, now=later, dry_run=True).orphans_found == 0
+
+
+def test_orphans_found_equal_the_independent_oracle(sqlite_fed: tuple[Table, Fed]) -> None:
+    """What orphan removal would delete is exactly what the metadata, read without
+    project code (tests/support/reachable.py), does not reach."""
+    table, _ = sqlite_fed
+    compact(table)
+    table.refresh()
+    planted = {
+        str(_plant(table, "lost-a.parquet", timedelta(days=5))),
+        str(_plant(table, "lost-b.avro", timedelta(days=5))),
+    }
+    _plant(table, "notes.txt", timedelta(days=5))  # not an Iceberg file
+    table.refresh()
+    oracle = unreachable_files(table.metadata_location, table.location())
+    assert oracle == planted
+    later = datetime.now(UTC) + timedelta(days=4)
+    dry = remove_orphan_files(table, now=later, dry_run=True)
+    assert {local(p) for p in dry.orphan_paths} == oracle
+    assert not missing_files(table.metadata_location)

@@ -22,16 +22,22 @@ from pathlib import Path
 import pyarrow as pa
 
 from tests.reliability.harness import (
+    BEFORE_ANY_WRITE,
     Figures,
     Proc,
     Target,
     check_files_sorted,
     check_retained_snapshots,
+    files_under,
     id_counts,
+    kill_phase,
     lakehouse,
+    missing_files,
     read_snapshot,
     run_lakehouse,
+    table_state,
     unreferenced_files,
+    wait_for_writes,
 )
 from tests.reliability.landing import Zone, add_wave
 
@@ -158,6 +164,12 @@ def verify_final(target: Target, zone: Zone, figures: Figures, label: str) -> No
         )
     check_retained_snapshots(events, figures, allowed_ids=set(zone.events))
     check_files_sorted(events, head, set(), figures)
+    gone = missing_files(events)
+    if gone:
+        figures.violation(
+            "unreadable_snapshots",
+            f"{label}: {len(gone)} referenced files missing, e.g. {gone[:2]}",
+        )
     left = unreferenced_files(events)
     if left:
         figures.violation(
@@ -189,12 +201,14 @@ def crash_run(
     add_wave(zone, files=files_per_wave, per_file=per_file)
     n_steps = rng.randint(*steps)
     durations: list[float] = []
+    phases: list[str] = []
     for step in range(n_steps):
         if zone.waves < waves and step > 0 and rng.random() < 0.5:
             add_wave(zone, files=files_per_wave, per_file=per_file)
         action = rng.choice(("ingest", "ingest", "maintain", "both"))
         procs: list[tuple[Proc, float]] = []
-        started = time.monotonic()
+        before = table_state(target.tables())
+        baseline = files_under(target.home)
         estimate = max(durations) if durations else max_delay
         if action in ("ingest", "both"):
             procs.append(
@@ -208,12 +222,24 @@ def crash_run(
             procs.append(
                 (lakehouse(args, target, logs, f"s{step}-maintain"), rng.uniform(0.5, estimate))
             )
+        # Kill moments count from the first write (imports take seconds on a busy machine).
+        wait_for_writes(target.home, baseline, [p for p, _ in procs], timeout=120)
+        started = time.monotonic()
+        killed = False
         for proc, delay in sorted(procs, key=lambda p: p[1]):
             if _killed_at(proc, delay, started):
                 figures.kills += 1
+                killed = True
             else:
                 durations.append(time.monotonic() - started)
                 _expect_exit(proc, {0, 1}, f"seed {seed} step {step} ({action})", figures)
+        if killed:
+            phase = kill_phase(before, table_state(target.tables()))
+            phases.append(f"{action}: {phase}")
+            if phase == BEFORE_ANY_WRITE:
+                figures.kills_before_any_write += 1
+            else:
+                figures.kills_in_commit_window += 1
         check_between_steps(target, zone, figures)
     while zone.waves < waves:
         add_wave(zone, files=files_per_wave, per_file=per_file)
@@ -234,6 +260,7 @@ def crash_run(
             )
     verify_final(target, zone, figures, f"seed {seed} ({target.kind})")
     figures.events += len(zone.events)
+    figures.note(f"seed {seed}: kills landed: {'; '.join(phases) or 'none'}")
     return figures
 
 
@@ -253,8 +280,14 @@ def crash_campaign(
         figures = crash_run(seed, workdir, make_target, **options)  # type: ignore[arg-type]
         total.merge(figures)
         print(
-            f"[crash] seed {seed}: kills={figures.kills} events={figures.events} "
+            f"[crash] seed {seed}: kills={figures.kills} "
+            f"(in a commit window {figures.kills_in_commit_window}) events={figures.events} "
             f"{'ok' if figures.ok else 'FAILED: ' + '; '.join(figures.violations[:3])}",
             flush=True,
+        )
+    if total.kills and not total.kills_in_commit_window:
+        total.violation(
+            "invariant_breaks",
+            f"none of {total.kills} kills hit a commit window: the run proved nothing about crashes",
         )
     return total

@@ -7,8 +7,10 @@
 * Restarts: writers, ``lakehouse maintain serve`` and ``lakehouse ingest`` run while the
   PostgreSQL server is stopped (``fast`` or ``immediate``) and started again at random
   moments. Each failure must be a clear error (journaled with its type; the CLI exits
-  with a message, no traceback); after the last restart everything acknowledged is in
-  the table once, and the landing zone is ingested exactly once.
+  with a documented code and a message): a traceback, an exit code outside 0/1/2/70/75
+  or a ``serve`` that does not exit 0 on SIGTERM fails the run; after the last restart
+  everything acknowledged is in the table once, and the landing zone is ingested
+  exactly once.
 """
 
 from __future__ import annotations
@@ -22,7 +24,16 @@ from pathlib import Path
 from typing import Any
 
 from tests.reliability.crash import verify_final
-from tests.reliability.harness import Figures, Proc, Target, lakehouse, run_lakehouse, spawn
+from tests.reliability.harness import (
+    Figures,
+    Proc,
+    Target,
+    judge_cli_exit,
+    judge_server_exit,
+    lakehouse,
+    run_lakehouse,
+    spawn,
+)
 from tests.reliability.landing import Zone, add_wave
 from tests.reliability.soak import Journals, verify_exact
 
@@ -163,14 +174,9 @@ def catalog_restarts(
                 f"restart-ingest-{attempt}",
             )
             codes.append(proc.popen.returncode)
-            if "Traceback" in proc.stderr:
-                figures.note(
-                    f"ingest during restarts printed a traceback: {proc.stderr.strip().splitlines()[-1][:200]}"
-                )
-            elif proc.popen.returncode not in (0, 1):
-                figures.note(
-                    f"ingest during restarts: exit {proc.popen.returncode}: {proc.stderr.strip()[-200:]}"
-                )
+            judge_cli_exit(
+                proc.popen.returncode, proc.stderr, f"ingest {attempt} during restarts", figures
+            )
             attempt += 1
         for w, writer in enumerate(procs):
             if writer.wait(timeout=900) != 0:
@@ -189,10 +195,9 @@ def catalog_restarts(
         except Exception:
             serve.kill()
     figures.minutes_soaked += (time.monotonic() - began) / 60
-    if serve.popen.returncode != 0 or "Traceback" in serve.stderr:
-        figures.note(
-            f"maintain serve during restarts exited {serve.popen.returncode}: {serve.stderr.strip()[-300:]}"
-        )
+    judge_server_exit(
+        serve.popen.returncode, serve.stderr, "maintain serve during restarts", figures
+    )
     figures.note(f"restarts: ingest exit codes {sorted(set(codes))} over {len(codes)} runs")
     journals = Journals(paths, datetime.now(UTC))
     journals.read()

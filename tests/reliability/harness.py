@@ -52,6 +52,8 @@ class Figures:
     catalog_restarts: int = 0
     commit_errors_retried: int = 0
     hostile_cases: int = 0
+    kills_in_commit_window: int = 0
+    kills_before_any_write: int = 0
     losses: int = 0
     duplicates: int = 0
     unreadable_snapshots: int = 0
@@ -342,14 +344,129 @@ def check_retained_snapshots(
 
 
 def unreferenced_files(table: Table) -> list[str]:
-    """Iceberg files under the table location that no metadata references."""
-    from maintenance.orphans import ICEBERG_SUFFIXES, referenced_files
-    from maintenance.paths import list_files
+    """Iceberg files under the table location that no metadata references, by the
+    independent oracle (tests/support/reachable.py: metadata JSON and Avro read directly,
+    none of the code that picks files to delete)."""
+    from tests.support.reachable import unreachable_files
 
     table.refresh()
-    refs = referenced_files(table)
-    return sorted(
-        f.location
-        for f in list_files(table.location())
-        if f.key.endswith(ICEBERG_SUFFIXES) and f.key not in refs
+    return sorted(unreachable_files(table.metadata_location, table.location()))
+
+
+def missing_files(table: Table) -> list[str]:
+    """Files the table's metadata references that are gone (by the same oracle)."""
+    from tests.support.reachable import missing_files as missing
+
+    table.refresh()
+    return sorted(missing(table.metadata_location))
+
+
+# --- where a kill landed -----------------------------------------------------------------
+
+BEFORE_ANY_WRITE = "before any write"
+FILES_UNCOMMITTED = "files written or deleted, the commit or cleanup cut short"
+NOT_LOGGED = "events committed, their files not yet in the ingest log"
+BETWEEN_COMMITS = "between commits"
+COMMIT_WINDOWS = (FILES_UNCOMMITTED, NOT_LOGGED, BETWEEN_COMMITS)
+
+
+@dataclass(frozen=True)
+class TableState:
+    """What a kill can leave behind, read from the tables (files by the oracle)."""
+
+    snapshots: frozenset[int]
+    orphans: frozenset[str]
+    unlogged_keys: frozenset[str]  # batch keys in the events table, not in the ingest log
+
+
+def table_state(tables: Any) -> TableState:
+    from lakehouse.schema import SUMMARY_BATCH_KEY
+    from tests.support.reachable import unreachable_files
+
+    events, ingested = tables.events, tables.ingested
+    events.refresh()
+    ingested.refresh()
+    keys = {
+        s.summary.additional_properties.get(SUMMARY_BATCH_KEY)
+        for s in events.metadata.snapshots
+        if s.summary is not None
+    }
+    keys.discard(None)
+    logged = (
+        set(
+            ingested.scan(selected_fields=("batch_key",)).to_arrow().column("batch_key").to_pylist()
+        )
+        if ingested.current_snapshot() is not None
+        else set()
     )
+    # keys of batches written by a writer, not by ingest, are never logged: only keys that
+    # an ingest run formed from positions (writers.ledger.batch_key: "f-...") are looked for
+    unlogged = frozenset(k for k in keys - logged if k is not None and k.startswith("f-"))
+    return TableState(
+        snapshots=frozenset(s.snapshot_id for s in events.metadata.snapshots),
+        orphans=frozenset(unreachable_files(events.metadata_location, events.location())),
+        unlogged_keys=unlogged,
+    )
+
+
+def kill_phase(before: TableState, after: TableState) -> str:
+    """Where a kill landed, judged by what it left: files no metadata reaches (a write
+    or a delete cut short), events committed whose batch the ingest log lacks, commits
+    made before it (so it cut a sequence of commits), or nothing at all."""
+    if after.orphans - before.orphans:
+        return FILES_UNCOMMITTED
+    if after.unlogged_keys - before.unlogged_keys:
+        return NOT_LOGGED
+    if after.snapshots - before.snapshots:
+        return BETWEEN_COMMITS
+    return BEFORE_ANY_WRITE
+
+
+def files_under(root: Path) -> int:
+    """How many files are under ``root`` (a cheap sign that a process started writing)."""
+    return sum(len(names) for _, _, names in os.walk(root))
+
+
+def wait_for_writes(root: Path, baseline: int, procs: list[Any], timeout: float) -> None:
+    """Wait until the number of files under ``root`` moves from ``baseline`` (a process
+    started writing), every process exited, or ``timeout`` passed."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if files_under(root) != baseline or all(p.popen.poll() is not None for p in procs):
+            return
+        time.sleep(0.05)
+
+
+# --- judging a process's end -----------------------------------------------------------------
+
+DOCUMENTED_EXIT_CODES = {0: "ok", 1: "rejects", 2: "usage", 70: "internal", 75: "transient"}
+"""The CLI's exit codes (lakehouse/cli/group.py). Anything else (a signal: -9, -11; 120;
+an unhandled exception's 1 with a traceback) is a crash."""
+
+
+def judge_cli_exit(code: int | None, stderr: str, what: str, figures: Figures) -> None:
+    """A CLI run that may fail cleanly (a catalog down, say) but must never crash: a
+    traceback or an exit code outside the documented ones is a violation; a documented
+    failure (2, 70, 75) is a note."""
+    if "Traceback" in stderr:
+        last = stderr.strip().splitlines()[-1][:200] if stderr.strip() else ""
+        figures.violation("invariant_breaks", f"{what} printed a traceback: {last}")
+    elif code not in DOCUMENTED_EXIT_CODES:
+        figures.violation(
+            "invariant_breaks",
+            f"{what} exited {code}, outside the documented {sorted(DOCUMENTED_EXIT_CODES)}: "
+            f"{stderr.strip()[-200:]}",
+        )
+    elif code not in (0, 1):
+        figures.note(
+            f"{what}: exit {code} ({DOCUMENTED_EXIT_CODES[code]}): {stderr.strip()[-200:]}"
+        )
+
+
+def judge_server_exit(code: int | None, stderr: str, what: str, figures: Figures) -> None:
+    """A long-running server (``maintain serve``) stopped with SIGTERM must exit 0 with no
+    traceback: anything else means it crashed (or would not stop)."""
+    if code != 0 or "Traceback" in stderr:
+        figures.violation("invariant_breaks", f"{what} exited {code}: {stderr.strip()[-300:]}")

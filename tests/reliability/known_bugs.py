@@ -45,7 +45,18 @@ def _in_process(code: str, workdir: Path) -> str:
         [PYTHON, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=600,
         env=Target(home).process_env(),
     )  # fmt: skip
-    return (out.stdout + out.stderr).strip()
+    return f"{(out.stdout + out.stderr).strip()}\nEXIT {out.returncode}"
+
+
+def _crashed(out: str, *needed: str) -> str | None:
+    """A probe whose process did not print every line it must print (or exited non-zero)
+    proved nothing: that is a failure too, never a pass."""
+    lines = out.splitlines()
+    missing = [n for n in needed if not any(ln.startswith(n) for ln in lines)]
+    if missing or lines[-1] != "EXIT 0":
+        tail = " | ".join(lines[-4:])[:300]
+        return f"the probe's process did not finish (missing {missing}): {tail}"
+    return None
 
 
 def properties_text_not_validated(workdir: Path) -> str | None:
@@ -57,7 +68,9 @@ def properties_text_not_validated(workdir: Path) -> str | None:
         "print('STORED', w.totals.records_written)\n",
         workdir,
     )
-    return "properties 'not json' was committed" if "STORED 1" in out else None
+    if "STORED 1" in out:
+        return "properties 'not json' was committed"
+    return _crashed(out, "STORED 0")
 
 
 def bytes_value_panics(workdir: Path) -> str | None:
@@ -80,7 +93,7 @@ def bytes_value_panics(workdir: Path) -> str | None:
         for ln in out.splitlines()
         if ln.startswith(("WRITE ", "FLUSH ")) and not ln.endswith(" OK")
     ]
-    return "; ".join(found) or None
+    return "; ".join(found) or _crashed(out, "WRITE ", "FLUSH ")
 
 
 def trailing_newline_names(workdir: Path) -> str | None:
@@ -114,11 +127,9 @@ def concurrent_column_breaks_commit(workdir: Path) -> str | None:
         "except Exception as exc:\n    print('FAILED', type(exc).__name__)\n",
         workdir,
     )
-    return (
-        None
-        if "FLUSHED" in out
-        else f"second writer's flush: {out.splitlines()[-1] if out else 'no output'}"
-    )
+    if "FAILED" in out:
+        return f"second writer's flush: {next(ln for ln in out.splitlines() if 'FAILED' in ln)}"
+    return _crashed(out, "FLUSHED")
 
 
 def home_with_uri_characters(workdir: Path) -> str | None:

@@ -44,6 +44,7 @@ from tests.reliability.harness import (
     check_retained_snapshots,
     data_files,
     id_counts,
+    judge_server_exit,
     lakehouse,
     read_snapshot,
     spawn,
@@ -308,8 +309,9 @@ def final_check(target: Target, journals: Journals, figures: Figures) -> None:
     events = tables.events
     left = unreferenced_files(events)
     if left:
-        figures.note(
-            f"soak: {len(left)} unreferenced files after the final 0s-window run, e.g. {left[:1]}"
+        figures.violation(
+            "invariant_breaks",
+            f"soak: {len(left)} unreferenced files after the final 0s-window run, e.g. {left[:1]}",
         )
     figures.events += len(journals.acknowledged)
 
@@ -367,11 +369,7 @@ def soak(
             figures.violation(
                 "invariant_breaks", f"writer {w} exited {p.popen.returncode}: {p.stderr[-500:]}"
             )
-    if serve.popen.returncode != 0 or "Traceback" in serve.stderr:
-        figures.violation(
-            "invariant_breaks",
-            f"maintain serve exited {serve.popen.returncode}: {serve.stderr[-500:]}",
-        )
+    judge_server_exit(serve.popen.returncode, serve.stderr, "maintain serve", figures)
     runs = [json.loads(line) for line in serve.stdout.splitlines() if line.startswith("{")]
     figures.note(
         f"soak: {len(runs)} maintenance runs, {sum((r.get('compaction') or {}).get('groups_committed', 0) for r in runs)} groups compacted, "

@@ -22,6 +22,7 @@ def test_sigkilled_ingest_and_maintenance_lose_and_double_nothing_sqlite(
     SUMMARIES.append(figures.summary("crash (sqlite)"))
     assert figures.ok, figures.violations
     assert figures.kills >= 1 and figures.events > 500
+    assert figures.kills_in_commit_window >= 1, figures.notes
 
 
 @pytest.mark.postgres
@@ -38,4 +39,4 @@ def test_sigkilled_ingest_and_maintenance_lose_and_double_nothing_postgres(
     )
     SUMMARIES.append(figures.summary("crash (postgres)"))
     assert figures.ok, figures.violations
-    assert figures.kills >= 1
+    assert figures.kills_in_commit_window >= 1, figures.notes

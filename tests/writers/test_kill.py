@@ -1,5 +1,11 @@
-"""A subprocess ingest killed with SIGKILL at several points, then re-run, leaves every
-event exactly once, every reject once, and every retained snapshot readable."""
+"""A subprocess ingest killed with SIGKILL at random moments, then re-run, leaves every
+event exactly once, every reject once, and every retained snapshot readable.
+
+Random kills complement the named fault points (test_fault_points.py): each kill is
+timed from the moment the run starts writing (not from its start: imports can take
+seconds on a busy machine), and where it landed is judged from what it left behind
+(tests/reliability/harness.py ``kill_phase``). The test reports the phases and fails
+when no kill hit a commit window."""
 
 from __future__ import annotations
 
@@ -17,6 +23,14 @@ import pytest
 from catalog import open_catalog
 from lakehouse.settings import Settings
 from lakehouse.tables import load_tables
+from tests.reliability.harness import (
+    BEFORE_ANY_WRITE,
+    COMMIT_WINDOWS,
+    TableState,
+    files_under,
+    kill_phase,
+    table_state,
+)
 from tests.writers.events import event, rows
 
 pytestmark = pytest.mark.slow
@@ -60,18 +74,36 @@ def test_sigkill_at_several_points_then_rerun_is_exactly_once(home: Path, tmp_pa
     expected, bad_lines = make_zone(zone)
     env = {**os.environ, "LAKEHOUSE_HOME": str(home)}
     rng = random.Random(20241126)
-    kills = 0
+    settings = Settings.from_env(home=str(home))
+    phases: list[str] = []
+
+    def state() -> TableState | None:
+        try:
+            return table_state(load_tables(open_catalog(settings), settings.table))
+        except Exception:  # the tables do not exist yet (the first run creates them)
+            return None
+
     for _ in range(6):
+        before = state()
+        baseline = files_under(home)
         proc = run_ingest(zone, env)
-        time.sleep(rng.uniform(1.0, 4.0))
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and files_under(home) == baseline and time.monotonic() < deadline:
+            time.sleep(0.05)  # until the run writes something (imports and listing done)
+        time.sleep(rng.uniform(0.0, 2.0))
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
-            kills += 1
+            proc.wait()
+            after = state()
+            phases.append(kill_phase(before, after) if before and after else BEFORE_ANY_WRITE)
         proc.wait()
+    kills = len(phases)
+    print("kills landed: " + "; ".join(f"{p}: {phases.count(p)}" for p in sorted(set(phases))))
     final = run_ingest(zone, env)
     _, err = final.communicate(timeout=300)
     assert final.returncode == 1, err.decode()  # 1: the bad lines were rejected (and kept)
     assert kills >= 3, "the ingest finished too early to be killed; make the zone bigger"
+    assert any(p in COMMIT_WINDOWS for p in phases), f"no kill hit a commit window: {phases}"
 
     settings = Settings.from_env(home=str(home))
     tables = load_tables(open_catalog(settings), settings.table)

@@ -1,0 +1,150 @@
+"""Mutation testing of the modules that decide what lands where (``./dev mutation``).
+
+    ./dev mutation                      # every module below, one after the other
+    ./dev mutation writers/dedupe.py    # one module (several may be given)
+    ./dev mutation --list               # the modules and the tests that judge each
+
+Each module is mutated by mutmut 3 (pinned in the ``dev`` extra) in a scratch copy of
+the tree (``.mutation/<module>/``, mutmut's own ``mutants/`` inside it), so the working
+tree is never edited; every mutant is judged by a small set of fast tests chosen for
+that module (no ``slow``, ``trino`` or ``postgres`` tests), only those of them that run
+the mutated function. The score is (killed + timeouts) / every mutant judged (a timeout
+is a mutant that made the tests hang); one line of JSON per module. A survivor is shown
+with ``mutmut show NAME`` run in the scratch copy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRATCH = ROOT / ".mutation"
+MARKERS = "not slow and not trino and not postgres"
+
+MODULES: dict[str, list[str]] = {
+    "lakehouse/hours.py": ["tests/test_hours.py", "tests/writers/test_lateness.py"],
+    "writers/dedupe.py": [
+        "tests/writers/test_dedupe.py",
+        "tests/writers/test_dedupe_hours.py",
+        "tests/writers/test_lateness.py",
+        "tests/test_hours.py",
+    ],
+    "writers/normalize.py": ["tests/writers/test_normalize.py"],
+    "writers/writer.py": ["tests/writers/test_writer.py", "tests/writers/test_buffer.py"],
+    "writers/commit.py": [
+        "tests/writers/test_commit_races.py",
+        "tests/writers/test_writer.py",
+        "tests/writers/test_storage_retries.py",
+    ],
+    "maintenance/plan.py": [
+        "tests/maintenance/test_compaction.py",
+        "tests/maintenance/test_hot_boundary.py",
+        "tests/maintenance/test_plan_snapshot.py",
+    ],
+    "maintenance/expire.py": ["tests/maintenance/test_expire.py"],
+    "maintenance/orphans.py": [
+        "tests/maintenance/test_orphans.py",
+        "tests/maintenance/test_orphan_window.py",
+    ],
+    "maintenance/replace.py": [
+        "tests/catalog/test_private_api.py",
+        "tests/maintenance/test_concurrency.py",
+    ],
+}
+
+
+def _copy_tree(dest: Path) -> None:
+    """The tracked and new (not ignored) files of the tree, copied to ``dest``."""
+    if dest.exists():
+        shutil.rmtree(dest)
+    listed = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard"],
+        cwd=ROOT, check=True, capture_output=True, text=True,
+    ).stdout.split("\n")  # fmt: skip
+    for name in filter(None, listed):
+        source = ROOT / name
+        if not source.is_file() or name.startswith(".mutation/"):
+            continue
+        target = dest / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, target)
+
+
+def _config(module: str, tests: list[str]) -> str:
+    """mutmut's configuration for one module (``setup.cfg`` of the scratch copy)."""
+    package = module.split("/")[0]
+    others = [p for p in ("lakehouse", "writers", "maintenance", "catalog") if p != package]
+    lines = ["[mutmut]", f"source_paths={package}", f"only_mutate={module}", "also_copy="]
+    lines += [f"    {p}" for p in [*others, "scripts"]]
+    lines += ["pytest_add_cli_args_test_selection="] + [f"    {t}" for t in tests]
+    lines += ["pytest_add_cli_args=", "    -m", f"    {MARKERS}", "    -p", "    no:randomly"]
+    # polars and pyarrow start thread pools: forking straight from a process that ran
+    # tests can deadlock a worker (reported as a timeout). A fork server that only
+    # collected the tests forks clean workers.
+    lines += ["process_isolation=forkserver", "forkserver_warmup=collect"]
+    return "\n".join(lines) + "\n"
+
+
+def run_module(module: str, python: str, children: int) -> dict[str, object]:
+    tests = [t for t in MODULES[module] if (ROOT / t).exists()]
+    work = SCRATCH / module.replace("/", "_").removesuffix(".py")
+    _copy_tree(work)
+    (work / "setup.cfg").write_text(_config(module, tests))
+    mutmut = str(Path(python).with_name("mutmut"))
+    env = {**os.environ, "POLARS_ICEBERG_PLANNER": "pyiceberg"}
+    env = {k: v for k, v in env.items() if not k.startswith(("LAKEHOUSE_", "PYICEBERG_"))}
+    print(f"[mutation] {module}: judged by {' '.join(tests)}", file=sys.stderr, flush=True)
+    subprocess.run(
+        [mutmut, "run", "--max-children", str(children)],
+        cwd=work, env=env, stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    subprocess.run([mutmut, "export-cicd-stats"], cwd=work, env=env, capture_output=True)
+    stats = json.loads((work / "mutants" / "mutmut-cicd-stats.json").read_text())
+    listed = subprocess.run(
+        [mutmut, "results"], cwd=work, env=env, capture_output=True, text=True
+    ).stdout
+    survivors = re.findall(r"^\s*(\S+): survived$", listed, re.M)
+    judged = stats["total"] - stats["skipped"] - stats["check_was_interrupted_by_user"]
+    # A timeout is a mutant that made the tests hang: caught, but reported apart.
+    caught = stats["killed"] + stats["timeout"] + stats["segfault"]
+    result = {
+        "module": module,
+        "mutants": judged,
+        **{k: stats[k] for k in ("killed", "timeout", "survived", "no_tests", "suspicious")},
+        "score": round(100 * caught / judged, 1) if judged else None,
+        "survivors": survivors,
+        "tests": tests,
+        "workdir": str(work),
+    }
+    print(json.dumps(result), flush=True)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="./dev mutation", description=__doc__.split("\n\n")[0])
+    parser.add_argument("modules", nargs="*", help="modules to mutate (default: all)")
+    parser.add_argument("--list", action="store_true", help="print the modules and their tests")
+    parser.add_argument(
+        "--children", type=int, default=1, help="mutants judged at once (default 1)"
+    )
+    args = parser.parse_args(argv)
+    if args.list:
+        for module, tests in MODULES.items():
+            print(f"{module}: {' '.join(tests)}")
+        return 0
+    unknown = [m for m in args.modules if m not in MODULES]
+    if unknown:
+        parser.error(f"unknown module(s) {', '.join(unknown)}; see --list")
+    results = [run_module(m, sys.executable, args.children) for m in args.modules or list(MODULES)]
+    return 0 if all(r["survived"] == 0 for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
