@@ -97,14 +97,6 @@ def batch_keys_committed_twice(home: Path) -> list[str]:
     return [str(k) for k, n in seen.items() if n > 1 and k[0]]
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="a race: two writers that commit the same batch at the same moment both get "
-    "through, in the events table or the rejects table (the batch key is checked before "
-    "the commit, and pyiceberg's own commit retry rebuilds the append on the new head "
-    "without checking it again). Not strict: "
-    "whether the two followers collide on one batch depends on timing.",
-)
 def test_without_the_lease_both_work_and_every_event_lands_once(home: Path, tmp_path: Path) -> None:
     first, second, expected, total, _ = run_two(home, tmp_path, "--no-lease")
     twice = batch_keys_committed_twice(home)
