@@ -132,9 +132,9 @@ def not_ndjson(data: bytes) -> str | None:
     head = data[:_SNIFF]
     if b"\x00" in head:
         return "not NDJSON: binary content (NUL bytes)"
-    if not head.strip():
-        return None
     text = head.lstrip(b"\xef\xbb\xbf")
+    if not text.strip():  # empty, or blank lines only (after a byte-order mark): no records
+        return None
     if not any(line.lstrip().startswith(b"{") for line in text.split(b"\n")):
         sample = text[:40].decode("utf-8", errors="backslashreplace")
         return f"not NDJSON: no line starts with '{{' (begins {sample!r})"

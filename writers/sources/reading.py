@@ -147,7 +147,8 @@ def fetch(
             data, damage = decode(raw, limits)
         except FileRejected as exc:
             return _rejected(str(exc))
-    why = not_ndjson(data)
+    # a damaged file (truncated gzip) is judged line by line: what survived is a part
+    why = not_ndjson(data) if damage is None else None
     if why:
         return _rejected(why)
     consumed = None
