@@ -5,6 +5,7 @@ use. Without explicit keys the standard AWS credential chain applies."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -15,17 +16,25 @@ from pyarrow.fs import AwsStandardS3RetryStrategy
 from lakehouse.errors import ConfigError, LakehouseError, StorageError
 
 S3_RETRY_ATTEMPTS = 10
+S3_ATTEMPTS_VARIABLE = "LAKEHOUSE_S3_ATTEMPTS"
 RETRY_STRATEGY_PROPERTY = "s3.retry-strategy-impl"
 RETRY_STRATEGY_CLASS = "lakehouse.storage.PatientS3RetryStrategy"
 
 
 class PatientS3RetryStrategy(AwsStandardS3RetryStrategy):  # type: ignore[misc]
     """The AWS standard retry strategy (exponential backoff with jitter on throttling,
-    503 SlowDown and transient network errors) with more attempts than the default 3.
-    pyiceberg instantiates it by name from ``s3.retry-strategy-impl``."""
+    503 SlowDown and transient network errors) with more attempts than the default 3:
+    ``LAKEHOUSE_S3_ATTEMPTS`` (default 10). pyiceberg instantiates it by name from
+    ``s3.retry-strategy-impl``."""
 
     def __init__(self) -> None:
-        super().__init__(max_attempts=S3_RETRY_ATTEMPTS)
+        super().__init__(max_attempts=s3_attempts())
+
+
+def s3_attempts() -> int:
+    """``LAKEHOUSE_S3_ATTEMPTS``: attempts of one S3 request by the S3 client (default 10)."""
+    raw = os.environ.get(S3_ATTEMPTS_VARIABLE, "").strip()
+    return max(1, int(raw)) if raw.isdigit() else S3_RETRY_ATTEMPTS
 
 
 def with_storage_defaults(properties: dict[str, Any]) -> dict[str, Any]:
@@ -57,6 +66,42 @@ def filesystem_for(location: str, io: Any = None) -> tuple[pafs.FileSystem, str,
     raise ConfigError(
         f"{location}: unsupported location scheme {scheme!r} (use a path, file:// or s3://)"
     )
+
+
+# what the S3 client (pyarrow's, or boto's) says when the service, not the request, failed:
+# throttling, 5xx answers, a dropped or refused connection, a timeout
+_TRANSIENT = (
+    "SERVICE_UNAVAILABLE",
+    "SLOW_DOWN",
+    "SlowDown",
+    "ServiceUnavailable",
+    "Service Unavailable",
+    "INTERNAL_FAILURE",
+    "InternalError",
+    "NETWORK_CONNECTION",
+    "REQUEST_TIMEOUT",
+    "RequestTimeout",
+    "Connection refused",
+    "Connection reset",
+    "HTTP response code: 500",
+    "HTTP response code: 502",
+    "HTTP response code: 503",
+    "HTTP response code: 504",
+)
+
+
+def transient_storage_error(exc: BaseException) -> StorageError | None:
+    """A :class:`StorageError` (retryable, exit 75) for a raw ``OSError`` that says the
+    storage service was unavailable (pyiceberg lets the S3 client's errors through on its
+    reads of table metadata and manifests), else None."""
+    if isinstance(exc, LakehouseError) or not isinstance(exc, OSError):
+        return None
+    text = str(exc)
+    if any(marker in text for marker in _TRANSIENT):
+        error = StorageError(f"storage unavailable: {' '.join(text.split())}")
+        error.__cause__ = exc
+        return error
+    return None
 
 
 _MISSING_BUCKET = ("NO_SUCH_BUCKET", "NoSuchBucket", "bucket does not exist")

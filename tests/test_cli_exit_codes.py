@@ -155,6 +155,44 @@ def test_storage_and_commit_failures_are_transient(
     }
 
 
+# what pyarrow's S3 client raises when S3 is down (copied from a run against the moto
+# server behind a proxy answering 503), and an OSError that is not about availability
+_S3_DOWN = (
+    "Could not open Parquet input source '<Buffer>': AWS Error SERVICE_UNAVAILABLE during "
+    "GetObject operation: "
+)
+
+
+@pytest.mark.parametrize(
+    ("raised", "code", "kind"),
+    [
+        (OSError(_S3_DOWN), 75, "StorageError"),
+        (
+            OSError("AWS Error SLOW_DOWN during HeadObject operation: Please reduce"),
+            75,
+            "StorageError",
+        ),
+        (OSError("Couldn't deserialize thrift: TProtocolException: Invalid data"), 70, "OSError"),
+    ],
+)
+def test_a_raw_storage_oserror_is_transient_only_when_storage_was_unavailable(
+    home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    raised: OSError,
+    code: int,
+    kind: str,
+) -> None:
+    def failing(**kwargs: Any) -> Any:
+        raise raised
+
+    monkeypatch.setattr(Settings, "from_env", failing)
+    result = _invoke("health", "--json")
+    assert result.exit_code == code, result.output
+    error = _one_json_line(result.stderr)
+    assert error["exit_code"] == code and error["retryable"] is (code == 75)
+    assert error["type"] == kind, error
+
+
 def test_an_unreachable_catalog_exits_75(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _closed_port_catalog(monkeypatch.setenv, home)
     result = _invoke("health", "--json")

@@ -31,6 +31,7 @@ from typing import Any, Protocol
 
 from lakehouse.errors import ConfigError, UsageError
 from lakehouse.redact import redact_text
+from lakehouse.storage import transient_storage_error
 from writers.ingest import ingest_source
 from writers.sources.base import Source
 from writers.writer import EventWriter
@@ -194,8 +195,9 @@ def _cycle(
 
         result = ingest_source(make_source(writer), writer=writer, should_stop=should_stop)
     # reported, and the next cycle comes (a bad file is a reject, not an exception)
-    except Exception as exc:
-        log.debug("ingest cycle %d failed", number, exc_info=exc)
+    except Exception as raised:
+        log.debug("ingest cycle %d failed", number, exc_info=raised)
+        exc: Exception = transient_storage_error(raised) or raised
         took = time.perf_counter() - started
         return CycleReport(number, started_at, seconds=took, errors=(_error(exc),)), exc
     report = CycleReport(

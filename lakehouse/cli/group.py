@@ -104,6 +104,11 @@ class LakehouseGroup(click.Group):
         except OSError as exc:
             if exc.errno == errno.EPIPE:
                 raise  # stdout closed by a pager or `head`: click's own
+            from lakehouse.storage import transient_storage_error  # pyarrow: not at startup
+
+            unavailable = transient_storage_error(exc)
+            if unavailable is not None:  # S3 down or throttling: run again later (75)
+                ctx.exit(report_error(unavailable, json_output=_json_requested(ctx)))
             ctx.exit(_internal(ctx, exc))
         except Exception as exc:  # anything else is a bug: one line, exit 70
             ctx.exit(_internal(ctx, exc))
