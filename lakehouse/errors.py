@@ -17,6 +17,7 @@ class ExitCode(IntEnum):
     USAGE = 2  # usage or configuration error: fix the command or the settings
     INTERNAL = 70  # EX_SOFTWARE: an unexpected error, a bug
     UNAVAILABLE = 75  # EX_TEMPFAIL: catalog or storage unavailable, run again later
+    INTERRUPTED = 130  # Ctrl-C (SIGINT) in a one-shot command: 128 + the signal's number
 
 
 class LakehouseError(Exception):

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +93,7 @@ SETTINGS_COMMANDS = [c for c in JSON_COMMANDS if any(p.name == "home" for p in _
 
 
 def test_the_mapping_of_errors_to_exit_codes() -> None:
-    assert [int(c) for c in ExitCode] == [0, 1, 2, 70, 75]
+    assert [int(c) for c in ExitCode] == [0, 1, 2, 70, 75, 130]
     assert exit_code_for(UsageError("x")) == 2
     assert exit_code_for(StorageError("x")) == exit_code_for(CommitError("x")) == 75
     assert exit_code_for(RuntimeError("x")) == exit_code_for(KeyError("x")) == 70
@@ -191,6 +193,18 @@ def test_a_raw_storage_oserror_is_transient_only_when_storage_was_unavailable(
     error = _one_json_line(result.stderr)
     assert error["exit_code"] == code and error["retryable"] is (code == 75)
     assert error["type"] == kind, error
+
+
+def test_ctrl_c_exits_130_not_the_rejected_records_code(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def interrupted(**kwargs: Any) -> Any:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Settings, "from_env", interrupted)
+    result = _invoke("health")
+    assert result.exit_code == 130 and result.stdout == ""
+    assert result.stderr == "error: interrupted\n"
 
 
 def test_an_unreachable_catalog_exits_75(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -320,3 +334,27 @@ def test_exit_codes_of_the_installed_command(home: Path, tmp_path: Path) -> None
     assert text.stderr.startswith("error: internal error: ") and "-v" in text.stderr
     verbose = _run(env, "-v", "health")
     assert verbose.returncode == 70 and "Traceback (most recent call last)" in verbose.stderr
+
+
+def test_ctrl_c_of_the_installed_command_exits_130(home: Path) -> None:
+    """A real SIGINT in the middle of a long one-shot command (a big demo load)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LAKEHOUSE_", "PYICEBERG_"))}
+    env["LAKEHOUSE_HOME"] = str(home)
+    proc = subprocess.Popen(
+        [_lakehouse_exe(), "demo", "--events", "50000000"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        time.sleep(8)  # past the imports and the table's creation, into the load
+        assert proc.poll() is None, proc.communicate()
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, stderr
+    assert stderr.rstrip().splitlines()[-1] == "error: interrupted"
+    assert "Traceback" not in stderr

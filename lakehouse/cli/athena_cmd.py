@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import click
 
-from lakehouse.cli.common import handle_errors, json_option, print_json, settings_options
+from lakehouse.cli.common import json_option, print_json, settings_options
 from lakehouse.settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -77,7 +77,6 @@ def athena() -> None:
 @athena_options
 @settings_options
 @json_option
-@handle_errors
 def sql(
     query_text: str, params: tuple[str, ...], settings: Settings, json_output: bool, **kw: Any
 ) -> None:
@@ -129,7 +128,6 @@ def _print_table(result: Any) -> None:
 @athena_options
 @settings_options
 @json_option
-@handle_errors
 def views(settings: Settings, json_output: bool, **kw: Any) -> None:
     """Create or replace the view <table>_ordered (events_ordered) on Athena.
 

@@ -15,7 +15,6 @@ import click
 from lakehouse.cli.common import (
     EXIT_OK,
     EXIT_PROBLEMS,
-    handle_errors,
     json_option,
     settings_options,
 )
@@ -47,7 +46,6 @@ from lakehouse.settings import Settings
     "their batches from the ingest log (the next ingest reads those files again), then "
     "check again.",
 )
-@handle_errors
 def check(
     settings: Settings,
     json_output: bool,

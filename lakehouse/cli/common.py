@@ -1,7 +1,8 @@
 """What every command shares: settings flags and text/JSON output.
 
 Errors and exit codes are handled once, by :class:`lakehouse.cli.group.LakehouseGroup`
-(0 ok, 1 problems found, 2 usage or configuration, 70 internal error, 75 transient).
+(0 ok, 1 problems found, 2 usage or configuration, 70 internal error, 75 transient,
+130 interrupted).
 Under ``--json`` a command prints each result as one JSON line on stdout (indented on a
 terminal or with ``--pretty``), so ``>> file.jsonl`` collects valid JSON lines.
 """
@@ -117,12 +118,6 @@ def print_json(value: Any) -> None:
     ctx = click.get_current_context(silent=True)
     pretty = bool(ctx and ctx.meta.get(_PRETTY_KEY)) or sys.stdout.isatty()
     click.echo(json_text(value, pretty=pretty))
-
-
-def handle_errors(func: F) -> F:
-    """Kept so that commands written before :class:`lakehouse.cli.group.LakehouseGroup`
-    still import; the group handles every command's errors, so this changes nothing."""
-    return func
 
 
 class Duration(click.ParamType):  # type: ignore[type-arg]  # generic only in newer click

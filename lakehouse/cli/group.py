@@ -29,6 +29,7 @@ Exit codes (the same for every command):
   2   usage or configuration error
   70  internal error (a bug): one line on stderr, the traceback with -v
   75  transient: the catalog or storage is unavailable; run again later
+  130 interrupted (Ctrl-C); what was committed stays, a re-run goes on from there
 Errors go to stderr; under --json as one JSON line {"type", "message", "retryable",
 "exit_code"}. Results under --json are one JSON line each (indented on a terminal or
 with --pretty)."""
@@ -93,8 +94,11 @@ class LakehouseGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except (click.exceptions.Exit, click.Abort):
-            raise  # --help, ctx.exit(), Ctrl-C: click's own
+        except click.exceptions.Exit:
+            raise  # --help, ctx.exit(): click's own
+        except (KeyboardInterrupt, click.Abort):  # Ctrl-C
+            click.echo("error: interrupted", err=True)
+            ctx.exit(ExitCode.INTERRUPTED)
         except click.ClickException as exc:  # a usage error found by click's parser
             if not _json_requested(ctx):
                 raise  # click prints the usage and the error

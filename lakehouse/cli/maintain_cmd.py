@@ -24,7 +24,6 @@ from lakehouse.cli.common import (
     EXIT_OK,
     EXIT_PROBLEMS,
     Duration,
-    handle_errors,
     json_option,
     json_text,
     print_json,
@@ -233,7 +232,6 @@ def maintain() -> None:
 @click.option(
     "--files", "show_files", is_flag=True, help="List the files of each group (text output)."
 )
-@handle_errors
 def plan_cmd(
     settings: Settings,
     json_output: bool,
@@ -291,7 +289,6 @@ def plan_cmd(
 @json_option
 @compaction_options
 @run_options
-@handle_errors
 def run_cmd(settings: Settings, json_output: bool, engine: str, **kw: Any) -> None:
     """Run compaction, manifest rewriting, snapshot expiry and orphan removal once.
 
@@ -322,7 +319,6 @@ def run_cmd(settings: Settings, json_output: bool, engine: str, **kw: Any) -> No
     default=0,
     help="Stop after this many runs (0: forever).",
 )
-@handle_errors
 def serve_cmd(
     settings: Settings, json_output: bool, every: timedelta, max_runs: int, **kw: Any
 ) -> None:

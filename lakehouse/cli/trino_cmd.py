@@ -19,7 +19,6 @@ from rich.table import Table
 from lakehouse.cli.common import (
     EXIT_PROBLEMS,
     Duration,
-    handle_errors,
     json_option,
     print_json,
     settings_options,
@@ -58,7 +57,6 @@ def trino() -> None:
 @trino.command()
 @click.option("--force", is_flag=True, help="Download and unpack again even if already installed.")
 @json_option
-@handle_errors
 def install(force: bool, json_output: bool) -> None:
     """Download Trino 476 into the cache (once; later calls return at once).
 
@@ -114,7 +112,6 @@ def install(force: bool, json_output: bool) -> None:
     help="Fail instead of installing Trino when it is not in the cache.",
 )
 @json_option
-@handle_errors
 def start(
     settings: Settings,
     port: int,
@@ -178,7 +175,6 @@ def start(
 @settings_options
 @port_option
 @json_option
-@handle_errors
 def stop(settings: Settings, port: int, json_output: bool) -> None:
     """Stop the server this lakehouse home started on --port.
 
@@ -202,7 +198,6 @@ def stop(settings: Settings, port: int, json_output: bool) -> None:
 @settings_options
 @port_option
 @json_option
-@handle_errors
 def status(settings: Settings, port: int, json_output: bool) -> None:
     """Is this home's server on --port running? Version, pid, uptime, log path.
 
@@ -261,7 +256,6 @@ def unique_names(columns: tuple[str, ...]) -> list[str]:
 @settings_options
 @port_option
 @json_option
-@handle_errors
 def sql(query_text: str, settings: Settings, port: int, json_output: bool) -> None:
     """Run QUERY on the local server and print the rows ('-' reads QUERY from stdin).
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from lakehouse.cli.common import handle_errors, json_option, print_json, settings_options
+from lakehouse.cli.common import json_option, print_json, settings_options
 from lakehouse.settings import Settings
 
 PORT_HELP = "HTTP port of the server, on 127.0.0.1 [env LAKEHOUSE_TRINO_PORT; default 8080]."
@@ -20,7 +20,6 @@ PORT_HELP = "HTTP port of the server, on 127.0.0.1 [env LAKEHOUSE_TRINO_PORT; de
     help=PORT_HELP,
 )
 @json_option
-@handle_errors
 def views(settings: Settings, port: int, json_output: bool) -> None:
     """Create or replace the views in the events table's schema (idempotent).
 
