@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,7 +26,7 @@ from lakehouse.expressions import is_in, starts_with
 from lakehouse.schema import INGESTED_SCHEMA
 from writers import commit
 from writers.evolution import union
-from writers.sources.base import Position
+from writers.sources.base import Position, Recorded
 
 KIND = summary.KIND_INGESTED
 """The snapshot kind of the ledger's commits."""
@@ -46,17 +45,6 @@ def batch_key(positions: Sequence[Position]) -> str:
         if p.stamp is not None:
             digest.update(f"{p.stamp}\x00".encode())
     return "f-" + digest.hexdigest()
-
-
-@dataclass(frozen=True)
-class Recorded:
-    """A position as last recorded: its size, fingerprint and newlines (None when the
-    row predates those columns), and the key of the batch that recorded it."""
-
-    size: int
-    fingerprint: str | None = None
-    lines: int | None = None
-    batch_key: str | None = None
 
 
 class Ledger:

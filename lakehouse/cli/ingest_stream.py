@@ -26,8 +26,7 @@ from lakehouse.settings import Settings
 
 if TYPE_CHECKING:
     from writers import EventWriter
-    from writers.ledger import Ledger
-    from writers.sources.base import Batch, Plan
+    from writers.sources.base import Batch, LedgerView, Plan
     from writers.sources.kinesis import KinesisStream
     from writers.sources.kinesis_client import StreamClient
 
@@ -168,7 +167,7 @@ class _Reporting:
         self.source, self.writer, self.emit = source, writer, emit
         self.batches = 0
 
-    def plan(self, ledger: Ledger) -> Plan:
+    def plan(self, ledger: LedgerView) -> Plan:
         from dataclasses import replace
 
         plan = self.source.plan(ledger)

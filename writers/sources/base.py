@@ -19,10 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Protocol
-
-if TYPE_CHECKING:  # the ledger imports this module
-    from writers.ledger import Ledger
+from typing import Protocol
 
 import pyarrow as pa
 
@@ -117,10 +114,42 @@ class Plan:
     another run is still kept once by its key and by event-level dedupe)."""
 
 
+@dataclass(frozen=True)
+class Recorded:
+    """A position as last recorded: its size, fingerprint and newlines (None when the
+    row predates those columns), and the key of the batch that recorded it."""
+
+    size: int
+    fingerprint: str | None = None
+    lines: int | None = None
+    batch_key: str | None = None
+
+
+class LedgerView(Protocol):
+    """What a source may ask the ledger (:class:`writers.ledger.Ledger` implements it)."""
+
+    def committed_among(self, ids: Iterable[str]) -> dict[str, int]:
+        """Of the given position ids, those committed, each with its committed size."""
+        ...
+
+    def recorded_among(self, ids: Iterable[str]) -> dict[str, Recorded]:
+        """Like :meth:`committed_among`, with each position's fingerprint and lines."""
+        ...
+
+    def committed_with_prefix(self, prefix: str) -> list[tuple[str, int]]:
+        """(id, committed size) of every committed position whose id starts with
+        ``prefix``, sorted by id."""
+        ...
+
+    def last_with_prefix(self, prefix: str) -> str | None:
+        """The greatest committed id that starts with ``prefix``."""
+        ...
+
+
 class Source(Protocol):
     """Anything that can plan batches, asking the ledger what is committed."""
 
-    def plan(self, ledger: Ledger) -> Plan:
+    def plan(self, ledger: LedgerView) -> Plan:
         """The batches still to ingest. The source asks ``ledger`` only about the
         positions it considers and leaves the committed ones out (the driver skips a batch
         whose positions are all committed, and refuses one that mixes committed and new)."""

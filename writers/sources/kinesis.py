@@ -5,7 +5,7 @@
 records in the batch (for a shard read to its end after a split or merge, its ending
 sequence number, so the ledger says the shard is finished). The ingest driver commits the
 events, the rejects and these positions under one batch key; a restart asks the ledger
-for the stream's positions (:meth:`Ledger.committed_with_prefix`) and reads each shard
+for the stream's positions (:meth:`LedgerView.committed_with_prefix`) and reads each shard
 AFTER the highest one. A never-read stream starts at ``--from``: the trim horizon, or a
 time (``latest`` is the time of the first run), which is committed as a position
 ``kinesis://<stream>/@start/<time>`` before anything else so a restart starts there too.
@@ -39,15 +39,12 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from lakehouse.errors import UsageError
-from writers.sources.base import Batch, Payload, Plan, Position
+from writers.sources.base import Batch, LedgerView, Payload, Plan, Position
 from writers.sources.kinesis_client import IteratorExpired, Read, Shard, StreamClient
 from writers.sources.kinesis_records import record_part
-
-if TYPE_CHECKING:
-    from writers.ledger import Ledger
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +97,7 @@ class Committed:
     start_at: datetime | None = None
 
 
-def read_committed(ledger: Ledger, stream: str) -> Committed:
+def read_committed(ledger: LedgerView, stream: str) -> Committed:
     prefix = f"{SCHEME}{stream}/"
     after: dict[str, int] = {}
     start_at: datetime | None = None
@@ -174,7 +171,7 @@ class KinesisStream:
         self.tick = tick
         self.states: dict[str, ShardState] = {}
 
-    def plan(self, ledger: Ledger) -> Plan:
+    def plan(self, ledger: LedgerView) -> Plan:
         # checked: every position is new by construction (a shard is read after its
         # highest committed sequence, sequences only grow, a finished shard is not read,
         # the start mark only when the stream has no position), so the driver need not

@@ -6,13 +6,11 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from writers.sources.base import LedgerView
 from writers.sources.kinesis import SCHEME, START_MARK, _finished, read_committed
 from writers.sources.kinesis_client import StreamClient
-
-if TYPE_CHECKING:
-    from writers.ledger import Ledger
 
 
 @dataclass(frozen=True)
@@ -31,7 +29,7 @@ class ShardLag:
         return asdict(self)
 
 
-def streams_in(ledger: Ledger) -> list[str]:
+def streams_in(ledger: LedgerView) -> list[str]:
     """The streams the ledger holds positions of."""
     names = set()
     for position, _ in ledger.committed_with_prefix(SCHEME):
@@ -42,7 +40,7 @@ def streams_in(ledger: Ledger) -> list[str]:
 
 
 def shard_lag(
-    ledger: Ledger,
+    ledger: LedgerView,
     client: StreamClient,
     *,
     now: datetime | None = None,

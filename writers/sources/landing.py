@@ -34,7 +34,7 @@ from pyarrow import fs as pafs
 
 from writers.parse import BOM, Parsed, objects_only, parse_ndjson
 from writers.sources import receipt
-from writers.sources.base import Batch, Payload, Plan, Position
+from writers.sources.base import Batch, LedgerView, Payload, Plan, Position
 from writers.sources.limits import Limits
 from writers.sources.listing import (
     BROKEN,
@@ -177,7 +177,7 @@ class LandingFiles:
         self.changes: dict[str, Resume | str] = {}  # of the last plan (see plan)
         self.before: dict[str, str] = {}
 
-    def plan(self, ledger: Any) -> Plan:
+    def plan(self, ledger: LedgerView) -> Plan:
         look_back = self.look_back
 
         def start_after(root: str) -> str | None:
