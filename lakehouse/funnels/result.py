@@ -103,6 +103,28 @@ class FunnelResult:
     # windows), as ``options_of`` spells them; empty when none was asked for
     options: tuple[tuple[str, Any], ...] = ()
 
+    @classmethod
+    def of(
+        cls,
+        spec: FunnelSpec,
+        steps: tuple[FunnelStep, ...],
+        groups: tuple[FunnelGroup, ...] = (),
+        *,
+        engine: str = "polars",
+        snapshot_id: int | None = None,
+    ) -> FunnelResult:
+        """The result of ``spec``: its window, mode, breakdown column and options."""
+        return cls(
+            steps=steps,
+            window=spec.window,
+            mode=spec.mode,
+            breakdown_by=spec.breakdown,
+            breakdown=groups,
+            engine=engine,
+            snapshot_id=snapshot_id,
+            options=options_of(spec),
+        )
+
     @property
     def users(self) -> dict[str, int]:
         """Users per step name (the last wins when a name repeats)."""

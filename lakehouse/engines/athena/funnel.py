@@ -20,7 +20,7 @@ from lakehouse.engines.athena.sql import table_ref
 from lakehouse.errors import UsageError
 from lakehouse.funnels.engines import FunnelRequest
 from lakehouse.funnels.query import funnel_query, result_parts
-from lakehouse.funnels.result import FunnelGroup, FunnelResult, build_steps, options_of
+from lakehouse.funnels.result import FunnelGroup, FunnelResult, build_steps
 from lakehouse.settings import Settings, TableName
 
 log = logging.getLogger(__name__)
@@ -110,13 +110,4 @@ def run_athena(
         steps = build_steps(request.steps, users, medians)
     else:
         steps, groups = result_parts(rows, spec)
-    return FunnelResult(
-        steps=steps,
-        window=request.window,
-        mode=spec.mode,
-        breakdown_by=spec.breakdown,
-        breakdown=groups,
-        engine=ENGINE_NAME,
-        snapshot_id=snapshot_id,
-        options=options_of(spec),
-    )
+    return FunnelResult.of(spec, steps, groups, engine=ENGINE_NAME, snapshot_id=snapshot_id)

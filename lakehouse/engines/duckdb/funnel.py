@@ -10,7 +10,7 @@ import time
 from lakehouse.engines.duckdb.session import open_session
 from lakehouse.funnels.engines import FunnelRequest
 from lakehouse.funnels.query import DUCKDB_MACROS, funnel_query, result_parts
-from lakehouse.funnels.result import FunnelResult, options_of
+from lakehouse.funnels.result import FunnelResult
 from lakehouse.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -41,13 +41,6 @@ def run_duckdb(settings: Settings, request: FunnelRequest) -> FunnelResult:
         session.files,
         time.perf_counter() - began,
     )
-    return FunnelResult(
-        steps=overall,
-        window=spec.window,
-        mode=spec.mode,
-        breakdown_by=spec.breakdown,
-        breakdown=groups,
-        engine=ENGINE_NAME,
-        snapshot_id=session.snapshot_id,
-        options=options_of(spec),
+    return FunnelResult.of(
+        spec, overall, groups, engine=ENGINE_NAME, snapshot_id=session.snapshot_id
     )

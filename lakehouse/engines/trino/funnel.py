@@ -19,7 +19,7 @@ from lakehouse.engines.trino.sql import table_ref
 from lakehouse.funnels.engines import FunnelRequest, register_engine
 from lakehouse.funnels.query import funnel_query as shared_query
 from lakehouse.funnels.query import result_parts
-from lakehouse.funnels.result import FunnelResult, options_of
+from lakehouse.funnels.result import FunnelResult
 from lakehouse.funnels.spec import FunnelSpec
 from lakehouse.settings import Settings
 
@@ -82,16 +82,7 @@ def run_trino(
         snapshot_id,
         time.perf_counter() - began,
     )
-    return FunnelResult(
-        steps=overall,
-        window=spec.window,
-        mode=spec.mode,
-        breakdown_by=spec.breakdown,
-        breakdown=groups,
-        engine=ENGINE_NAME,
-        snapshot_id=snapshot_id,
-        options=options_of(spec),
-    )
+    return FunnelResult.of(spec, overall, groups, engine=ENGINE_NAME, snapshot_id=snapshot_id)
 
 
 def register() -> None:
