@@ -89,11 +89,26 @@ def run_stream(
 
     stream = stream_name(uri)
     start = StartFrom.parse(start_from) if start_from else None
-    tables = open_tables(settings, create=create)
-    client = stream_client(stream, dict(tables.events.io.properties))
     if not follow:
+        tables = open_tables(settings, create=create)
+        client = stream_client(stream, dict(tables.events.io.properties))
         _once(uri, stream, client, settings, tables, start=start, json_output=json_output)
-    _follow(uri, stream, client, settings, start=start, poll=poll, json_output=json_output)
+    from lakehouse.cli.maintain_cmd import graceful_stop
+
+    # the handlers go in before anything slow: SIGTERM while the tables open is a clean stop
+    with graceful_stop() as stop:
+        tables = open_tables(settings, create=create)
+        client = stream_client(stream, dict(tables.events.io.properties))
+        _follow(
+            uri,
+            stream,
+            client,
+            settings,
+            start=start,
+            poll=poll,
+            json_output=json_output,
+            stop=stop,
+        )
     sys.exit(EXIT_OK)
 
 
@@ -209,11 +224,13 @@ def _follow(
     start: Any,
     poll: float,
     json_output: bool,
+    stop: threading.Event,
 ) -> None:
-    """Consume until SIGTERM/SIGINT; an outage is reported and retried with back-off."""
-    from lakehouse.cli.maintain_cmd import graceful_stop
+    """Consume until ``stop`` is set (SIGTERM/SIGINT); an outage is reported and retried
+    with back-off."""
     from lakehouse.errors import ConfigError, UsageError
     from lakehouse.redact import redact_text
+    from lakehouse.storage import transient_storage_error
     from lakehouse.tables import open_tables
     from writers.ingest import ingest_source
 
@@ -238,47 +255,47 @@ def _follow(
     lease = _StreamLease(uri)
     failures = 0
     first = True
-    with graceful_stop() as stop:
-        try:
-            while not stop.is_set():
-                try:
-                    tables = open_tables(settings, create=False)
-                    held_by = lease.take(tables.ingested)
-                    if held_by is not None:
-                        emit({"standby": held_by})
-                        stop.wait(max(poll, lease.ttl.total_seconds() / 3))
-                        continue
-                    writer = _writer(settings, tables)
-                    source = _source(
-                        stream,
-                        client,
-                        settings,
-                        start=start,
-                        follow=True,
-                        stop=stop,
-                        poll=poll,
-                        tick=lease.keep,
-                    )
-                    ingest_source(_Reporting(source, writer, emit), writer=writer)
-                    failures = 0
-                except Exception as exc:  # reported, then tried again
-                    if first and isinstance(exc, (ConfigError, UsageError)):
-                        raise  # a wrong stream name or a missing table will not fix itself
-                    failures += 1
-                    wait = _backoff(poll, failures)
-                    emit(
-                        {
-                            "type": type(exc).__name__,
-                            "message": redact_text(" ".join(str(exc).split())),
-                            "retryable": bool(getattr(exc, "retryable", False)),
-                            "next_in": wait,
-                        },
-                        error=True,
-                    )
-                    stop.wait(wait)
-                first = False
-        finally:
-            lease.give_back()
+    try:
+        while not stop.is_set():
+            try:
+                tables = open_tables(settings, create=False)
+                held_by = lease.take(tables.ingested)
+                if held_by is not None:
+                    emit({"standby": held_by})
+                    stop.wait(max(poll, lease.ttl.total_seconds() / 3))
+                    continue
+                writer = _writer(settings, tables)
+                source = _source(
+                    stream,
+                    client,
+                    settings,
+                    start=start,
+                    follow=True,
+                    stop=stop,
+                    poll=poll,
+                    tick=lease.keep,
+                )
+                ingest_source(_Reporting(source, writer, emit), writer=writer)
+                failures = 0
+            except Exception as raised:  # reported, then tried again
+                exc: Exception = transient_storage_error(raised) or raised
+                if first and isinstance(exc, (ConfigError, UsageError)):
+                    raise  # a wrong stream name or a missing table will not fix itself
+                failures += 1
+                wait = _backoff(poll, failures)
+                emit(
+                    {
+                        "type": type(exc).__name__,
+                        "message": redact_text(" ".join(str(exc).split())),
+                        "retryable": bool(getattr(exc, "retryable", False)),
+                        "next_in": wait,
+                    },
+                    error=True,
+                )
+                stop.wait(wait)
+            first = False
+    finally:
+        lease.give_back()
     if json_output:
         click.echo(json_text({"stream": uri, "stopped": True}))
     else:

@@ -149,3 +149,83 @@ def test_follow_killed_at_random_while_resharding_lands_every_event_once(
     )
     assert once.returncode in (0, 1), once.stderr.decode()[-3000:]
     check_exactly_once(sqlite_settings, feeder, put_after=started)
+
+
+def _lines(path: Path) -> list[dict]:  # type: ignore[type-arg]
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+@pytest.mark.slow
+def test_a_second_follower_stands_by_then_takes_over(
+    sqlite_settings: Settings, feeder: Feeder, home: Path, tmp_path: Path
+) -> None:
+    """Two followers of one stream: the second reports standby (naming the holder) and
+    writes nothing while the first runs; once the first stops (SIGTERM, lease given back)
+    the second takes over and lands what comes next, every event once."""
+    env = {**os.environ, "LAKEHOUSE_HOME": str(home), "LAKEHOUSE_BUFFER_MAX_AGE": "1s"}
+    feeder.put_mixed(60)
+    first_out, second_out = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
+    first = _follow(feeder.stream, env, first_out)
+    second = None
+    try:
+        _caught_up(sqlite_settings, feeder, timeout=120)
+        second = _follow(feeder.stream, env, second_out)
+        deadline = time.monotonic() + 60
+        while not any("standby" in line for line in _lines(second_out)):
+            assert time.monotonic() < deadline, second_out.with_suffix(".err").read_text()[-3000:]
+            time.sleep(0.3)
+        standby = next(line for line in _lines(second_out) if "standby" in line)
+        assert "ingest lease" in standby["standby"], standby
+        assert not any("batch" in line for line in _lines(second_out))
+
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(timeout=60) == 0, first_out.with_suffix(".err").read_text()[-3000:]
+        feeder.put_mixed(40)  # only the second can land these
+        _caught_up(sqlite_settings, feeder, timeout=120)
+        assert any("batch" in line for line in _lines(second_out))
+    finally:
+        for proc in (first, second):
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(timeout=60)
+    assert second is not None and second.returncode == 0
+    assert _lines(second_out)[-1] == {"stream": f"kinesis://{feeder.stream}", "stopped": True}
+    check_exactly_once(sqlite_settings, feeder)
+
+
+_SIGTERM_WHILE_OPENING = """
+import os, signal, sys
+import lakehouse.tables
+from lakehouse.cli.main import cli
+
+real = lakehouse.tables.open_tables
+
+def open_tables(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGTERM)  # arrives while the tables open
+    return real(*args, **kwargs)
+
+lakehouse.tables.open_tables = open_tables
+cli.main(sys.argv[1:], prog_name="lakehouse")
+"""
+
+
+def test_sigterm_while_a_follower_starts_is_a_clean_stop(
+    sqlite_settings: Settings, feeder: Feeder, home: Path
+) -> None:
+    """SIGTERM before the follower has opened its tables (a slow catalog, a deploy that
+    stops what it just started) stops it cleanly: exit 0, the stopped line, nothing read."""
+    env = {**os.environ, "LAKEHOUSE_HOME": str(home)}
+    feeder.put_mixed(10)
+    args = ["ingest", f"kinesis://{feeder.stream}", "--follow", "--json", "--create"]
+    done = subprocess.run(
+        [sys.executable, "-c", _SIGTERM_WHILE_OPENING, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    assert lines[0]["following"] is True
+    assert lines[-1] == {"stream": f"kinesis://{feeder.stream}", "stopped": True}
+    assert not any("batch" in line for line in lines)
