@@ -62,15 +62,46 @@ def filesystem() -> pafs.FileSystem:
 
 
 def files_dataset(
-    table: Table, tasks: list[FileScanTask], paths: list[str], schema: pa.Schema
+    table: Table,
+    tasks: list[FileScanTask],
+    paths: list[str],
+    schema: pa.Schema,
+    fs: pafs.FileSystem | None = None,
 ) -> ds.FileSystemDataset:
-    """A dataset of the local Parquet ``paths`` (one per task), each fragment bounded in time."""
+    """A dataset of the Parquet ``paths`` (one per task) in ``fs`` (the local filesystem
+    when None), each fragment bounded in time. Files are read as DuckDB scans them."""
     import pyarrow.dataset as pds
 
     return pds.FileSystemDataset.from_paths(
         paths,
         schema=schema,
         format=pds.ParquetFileFormat(),
-        filesystem=filesystem(),
+        filesystem=fs if fs is not None else filesystem(),
         partitions=[time_range_expression(t, table) for t in tasks],
     )
+
+
+def dataset_paths(table: Table, locations: list[str]) -> tuple[pafs.FileSystem, list[str]] | None:
+    """The filesystem and paths in it of the data files at ``locations``: local files
+    (``file://`` or absolute paths) or objects of one S3 bucket, read through the
+    table's own S3 settings. None for anything else (then the rows are read whole)."""
+    from urllib.parse import urlparse
+
+    from lakehouse.storage import filesystem_for
+
+    local = [_local(loc) for loc in locations]
+    if all(p is not None for p in local):
+        return filesystem(), [p for p in local if p is not None]
+    parsed = [urlparse(loc) for loc in locations]
+    if {u.scheme for u in parsed} <= {"s3", "s3a", "s3n"} and len({u.netloc for u in parsed}) == 1:
+        fs, _, _ = filesystem_for(locations[0], io=table.io)
+        return fs, [f"{u.netloc}{u.path}" for u in parsed]
+    return None
+
+
+def _local(path: str) -> str | None:
+    if path.startswith("file://"):
+        return path[len("file://") :]
+    if path.startswith("/"):
+        return path
+    return None

@@ -4,11 +4,12 @@
 The data files are planned by pyiceberg at the snapshot read (default: the current one),
 with the client-time range pushed into the plan: files whose statistics (hour partition,
 ``client_ts`` bounds) fall outside ``[start, end)`` are not registered at all, so DuckDB
-never opens them (:attr:`SqlSession.files` counts those it may read). Local files are
-registered as one pyarrow dataset whose fragments carry the file's ``client_ts`` bounds
-(:mod:`lakehouse.engines.duckdb.dataset`): a time filter written in the query on ``events``
-is pushed by DuckDB into the Arrow scan and skips the files outside it as well. Files
-elsewhere (S3) or with deletes are read by pyiceberg into Arrow first.
+never opens them (:attr:`SqlSession.files` counts those it may read). Local files and
+objects of one S3 bucket (read with the table's S3 settings) are registered as one
+pyarrow dataset whose fragments carry the file's ``client_ts`` bounds
+(:mod:`lakehouse.engines.duckdb.dataset`): DuckDB scans them as the query runs, and a time
+filter written in the query on ``events`` is pushed into the Arrow scan and skips the
+files outside it as well. Files with deletes are read by pyiceberg into Arrow first.
 
 ``events_ordered`` is the ordered view (the same three columns Trino and Athena compute,
 from :func:`lakehouse.read.sequence.ordered_columns`), numbered over the user's whole
@@ -63,14 +64,6 @@ def _row_filter(start: datetime | None, end: datetime | None) -> Any:
     return expr
 
 
-def _local(path: str) -> str | None:
-    if path.startswith("file://"):
-        return path[len("file://") :]
-    if path.startswith("/"):
-        return path
-    return None
-
-
 def _register(
     con: duckdb.DuckDBPyConnection,
     name: str,
@@ -85,21 +78,22 @@ def _register(
     if snapshot_id is None:
         con.register(name, table.schema().as_arrow().empty_table())
         return 0
+    from lakehouse.engines.duckdb.dataset import dataset_paths, files_dataset
+
     scan = table.scan(row_filter=row_filter, snapshot_id=snapshot_id)
     tasks = list(scan.plan_files())
-    paths = [_local(t.file.file_path) for t in tasks]
-    if any(t.delete_files for t in tasks) or None in paths or not tasks:
+    where = dataset_paths(table, [t.file.file_path for t in tasks]) if tasks else None
+    if any(t.delete_files for t in tasks) or where is None:
+        # delete files to apply, or files neither local nor in one S3 bucket: read whole
         arrow: pa.Table = scan.to_arrow() if tasks else table.schema().as_arrow().empty_table()
         con.register(f"{name}_arrow", arrow)
         con.execute(f'CREATE OR REPLACE VIEW "{name}" AS SELECT * FROM "{name}_arrow"')
         return len(tasks)
     from pyiceberg.io.pyarrow import schema_to_pyarrow
 
-    from lakehouse.engines.duckdb.dataset import files_dataset
-
     schema = schema_to_pyarrow(table.schema(), include_field_ids=False)
-    local = [p for p in paths if p is not None]
-    con.register(name, files_dataset(table, tasks, local, schema))
+    fs, paths = where
+    con.register(name, files_dataset(table, tasks, paths, schema, fs))
     return len(tasks)
 
 
