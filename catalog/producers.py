@@ -192,6 +192,29 @@ def _partition_key(entry: ManifestEntry) -> tuple[Any, ...]:
     return (entry.data_file.spec_id, *((v is None, v) for v in values), entry.data_file.file_path)
 
 
+def manifest_size_model(manifests: list[ManifestFile]) -> tuple[float, float]:
+    """(bytes of a manifest's header, bytes per entry), fitted by least squares to the
+    manifests' lengths and entry counts (a manifest of a few files is mostly header: the
+    mean size per entry would overstate an entry several times)."""
+    points = [
+        ((m.added_files_count or 0) + (m.existing_files_count or 0), m.manifest_length)
+        for m in manifests
+    ]
+    points = [(n, length) for n, length in points if n > 0]
+    if not points:
+        return 0.0, 1.0
+    total_n = sum(n for n, _ in points)
+    mean_n = total_n / len(points)
+    mean_len = sum(length for _, length in points) / len(points)
+    spread = sum((n - mean_n) ** 2 for n, _ in points)
+    if spread == 0:
+        return 0.0, sum(length for _, length in points) / total_n
+    slope = sum((n - mean_n) * (length - mean_len) for n, length in points) / spread
+    if slope <= 0:
+        return 0.0, sum(length for _, length in points) / total_n
+    return max(0.0, mean_len - slope * mean_n), slope
+
+
 class _RewriteManifests(_SnapshotProducer["_RewriteManifests"]):
     """Rewrite the head's data manifests; data files and delete manifests unchanged."""
 
@@ -214,8 +237,8 @@ class _RewriteManifests(_SnapshotProducer["_RewriteManifests"]):
         others = [m for m in manifests if m.content != ManifestContent.DATA]
         entries = [e for m in data for e in m.fetch_manifest_entry(self._io, discard_deleted=True)]
         entries.sort(key=_partition_key)
-        per_entry = sum(m.manifest_length for m in data) / max(len(entries), 1)
-        per_manifest = max(1, int(self.target_bytes / max(per_entry, 1.0)))
+        header, per_entry = manifest_size_model(data)
+        per_manifest = max(1, int((self.target_bytes - header) / max(per_entry, 1.0)))
         written: list[ManifestFile] = []
         start = 0
         while start < len(entries):

@@ -70,10 +70,14 @@ EVENT_TABLE_PROPERTIES = {
     "commit.retry.num-retries": "10",
     "commit.retry.min-wait-ms": "50",
     "commit.retry.max-wait-ms": "5000",
-    # Merge manifests on append so that planning and commit latency stay flat.
+    # Merge manifests on append so that planning and commit latency stay flat, into
+    # manifests of 256 KB (about 700 files): a table of months keeps several, each over a
+    # range of hours, so a compaction of recent hours rewrites only the recent ones and a
+    # merge rewrites at most 256 KB (with 8 MB, one manifest listed every file and every
+    # compaction commit and merge rewrote all of it).
     "commit.manifest-merge.enabled": "true",
     "commit.manifest.min-count-to-merge": "32",
-    "commit.manifest.target-size-bytes": str(8 * 1024 * 1024),
+    "commit.manifest.target-size-bytes": str(256 * 1024),
     # Old metadata.json files are pruned as we go; snapshots are expired by maintenance.
     "write.metadata.delete-after-commit.enabled": "true",
     "write.metadata.previous-versions-max": "50",

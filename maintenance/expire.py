@@ -72,11 +72,13 @@ class Reach:
 
 
 class ReachCache:
-    """Reads each manifest once, however many snapshots share it."""
+    """Reads each manifest once, however many snapshots share it, and takes its files
+    once per :meth:`reach` (a table with a snapshot a minute shares most manifests
+    between thousands of snapshots)."""
 
     def __init__(self, io: FileIO) -> None:
         self.io = io
-        self._live: dict[str, list[str]] = {}
+        self._live: dict[str, dict[str, str]] = {}  # manifest -> {canonical: location}
 
     def reach(self, snapshots: list[Snapshot]) -> Reach:
         out = Reach()
@@ -84,15 +86,16 @@ class ReachCache:
             out.manifest_lists[canonical(snapshot.manifest_list)] = snapshot.manifest_list
             for manifest in snapshot.manifests(self.io):
                 key = canonical(manifest.manifest_path)
+                if key in out.manifests:
+                    continue  # its files are in already
                 out.manifests[key] = manifest.manifest_path
                 if key not in self._live:
-                    self._live[key] = [
-                        e.data_file.file_path
+                    self._live[key] = {
+                        canonical(e.data_file.file_path): e.data_file.file_path
                         for e in manifest.fetch_manifest_entry(self.io, discard_deleted=False)
                         if e.status != ManifestEntryStatus.DELETED
-                    ]
-                for path in self._live[key]:
-                    out.live_files[canonical(path)] = path
+                    }
+                out.live_files.update(self._live[key])
         return out
 
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import logging
 
-from pyiceberg.manifest import ManifestContent
+from pyiceberg.manifest import ManifestContent, ManifestFile
 from pyiceberg.table import Table, TableProperties
 from pyiceberg.utils.properties import property_as_int
 
 from catalog.commit import commit_with_retries
-from catalog.producers import ManifestRewrite, commit_manifest_rewrite
+from catalog.producers import ManifestRewrite, commit_manifest_rewrite, manifest_size_model
 from lakehouse.schema import SUMMARY_KIND
 from maintenance.inventory import KIND_MANIFESTS
 from maintenance.results import ManifestResult
@@ -29,22 +29,46 @@ _DEFAULT_TARGET = 8 * 1024 * 1024
 
 def manifest_counts(table: Table) -> tuple[int, int]:
     """(data manifests, those of them with no live file) in the current snapshot."""
+    data, dead, _ = _data_manifests(table)
+    return data, dead
+
+
+def _data_manifests(table: Table) -> tuple[int, int, int]:
+    """(data manifests, those with no live file, those holding under half the files a
+    manifest of the target size holds) in the current snapshot."""
     snapshot = table.current_snapshot()
     if snapshot is None:
-        return 0, 0
+        return 0, 0, 0
     data = [m for m in snapshot.manifests(table.io) if m.content == ManifestContent.DATA]
     dead = [m for m in data if not m.has_added_files() and not m.has_existing_files()]
-    return len(data), len(dead)
+    header, per_entry = manifest_size_model(data)
+    capacity = (target_bytes(table) - header) / max(per_entry, 1.0)
+    small = [m for m in data if _files(m) < capacity / 2]
+    return len(data), len(dead), len(small)
+
+
+def _files(manifest: ManifestFile) -> int:
+    return (manifest.added_files_count or 0) + (manifest.existing_files_count or 0)
+
+
+def target_bytes(table: Table) -> int:
+    """The table's manifest size (``commit.manifest.target-size-bytes``)."""
+    value = property_as_int(
+        table.metadata.properties, TableProperties.MANIFEST_TARGET_SIZE_BYTES, _DEFAULT_TARGET
+    )
+    return value if value and value > 0 else _DEFAULT_TARGET
 
 
 def rewrite_manifests(
     table: Table, *, max_manifests: int = DEFAULT_MAX_MANIFESTS, dry_run: bool = False
 ) -> ManifestResult:
-    """Rewrite the current snapshot's data manifests when there are more than
-    ``max_manifests`` of them, or when some list no live file (left by rewrites)."""
+    """Rewrite the current snapshot's data manifests when more than ``max_manifests`` of
+    them are under half full (a full one is of ``commit.manifest.target-size-bytes``: a
+    table of months keeps several full manifests, each over a range of hours, and they do
+    not count), or when some list no live file (left by rewrites)."""
     table.refresh()
-    before, dead = manifest_counts(table)
-    if before <= max_manifests and not dead:
+    before, dead, small = _data_manifests(table)
+    if small <= max_manifests and not dead:
         return ManifestResult(manifests_before=before, manifests_after=before, dry_run=dry_run)
     if dry_run:
         return ManifestResult(
@@ -67,12 +91,10 @@ def _commit_rewrite(table: Table) -> ManifestRewrite:
     head: it only reorganises metadata, so starting over is cheap."""
 
     def attempt(_: int) -> ManifestRewrite:
-        target = property_as_int(
-            table.metadata.properties, TableProperties.MANIFEST_TARGET_SIZE_BYTES, _DEFAULT_TARGET
-        )
+        target = target_bytes(table)
         return commit_manifest_rewrite(
             table,
-            target_bytes=target or _DEFAULT_TARGET,
+            target_bytes=target,
             properties={SUMMARY_KIND: KIND_MANIFESTS},
         )
 

@@ -103,3 +103,42 @@ def test_a_rewrite_that_loses_a_race_is_planned_again(
     table.refresh()
     assert table.current_snapshot().summary["lakehouse.kind"] == "manifest-rewrite"
     assert multiset(table_rows(table)) == rows + multiset(extra)
+
+
+def test_a_big_table_keeps_its_full_manifests(fed: tuple[Table, Fed]) -> None:
+    """A table whose manifests outgrow one target size is written as several full
+    manifests, each over a range of hours; a later run leaves them alone unless more than
+    ``max_manifests`` others come beside them."""
+    table, data = fed
+    with table.transaction() as txn:  # a small target: this table needs several manifests
+        txn.set_properties({"commit.manifest.target-size-bytes": "8000"})
+    table.refresh()
+    rows = multiset(table_rows(table))
+    first = rewrite_manifests(table, max_manifests=1)
+    assert first.rewritten and first.manifests_after >= 3, first
+    full = first.manifests_after
+    lengths = sorted(m.manifest_length for m in table.current_snapshot().manifests(table.io))
+    # about the target size each (a manifest of a few files is mostly its ~4.7 KB header)
+    assert all(n <= 8000 * 1.25 for n in lengths) and all(n >= 4000 for n in lengths[1:])
+    assert multiset(table_rows(table)) == rows
+    # each manifest holds a range of hours, and the ranges follow one another
+    spans = []
+    for m in table.current_snapshot().manifests(table.io):
+        hours = [e.data_file.partition[0] for e in m.fetch_manifest_entry(table.io)]
+        spans.append((min(hours), max(hours)))
+    spans.sort()
+    assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:], strict=False)), spans
+
+    assert not rewrite_manifests(table, max_manifests=2).rewritten  # only the full ones
+    rng = random.Random(5)
+    added: list[dict[str, object]] = []
+    for k in range(3):  # three small appends beside them
+        batch = sort_rows(make_rows(rng, 5, datetime(2024, 6, 1, k, tzinfo=UTC), f"x{k}-"))
+        append(table, batch)
+        added += batch
+    count, _ = manifest_counts(table)
+    assert count == full + 3
+    assert not rewrite_manifests(table, max_manifests=4).rewritten
+    again = rewrite_manifests(table, max_manifests=2)
+    assert again.rewritten and again.manifests_before == full + 3
+    assert multiset(table_rows(table)) == rows + multiset(added)
