@@ -124,9 +124,11 @@ def _marks(grouped: bool, spec: FunnelSpec) -> dict[str, pl.Expr]:
     return {"_start": start, "_clash": clash}
 
 
-def _window_rows(lf: pl.LazyFrame, spec: FunnelSpec, grouped: bool) -> pl.LazyFrame:
-    """Entries ``(keys, _ts, _idx)``: one per event and matching step, plus one per
-    excluded event (``_idx = -1``: first among the entries of its timestamp), sorted."""
+def _window_entries(lf: pl.LazyFrame, spec: FunnelSpec, grouped: bool) -> pl.LazyFrame:
+    """Entries ``(keys, user, _ts, _idx)``, unsorted: one per event and matching step
+    (``_idx`` its 0-based index), plus one per excluded event (``_idx`` negative: the
+    excluded type's position in ``spec.excluded_types`` minus their number, so that
+    ``(_ts, _idx)`` order puts them first among the entries of their timestamp)."""
     import polars as pl
 
     if len(set(spec.steps)) == len(spec.steps):  # one entry per event: a lookup, no join
@@ -144,43 +146,60 @@ def _window_rows(lf: pl.LazyFrame, spec: FunnelSpec, grouped: bool) -> pl.LazyFr
             steps, on="event_type", how="inner"
         )
     if spec.exclusions:
-        excluded = lf.filter(pl.col("event_type").is_in(spec.excluded_types)).with_columns(
-            _idx=pl.lit(-1, pl.Int32)
+        types = spec.excluded_types
+        excluded = lf.filter(pl.col("event_type").is_in(types)).with_columns(
+            _idx=pl.col("event_type").replace_strict(
+                list(types), [_excluded_idx(spec, t) for t in types], return_dtype=pl.Int32
+            )
         )
         entries = pl.concat([entries, excluded], how="vertical_relaxed")
-    return _sorted_entries(entries, _keys(grouped, spec), len(spec.steps))
+    return entries.drop("event_type")
 
 
-def _sorted_entries(entries: pl.LazyFrame, keys: list[str], steps: int) -> pl.LazyFrame:
+def _excluded_idx(spec: FunnelSpec, event_type: str) -> int:
+    """The (negative) ``_idx`` of an excluded event type's entries."""
+    return spec.excluded_types.index(event_type) - len(spec.excluded_types)
+
+
+def _window_rows(lf: pl.LazyFrame, spec: FunnelSpec, grouped: bool) -> pl.LazyFrame:
+    """The entries of :func:`_window_entries`, sorted by ``(keys, _ts, _idx)``, marked."""
+    entries = _window_entries(lf, spec, grouped)
+    low = len(spec.excluded_types)
+    return _sorted_entries(entries, _keys(grouped, spec), low, low + len(spec.steps) - 1).with_columns(
+        **_marks(grouped, spec)
+    )
+
+
+def _sorted_entries(entries: pl.LazyFrame, keys: list[str], low: int, top: int) -> pl.LazyFrame:
     """``entries`` sorted by ``(*keys, _ts, _idx)``, as two single-purpose sorts (a
     multi-column sort was most of the funnel's time): first by one int64 that orders
-    ``(_ts, _idx)`` — ``_ts`` shifted left by the bits ``_idx + 1`` needs — then a stable
-    sort by the keys. The shift cannot overflow for any time of years 1-9999 (|µs| <
-    2**58) while ``_idx + 1`` fits 5 bits; longer funnels sort the two columns."""
+    ``(_ts, _idx)`` — ``_ts`` shifted left by the bits ``_idx + low`` (0 .. ``top``)
+    needs — then a stable sort by the keys. The shift cannot overflow for any time of
+    years 1-9999 (|µs| < 2**58) while ``top`` fits 5 bits; longer funnels sort the two
+    columns."""
     import polars as pl
 
-    bits = steps.bit_length()  # _idx + 1 ranges over 0 .. steps
+    bits = top.bit_length()
     if bits <= 5:
-        by_time = entries.sort(pl.col("_ts") * (1 << bits) + (pl.col("_idx") + 1))
+        by_time = entries.sort(pl.col("_ts") * (1 << bits) + (pl.col("_idx") + low))
     else:
         by_time = entries.sort(["_ts", "_idx"])
     return by_time.sort(keys, maintain_order=True)
 
 
 def _reset(spec: FunnelSpec, step: int) -> pl.Expr | None:
-    """True on the excluded events that close the chains at ``step`` (1-based)."""
+    """True on the excluded entries that close the chains at ``step`` (1-based)."""
     import polars as pl
 
     types = spec.excluded_after(step)
-    return pl.col("event_type").is_in(types) if types else None
+    return pl.col("_idx").is_in([_excluded_idx(spec, t) for t in types]) if types else None
 
 
-def _window_levels(lf: pl.LazyFrame, spec: FunnelSpec, grouped: bool) -> pl.LazyFrame:
+def _window_levels(frame: pl.LazyFrame, spec: FunnelSpec) -> pl.LazyFrame:
+    """The level states over sorted, marked entries (``_start`` on each sequence's first)."""
     import polars as pl
 
-    frame = _window_rows(lf, spec, grouped).with_columns(
-        **_marks(grouped, spec), _n0=pl.col("_idx") == 0
-    )
+    frame = frame.with_columns(_n0=pl.col("_idx") == 0)
     first = pl.col("_ts")
     for k in range(len(spec.steps) - 1):
         closed = pl.col("_start")
@@ -304,7 +323,7 @@ def levels_for(
     base = _base(lf, spec, grouped, exact, ids)
     if spec.mode == "strict":
         return _reach(_strict_levels(base, spec, grouped), spec, grouped)
-    return _reach(_window_levels(base, spec, grouped), spec, grouped)
+    return _reach(_window_levels(_window_rows(base, spec, grouped), spec), spec, grouped)
 
 
 def collect_levels(
