@@ -34,6 +34,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from lakehouse.errors import UsageError
+from lakehouse.funnels.packed import SEQ, packed_order
 from lakehouse.funnels.spec import Exclusion, FunnelSpec, Mode, breakdown_expr, funnel_spec
 
 if TYPE_CHECKING:
@@ -165,9 +166,9 @@ def _window_rows(lf: pl.LazyFrame, spec: FunnelSpec, grouped: bool) -> pl.LazyFr
     """The entries of :func:`_window_entries`, sorted by ``(keys, _ts, _idx)``, marked."""
     entries = _window_entries(lf, spec, grouped)
     low = len(spec.excluded_types)
-    return _sorted_entries(entries, _keys(grouped, spec), low, low + len(spec.steps) - 1).with_columns(
-        **_marks(grouped, spec)
-    )
+    return _sorted_entries(
+        entries, _keys(grouped, spec), low, low + len(spec.steps) - 1
+    ).with_columns(**_marks(grouped, spec))
 
 
 def _sorted_entries(entries: pl.LazyFrame, keys: list[str], low: int, top: int) -> pl.LazyFrame:
@@ -262,14 +263,19 @@ def _strict_levels(lf: pl.LazyFrame, spec: FunnelSpec, grouped: bool) -> pl.Lazy
     return frame
 
 
-def _reach(frame: pl.LazyFrame, spec: FunnelSpec, grouped: bool) -> pl.LazyFrame:
+def _reach(
+    frame: pl.LazyFrame, spec: FunnelSpec, grouped: bool, sequences: pl.DataFrame | None = None
+) -> pl.LazyFrame:
     """Per user: ``us_to_step_k``, the µs from the chain's first step to step k on the
     first row where the user reached k (null if never), ``level`` (steps reached), and
     ``_clash`` (true: the user shared a hash key with another; the result is void).
 
     With a held column the sequences are per (user, held value); a user's time to step k
     is then the one of the sequence that reached k first in client time (on a tie, the
-    shorter time)."""
+    shorter time).
+
+    ``sequences``: the rows are numbered sequences (column ``_seq``, from
+    :func:`lakehouse.funnels.packed.packed_order`) and this frame holds their keys."""
     import polars as pl
 
     k_steps = len(spec.steps)
@@ -285,18 +291,22 @@ def _reach(frame: pl.LazyFrame, spec: FunnelSpec, grouped: bool) -> pl.LazyFrame
     held = spec.hold is not None
     at = [pl.when(pl.col(f"_n{k}")).then(pl.col("_ts")).alias(f"_at{k}") for k in range(k_steps)]
     out = [GROUP, USER] if grouped else [USER]
+    by = _keys(grouped, spec) if sequences is None else [SEQ]
+    user = [USER] if sequences is None else []
     per_sequence = (
         frame.filter(pl.any_horizontal(pl.col(f"_n{k}") for k in range(k_steps)) | pl.col("_clash"))
-        .select(*_keys(grouped, spec), USER, "_clash", *reach, *(at if held else []))
-        .group_by(_keys(grouped, spec))
+        .select(*by, *user, "_clash", *reach, *(at if held else []))
+        .group_by(by)
         # rows keep their order inside a group: the first non-null is the earliest reach
         .agg(
-            pl.col(USER).first(),
+            *(pl.col(c).first() for c in user),
             pl.col("_clash").any(),
             *(pl.col(n).drop_nulls().first() for n in names),
             *(pl.col(f"_at{k}").drop_nulls().first() for k in range(k_steps) if held),
         )
     )
+    if sequences is not None:
+        per_sequence = per_sequence.join(sequences.lazy(), on=SEQ).drop(SEQ)
     if held:
         per_sequence = per_sequence.group_by(_keys(grouped)).agg(
             pl.col(USER).first(),
@@ -326,6 +336,44 @@ def levels_for(
     return _reach(_window_levels(_window_rows(base, spec, grouped), spec), spec, grouped)
 
 
+def _packed_levels(
+    lf: pl.LazyFrame, spec: FunnelSpec, groupings: list[bool], ids: bool
+) -> list[pl.DataFrame] | None:
+    """Window mode's levels with the entries ordered by :func:`packed_order` (collected
+    once for every grouping); None when it does not apply (strict mode, keys too wide)."""
+    import polars as pl
+
+    if spec.mode != "window":
+        return None
+    wide = any(groupings)
+    entries = _window_entries(_base(lf, spec, wide, exact=False, ids=ids), spec, wide).collect()
+    low = len(spec.excluded_types)
+    plans = []
+    for grouped in groupings:
+        keys = _keys(grouped, spec)
+        part = entries if grouped or not wide else entries.drop(GROUP)
+        if keys != [KEY]:  # one hash for the sequence's whole key
+            part = part.with_columns(pl.struct(keys).hash(_HASH_SEED).alias("_seq_hash"))
+        ordered = packed_order(
+            part.with_columns(_code=pl.col("_idx") + low),
+            hash_of=KEY if keys == [KEY] else "_seq_hash",
+            ts="_ts",
+            code="_code",
+            carry=[*keys, USER] if keys != [KEY] else [USER],
+        )
+        if ordered is None:
+            return None
+        rows = ordered.rows.lazy().select(
+            SEQ,
+            "_ts",
+            (pl.col("_code") - low).alias("_idx"),
+            "_start",
+            pl.lit(ordered.clash).alias("_clash"),
+        )
+        plans.append(_reach(_window_levels(rows, spec), spec, grouped, ordered.sequences))
+    return pl.collect_all(plans)
+
+
 def collect_levels(
     lf: pl.LazyFrame, spec: FunnelSpec, *, groupings: list[bool], ids: bool = True
 ) -> list[pl.DataFrame]:
@@ -333,7 +381,9 @@ def collect_levels(
     string keys in the rare case two users share a 64-bit hash."""
     import polars as pl
 
-    frames = pl.collect_all([levels_for(lf, spec, grouped=g, ids=ids) for g in groupings])
+    frames = _packed_levels(lf, spec, groupings, ids)
+    if frames is None:
+        frames = pl.collect_all([levels_for(lf, spec, grouped=g, ids=ids) for g in groupings])
     if any(f["_clash"].any() for f in frames):
         log.warning("two users share a hash key; computing the funnel again with exact keys")
         frames = pl.collect_all(
