@@ -69,7 +69,11 @@ def packed_order(
     import polars as pl
 
     if entries.height == 0:
-        return None
+        rows = pl.DataFrame(
+            schema={SEQ: pl.Int64, ts: pl.Int64, code: pl.Int64, "_start": pl.Boolean}
+        )
+        sequences = entries.select(carry).with_columns(pl.lit(0, pl.Int64).alias(SEQ))
+        return Ordered(rows=rows, sequences=sequences, clash=False)
     seq, one = _dense(entries[hash_of].to_numpy())
     codes = entries[code].to_numpy().astype(np.int64)
     times = entries[ts].to_numpy()
