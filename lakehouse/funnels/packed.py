@@ -46,7 +46,8 @@ class Ordered:
 def _dense(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Each value's position among the sorted distinct ``values``, and one row index per
     distinct value (its first row in sorted order). An argsort and a scatter: several
-    times faster than a binary search per row."""
+    times faster than a binary search per row, and the later work reads the rows in
+    their own order (gathering rows along the argsort instead measured slower)."""
     import numpy as np
 
     order = np.argsort(values)
