@@ -61,11 +61,20 @@ def _dense(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def packed_order(
-    entries: pl.DataFrame, *, hash_of: str, ts: str, code: str, carry: list[str]
+    entries: pl.DataFrame,
+    *,
+    hash_of: str,
+    ts: str,
+    code: str,
+    carry: list[str],
+    tie: str | None = None,
 ) -> Ordered | None:
     """Order ``entries`` (a sequence hash ``hash_of`` (UInt64), timestamps ``ts`` (Int64),
     ``code`` (non-negative integers) and the ``carry`` columns, constant within a sequence)
-    by one packed sort; None when the packed key would need more than 63 bits."""
+    by one packed sort; None when the packed key would need more than 63 bits.
+
+    ``tie``: entries of one sequence and timestamp are ordered by this column (then by
+    ``code``) instead of by ``code``; those few entries are sorted again as rows."""
     import numpy as np
     import polars as pl
 
@@ -91,12 +100,12 @@ def packed_order(
     time_bits = span.bit_length()
     if seq_bits + time_bits + code_bits > _BITS:
         return None
-    packed = (
-        (seq.astype(np.int64) << (time_bits + code_bits))
-        | (offsets.astype(np.int64) << code_bits)
-        | codes
-    )
+    moment = (seq.astype(np.int64) << time_bits) | offsets.astype(np.int64)
+    packed = (moment << code_bits) | codes
     packed.sort()
+    code_sorted = packed & ((1 << code_bits) - 1)
+    if tie is not None:
+        _order_ties(entries.select(tie), moment, codes, packed >> code_bits, code_sorted)
     seq_sorted = packed >> (time_bits + code_bits)
     time_sorted = (packed >> code_bits) & ((1 << time_bits) - 1)
     start = np.empty(len(packed), dtype=bool)
@@ -106,7 +115,7 @@ def packed_order(
         {
             SEQ: pl.Series(SEQ, seq_sorted).set_sorted(),
             ts: time_sorted + low if stamps is None else stamps[time_sorted],
-            code: packed & ((1 << code_bits) - 1),
+            code: code_sorted,
             "_start": start,
         }
     )
@@ -115,6 +124,35 @@ def packed_order(
     sequences = entries.select(carry)[one].with_columns(numbers) if carry else numbers.to_frame()
     clash = _clashes(entries, sequences, seq, carry)
     return Ordered(rows=rows, sequences=sequences, clash=clash)
+
+
+def _order_ties(
+    tie: pl.DataFrame,
+    moment: np.ndarray,
+    codes: np.ndarray,
+    moment_sorted: np.ndarray,
+    code_sorted: np.ndarray,
+) -> None:
+    """Rewrite ``code_sorted`` where two or more entries share a moment (sequence and
+    timestamp): there the codes follow the ``tie`` column's order. Each run of one
+    moment in the sorted entries holds exactly that moment's entries, so the tied entries
+    sorted by ``(moment, tie, code)`` fill the runs in order."""
+    import numpy as np
+    import polars as pl
+
+    same = moment_sorted[1:] == moment_sorted[:-1]
+    if not same.any():
+        return
+    in_run = np.zeros(len(moment_sorted), dtype=bool)
+    in_run[1:] |= same
+    in_run[:-1] |= same
+    tied = pl.Series(np.unique(moment_sorted[in_run]))
+    picked = pl.Series(moment).is_in(tied.implode()).to_numpy()
+    name = tie.columns[0]
+    rows = tie.filter(pl.Series(picked)).with_columns(
+        pl.Series("_moment", moment[picked]), pl.Series("_code", codes[picked])
+    )
+    code_sorted[in_run] = rows.sort(["_moment", name, "_code"])["_code"].to_numpy()
 
 
 def _clashes(

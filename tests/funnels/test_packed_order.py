@@ -79,3 +79,31 @@ def test_two_sequences_under_one_hash_are_a_clash(carry: list[str]) -> None:
     assert got is not None
     # without a carried column there is nothing to tell the two apart
     assert got.clash is bool(carry)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    entries=st.lists(
+        st.tuples(
+            st.sampled_from(_HASHES[:3]),
+            st.one_of(st.integers(0, 3), _WIDE),
+            st.integers(0, 3),
+            st.one_of(st.none(), st.sampled_from(["e1", "e2", "e10", "x"])),
+        ),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_ties_follow_the_tie_column(entries: list[tuple[int, int, int, str | None]]) -> None:
+    """Entries of one sequence and timestamp come in the tie column's order (nulls first),
+    then the code's; all others as without it."""
+    df = _frame([(h, t, c) for h, t, c, _ in entries]).with_columns(
+        pl.Series("tie", [e for _, _, _, e in entries], dtype=pl.String)
+    )
+    got = packed_order(df, hash_of="h", ts="ts", code="code", carry=["user"], tie="tie")
+    assert got is not None
+    rank = {h: n for n, h in enumerate(sorted({h for h, _, _, _ in entries}))}
+    ordered = sorted(entries, key=lambda e: (e[0], e[1], e[3] is not None, e[3] or "", e[2]))
+    assert list(got.rows.select(SEQ, "ts", "code").iter_rows()) == [
+        (rank[h], t, c) for h, t, c, _ in ordered
+    ]
