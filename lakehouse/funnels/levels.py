@@ -29,7 +29,7 @@ extends.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -196,6 +196,12 @@ def _reset(spec: FunnelSpec, step: int) -> pl.Expr | None:
     return pl.col("_idx").is_in([_excluded_idx(spec, t) for t in types]) if types else None
 
 
+def _typed(step: str) -> pl.Expr:
+    import polars as pl
+
+    return pl.col("event_type") == step
+
+
 def _window_levels(frame: pl.LazyFrame, spec: FunnelSpec) -> pl.LazyFrame:
     """The level states over sorted, marked entries (``_start`` on each sequence's first)."""
     import polars as pl
@@ -228,17 +234,23 @@ def _window_levels(frame: pl.LazyFrame, spec: FunnelSpec) -> pl.LazyFrame:
     return frame
 
 
-def _strict_levels(lf: pl.LazyFrame, spec: FunnelSpec, grouped: bool) -> pl.LazyFrame:
-    """Excluded types are never steps, so in strict mode an excluded event already
-    breaks every chain it falls inside: exclusions change nothing here."""
+def _strict_rows(lf: pl.LazyFrame, spec: FunnelSpec, grouped: bool) -> pl.LazyFrame:
+    """All events sorted by ``(keys, _ts, event_id)``, marked."""
+    return lf.sort([*_keys(grouped, spec), "_ts", "event_id"]).with_columns(**_marks(grouped, spec))
+
+
+def _strict_levels(
+    frame: pl.LazyFrame, spec: FunnelSpec, is_type: Callable[[str], pl.Expr]
+) -> pl.LazyFrame:
+    """The level states over sorted, marked events; ``is_type(step)``: the events of
+    that step's type. Excluded types are never steps, so in strict mode an excluded event
+    already breaks every chain it falls inside: exclusions change nothing here."""
     import polars as pl
 
-    frame = lf.sort([*_keys(grouped, spec), "_ts", "event_id"]).with_columns(
-        **_marks(grouped, spec), _n0=pl.col("event_type") == spec.steps[0]
-    )
+    frame = frame.with_columns(_n0=is_type(spec.steps[0]))
     first = pl.col("_ts")
     for k in range(len(spec.steps) - 1):
-        is_next = pl.col("event_type") == spec.steps[k + 1]
+        is_next = is_type(spec.steps[k + 1])
         state = (
             pl.when(pl.col(f"_n{k}"))
             .then(first)
@@ -332,34 +344,48 @@ def levels_for(
     reached step 1: ``level``, ``us_to_step_1 .. us_to_step_K`` and ``_clash``."""
     base = _base(lf, spec, grouped, exact, ids)
     if spec.mode == "strict":
-        return _reach(_strict_levels(base, spec, grouped), spec, grouped)
+        return _reach(
+            _strict_levels(_strict_rows(base, spec, grouped), spec, _typed), spec, grouped
+        )
     return _reach(_window_levels(_window_rows(base, spec, grouped), spec), spec, grouped)
 
 
 def _packed_levels(
     lf: pl.LazyFrame, spec: FunnelSpec, groupings: list[bool], ids: bool
 ) -> list[pl.DataFrame] | None:
-    """Window mode's levels with the entries ordered by :func:`packed_order` (collected
-    once for every grouping); None when it does not apply (strict mode, keys too wide)."""
+    """The levels with the entries (window mode) or events (strict mode) ordered by
+    :func:`packed_order`, collected once for every grouping; None when the packed keys
+    would be too wide. In strict mode an event's code is its type's number among the
+    step names (0: no step), and events at one time follow ``event_id``."""
     import polars as pl
 
-    if spec.mode != "window":
-        return None
     wide = any(groupings)
-    entries = _window_entries(_base(lf, spec, wide, exact=False, ids=ids), spec, wide).collect()
-    low = len(spec.excluded_types)
+    base = _base(lf, spec, wide, exact=False, ids=ids)
+    names = list(dict.fromkeys(spec.steps))
+    if spec.mode == "window":
+        low = len(spec.excluded_types)
+        entries = _window_entries(base, spec, wide).with_columns(_code=pl.col("_idx") + low)
+    else:
+        low = 0
+        entries = base.with_columns(
+            _code=pl.col("event_type").replace_strict(
+                names, range(1, len(names) + 1), default=0, return_dtype=pl.Int32
+            )
+        ).drop("event_type")
+    collected = entries.collect()
     plans = []
     for grouped in groupings:
         keys = _keys(grouped, spec)
-        part = entries if grouped or not wide else entries.drop(GROUP)
+        part = collected if grouped or not wide else collected.drop(GROUP)
         if keys != [KEY]:  # one hash for the sequence's whole key
             part = part.with_columns(pl.struct(keys).hash(_HASH_SEED).alias("_seq_hash"))
         ordered = packed_order(
-            part.with_columns(_code=pl.col("_idx") + low),
+            part,
             hash_of=KEY if keys == [KEY] else "_seq_hash",
             ts="_ts",
             code="_code",
             carry=[*keys, USER] if keys != [KEY] else [USER],
+            tie="event_id" if spec.mode == "strict" else None,
         )
         if ordered is None:
             return None
@@ -370,7 +396,11 @@ def _packed_levels(
             "_start",
             pl.lit(ordered.clash).alias("_clash"),
         )
-        plans.append(_reach(_window_levels(rows, spec), spec, grouped, ordered.sequences))
+        if spec.mode == "window":
+            frame = _window_levels(rows, spec)
+        else:
+            frame = _strict_levels(rows, spec, lambda s: pl.col("_idx") == names.index(s) + 1)
+        plans.append(_reach(frame, spec, grouped, ordered.sequences))
     return pl.collect_all(plans)
 
 

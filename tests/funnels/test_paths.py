@@ -16,7 +16,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lakehouse.funnels import funnel, levels, user_levels
-from tests.analysis.reference import Ev, chains_by_definition, clickhouse_walk, frame
+from tests.analysis.reference import (
+    Ev,
+    chains_by_definition,
+    clickhouse_walk,
+    frame,
+    strict_by_definition,
+)
 
 S = 1_000_000
 T0 = 1_714_521_600 * S
@@ -144,3 +150,25 @@ def test_both_orderings_equal_the_definition(
         assert [s.users for s in group.steps] == [
             sum(1 for lvl, _ in levels_.values() if lvl >= k) for k in range(1, k_steps + 1)
         ]
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    events=st.lists(_event, min_size=1, max_size=30),
+    steps=st.lists(st.sampled_from("abc"), min_size=1, max_size=4),
+    window=st.integers(1, 6),
+    ids=st.lists(st.sampled_from(["e1", "e2", "e3", "e10"]), min_size=30, max_size=30),
+    path=st.sampled_from(("packed", "rows")),
+)
+def test_both_orderings_of_strict_mode_equal_its_definition(
+    events: list[Ev], steps: list[str], window: int, ids: list[str], path: str
+) -> None:
+    """Strict mode walks every event in (client_ts, event_id) order: at equal times (a
+    third of these events share their second with another) the event ids decide."""
+    df = frame([Ev(e.user, e.kind, e.ts_us, ids[n]) for n, e in enumerate(events)])
+    names = [f"us_to_step_{k + 1}" for k in range(len(steps))]
+    with ordering(path):
+        got = user_levels(df.lazy(), steps, timedelta(seconds=window), mode="strict")
+    assert {r["user_id"]: (r["level"], [r[n] for n in names]) for r in got.to_dicts()} == (
+        strict_by_definition(df, steps, window * S)
+    )
