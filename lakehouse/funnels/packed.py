@@ -7,14 +7,15 @@ was most of the funnel's time; here the three are packed into one integer per en
 only those integers are sorted (numpy sorts a plain int64 array several times faster than
 any row sort), then unpacked:
 
-* the sequence becomes a dense number ``0 .. S-1``: the sorted distinct values of its
-  64-bit hash, and each entry's position among them;
+* the sequence becomes a dense number ``0 .. S-1``: the rank of its 64-bit hash among
+  the distinct hashes;
 * the timestamp becomes its offset from the earliest one, or, when that needs too many
   bits, its position among the distinct timestamps;
 * ``code`` (non-negative, small) takes the low bits.
 
-When the three still need more than 63 bits, :func:`packed_order` returns None and the
-caller sorts rows instead. Two sequences sharing a hash are reported (``clash``): the
+When the three still need more than 63 bits (or a timestamp is null), :func:`packed_order`
+returns None and the caller sorts rows instead. Entries that share a sequence and a
+timestamp can be ordered by another column (strict mode's ``event_id``). Two sequences sharing a hash are reported (``clash``): the
 caller then redoes the work with exact keys.
 """
 
@@ -33,8 +34,8 @@ _BITS = 63  # a non-negative int64
 
 @dataclass(frozen=True)
 class Ordered:
-    """Entries in ``(sequence, timestamp, code)`` order: columns ``_seq``, ``_ts``,
-    ``code``, ``_start`` (the first entry of its sequence); ``sequences``: one row per
+    """Entries in ``(sequence, timestamp, code)`` order: columns ``_seq``, the timestamp
+    and code columns (named as given), ``_start`` (the first entry of its sequence); ``sequences``: one row per
     sequence number (column ``_seq``) with the carried columns' values; ``clash``: two
     sequences shared a hash (the order is then void)."""
 
@@ -84,6 +85,8 @@ def packed_order(
         )
         sequences = entries.select(carry).with_columns(pl.lit(0, pl.Int64).alias(SEQ))
         return Ordered(rows=rows, sequences=sequences, clash=False)
+    if entries[ts].null_count() or entries[hash_of].null_count():
+        return None  # rows sort nulls; these integers cannot hold them
     seq, one = _dense(entries[hash_of].to_numpy())
     codes = entries[code].to_numpy().astype(np.int64)
     times = entries[ts].to_numpy()

@@ -66,6 +66,11 @@ def test_keys_that_cannot_fit_63_bits_give_none() -> None:
     assert packed_order(_frame(entries), hash_of="h", ts="ts", code="code", carry=[]) is None
 
 
+def test_a_null_timestamp_gives_none() -> None:
+    df = _frame([(1, 10, 0), (2, 20, 1)]).with_columns(pl.Series("ts", [None, 20], pl.Int64))
+    assert packed_order(df, hash_of="h", ts="ts", code="code", carry=["user"]) is None
+
+
 def test_no_entries_give_no_rows() -> None:
     got = packed_order(_frame([]), hash_of="h", ts="ts", code="code", carry=["user"])
     assert got is not None and got.rows.height == 0 and got.sequences.height == 0
