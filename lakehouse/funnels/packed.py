@@ -46,19 +46,46 @@ class Ordered:
 
 def _dense(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Each value's position among the sorted distinct ``values``, and one row index per
-    distinct value (its first row in sorted order). An argsort and a scatter: several
-    times faster than a binary search per row, and the later work reads the rows in
-    their own order (gathering rows along the argsort instead measured slower)."""
+    distinct value (its first row in sorted order). A scatter over the sorted order, and
+    the later work reads the rows in their own order (gathering rows along the order
+    instead measured slower)."""
     import numpy as np
 
-    order = np.argsort(values)
-    ordered = values[order]
+    order, ordered = _sorted_order(values)
     new = np.empty(len(values), dtype=bool)
     new[0] = True
     np.not_equal(ordered[1:], ordered[:-1], out=new[1:])
     numbers = np.empty(len(values), dtype=np.int64)
     numbers[order] = np.cumsum(new) - 1
     return numbers, order[new]
+
+
+def _sorted_order(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """An order that sorts ``values`` (64-bit), and the sorted values. Not an argsort
+    (4x slower on 6 M values): the values' high bits with the row number in the low bits
+    are sorted as plain integers. Rows whose values share the high bits but differ below
+    come out by row number, not by value; those few runs are sorted again by value."""
+    import numpy as np
+
+    n = len(values)
+    bits = max(1, (n - 1).bit_length())
+    wide = values.astype(np.uint64)  # signed: the sign bit flipped keeps the order
+    if np.issubdtype(values.dtype, np.signedinteger):
+        wide ^= np.uint64(1 << 63)
+    low = np.uint64((1 << bits) - 1)
+    packed = (wide & ~low) | np.arange(n, dtype=np.uint64)
+    packed.sort()
+    order = (packed & low).astype(np.int64)
+    ordered = values[order]
+    if len(values) > 1:
+        wrong = ordered[1:] < ordered[:-1]
+        if wrong.any():
+            high = packed & ~low
+            rows = np.flatnonzero(np.isin(high, np.unique(high[1:][wrong])))
+            again = np.argsort(ordered[rows], kind="stable")
+            order[rows] = order[rows][again]
+            ordered[rows] = ordered[rows][again]
+    return order, ordered
 
 
 def packed_order(

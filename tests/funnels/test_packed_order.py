@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 import pytest
 from hypothesis import given, settings
@@ -112,3 +113,19 @@ def test_ties_follow_the_tie_column(entries: list[tuple[int, int, int, str | Non
     assert list(got.rows.select(SEQ, "ts", "code").iter_rows()) == [
         (rank[h], t, c) for h, t, c, _ in ordered
     ]
+
+
+@pytest.mark.parametrize("dtype", [np.uint64, np.int64])
+def test_values_sharing_high_bits_still_sort(dtype: type) -> None:
+    """Values that differ only in the bits the row number takes (and negative ones) come
+    out sorted: the same values, in the same order, as numpy's argsort gives."""
+    from lakehouse.funnels.packed import _sorted_order
+
+    rng = np.random.default_rng(3)
+    pool = np.array([5, 6, 1_000, 2**40 + 1, 2**40 + 2, 2**62 + 9], dtype=np.int64)
+    if dtype is np.int64:
+        pool = np.concatenate([pool, -pool])
+    values = rng.choice(pool, 5_000).astype(dtype)
+    order, ordered = _sorted_order(values)
+    assert sorted(order.tolist()) == list(range(len(values)))  # a permutation
+    assert ordered.tolist() == values[order].tolist() == np.sort(values).tolist()
