@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -206,6 +207,12 @@ def measure(name: str, folder: Path, window: timedelta, repeat: int) -> tuple[fl
         return pool.apply(_measure, (name, folder, window, repeat))
 
 
+def _load() -> str:
+    """The 1/5/15-minute load averages: on a shared machine only ratios measured at a low
+    load mean anything."""
+    return " ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=10_000_000)
@@ -230,6 +237,7 @@ def main() -> None:
         print(
             f"machine: {cpu_info()}; best of {args.repeat}; window {args.window}; steps {', '.join(STEPS)}"
         )
+        print(f"load average at the start: {_load()}")
         print(f"users: {users:,}")
         ours_s, ours, ours_mb = measure("polars", folder, window, args.repeat)
         print(
@@ -262,6 +270,7 @@ def main() -> None:
                 f"polars strict mode       {st_s:7.2f} s   peak {st_mb:6,.0f} MB   users per step {st}"
             )
         print(f"parent peak RSS {peak_rss_mb():,.0f} MB (data generation)")
+        print(f"load average at the end: {_load()}")
         if differ:
             sys.exit(1)
 

@@ -8,9 +8,9 @@
   register themselves, see :mod:`lakehouse.funnels.engines`).
 """
 
+from lakehouse.funnels.collect import user_levels
 from lakehouse.funnels.compute import funnel
 from lakehouse.funnels.engines import ENGINES, FunnelRequest, register_engine, run_funnel
-from lakehouse.funnels.levels import user_levels
 from lakehouse.funnels.result import FunnelGroup, FunnelResult, FunnelStep
 from lakehouse.funnels.spec import MODES, FunnelSpec, Mode, funnel_spec
 from lakehouse.funnels.sql import funnel_sql

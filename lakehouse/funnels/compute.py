@@ -9,7 +9,8 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from lakehouse.funnels.levels import GROUP, collect_levels
+from lakehouse.funnels.collect import collect_levels
+from lakehouse.funnels.levels import GROUP
 from lakehouse.funnels.result import (
     FunnelGroup,
     FunnelResult,

@@ -28,18 +28,15 @@ extends.
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Mapping, Sequence
-from datetime import timedelta
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from lakehouse.errors import UsageError
-from lakehouse.funnels.spec import Exclusion, FunnelSpec, Mode, breakdown_expr, funnel_spec
+from lakehouse.funnels.packed import SEQ
+from lakehouse.funnels.spec import FunnelSpec, breakdown_expr
 
 if TYPE_CHECKING:
     import polars as pl
-
-log = logging.getLogger(__name__)
 
 _SENTINEL = -(2**63)  # "no open chain": below every epoch microsecond value
 _HASH_SEED = 0x1CEB
@@ -124,9 +121,11 @@ def _marks(grouped: bool, spec: FunnelSpec) -> dict[str, pl.Expr]:
     return {"_start": start, "_clash": clash}
 
 
-def _window_rows(lf: pl.LazyFrame, spec: FunnelSpec, grouped: bool) -> pl.LazyFrame:
-    """Entries ``(keys, _ts, _idx)``: one per event and matching step, plus one per
-    excluded event (``_idx = -1``: first among the entries of its timestamp), sorted."""
+def _window_entries(lf: pl.LazyFrame, spec: FunnelSpec, grouped: bool) -> pl.LazyFrame:
+    """Entries ``(keys, user, _ts, _idx)``, unsorted: one per event and matching step
+    (``_idx`` its 0-based index), plus one per excluded event (``_idx`` negative: the
+    excluded type's position in ``spec.excluded_types`` minus their number, so that
+    ``(_ts, _idx)`` order puts them first among the entries of their timestamp)."""
     import polars as pl
 
     if len(set(spec.steps)) == len(spec.steps):  # one entry per event: a lookup, no join
@@ -144,43 +143,66 @@ def _window_rows(lf: pl.LazyFrame, spec: FunnelSpec, grouped: bool) -> pl.LazyFr
             steps, on="event_type", how="inner"
         )
     if spec.exclusions:
-        excluded = lf.filter(pl.col("event_type").is_in(spec.excluded_types)).with_columns(
-            _idx=pl.lit(-1, pl.Int32)
+        types = spec.excluded_types
+        excluded = lf.filter(pl.col("event_type").is_in(types)).with_columns(
+            _idx=pl.col("event_type").replace_strict(
+                list(types), [_excluded_idx(spec, t) for t in types], return_dtype=pl.Int32
+            )
         )
         entries = pl.concat([entries, excluded], how="vertical_relaxed")
-    return _sorted_entries(entries, _keys(grouped, spec), len(spec.steps))
+    return entries.drop("event_type")
 
 
-def _sorted_entries(entries: pl.LazyFrame, keys: list[str], steps: int) -> pl.LazyFrame:
+def _excluded_idx(spec: FunnelSpec, event_type: str) -> int:
+    """The (negative) ``_idx`` of an excluded event type's entries."""
+    return spec.excluded_types.index(event_type) - len(spec.excluded_types)
+
+
+def _window_rows(lf: pl.LazyFrame, spec: FunnelSpec, grouped: bool) -> pl.LazyFrame:
+    """The entries of :func:`_window_entries`, sorted by ``(keys, _ts, _idx)``, marked."""
+    entries = _window_entries(lf, spec, grouped)
+    low = len(spec.excluded_types)
+    return _sorted_entries(
+        entries, _keys(grouped, spec), low, low + len(spec.steps) - 1
+    ).with_columns(**_marks(grouped, spec))
+
+
+def _sorted_entries(entries: pl.LazyFrame, keys: list[str], low: int, top: int) -> pl.LazyFrame:
     """``entries`` sorted by ``(*keys, _ts, _idx)``, as two single-purpose sorts (a
     multi-column sort was most of the funnel's time): first by one int64 that orders
-    ``(_ts, _idx)`` — ``_ts`` shifted left by the bits ``_idx + 1`` needs — then a stable
-    sort by the keys. The shift cannot overflow for any time of years 1-9999 (|µs| <
-    2**58) while ``_idx + 1`` fits 5 bits; longer funnels sort the two columns."""
+    ``(_ts, _idx)`` — ``_ts`` shifted left by the bits ``_idx + low`` (0 .. ``top``)
+    needs — then a stable sort by the keys. The shift cannot overflow for any time of
+    years 1-9999 (|µs| < 2**58) while ``top`` fits 5 bits; longer funnels sort the two
+    columns."""
     import polars as pl
 
-    bits = steps.bit_length()  # _idx + 1 ranges over 0 .. steps
+    bits = top.bit_length()
     if bits <= 5:
-        by_time = entries.sort(pl.col("_ts") * (1 << bits) + (pl.col("_idx") + 1))
+        by_time = entries.sort(pl.col("_ts") * (1 << bits) + (pl.col("_idx") + low))
     else:
         by_time = entries.sort(["_ts", "_idx"])
     return by_time.sort(keys, maintain_order=True)
 
 
 def _reset(spec: FunnelSpec, step: int) -> pl.Expr | None:
-    """True on the excluded events that close the chains at ``step`` (1-based)."""
+    """True on the excluded entries that close the chains at ``step`` (1-based)."""
     import polars as pl
 
     types = spec.excluded_after(step)
-    return pl.col("event_type").is_in(types) if types else None
+    return pl.col("_idx").is_in([_excluded_idx(spec, t) for t in types]) if types else None
 
 
-def _window_levels(lf: pl.LazyFrame, spec: FunnelSpec, grouped: bool) -> pl.LazyFrame:
+def _typed(step: str) -> pl.Expr:
     import polars as pl
 
-    frame = _window_rows(lf, spec, grouped).with_columns(
-        **_marks(grouped, spec), _n0=pl.col("_idx") == 0
-    )
+    return pl.col("event_type") == step
+
+
+def _window_levels(frame: pl.LazyFrame, spec: FunnelSpec) -> pl.LazyFrame:
+    """The level states over sorted, marked entries (``_start`` on each sequence's first)."""
+    import polars as pl
+
+    frame = frame.with_columns(_n0=pl.col("_idx") == 0)
     first = pl.col("_ts")
     for k in range(len(spec.steps) - 1):
         closed = pl.col("_start")
@@ -208,17 +230,23 @@ def _window_levels(lf: pl.LazyFrame, spec: FunnelSpec, grouped: bool) -> pl.Lazy
     return frame
 
 
-def _strict_levels(lf: pl.LazyFrame, spec: FunnelSpec, grouped: bool) -> pl.LazyFrame:
-    """Excluded types are never steps, so in strict mode an excluded event already
-    breaks every chain it falls inside: exclusions change nothing here."""
+def _strict_rows(lf: pl.LazyFrame, spec: FunnelSpec, grouped: bool) -> pl.LazyFrame:
+    """All events sorted by ``(keys, _ts, event_id)``, marked."""
+    return lf.sort([*_keys(grouped, spec), "_ts", "event_id"]).with_columns(**_marks(grouped, spec))
+
+
+def _strict_levels(
+    frame: pl.LazyFrame, spec: FunnelSpec, is_type: Callable[[str], pl.Expr]
+) -> pl.LazyFrame:
+    """The level states over sorted, marked events; ``is_type(step)``: the events of
+    that step's type. Excluded types are never steps, so in strict mode an excluded event
+    already breaks every chain it falls inside: exclusions change nothing here."""
     import polars as pl
 
-    frame = lf.sort([*_keys(grouped, spec), "_ts", "event_id"]).with_columns(
-        **_marks(grouped, spec), _n0=pl.col("event_type") == spec.steps[0]
-    )
+    frame = frame.with_columns(_n0=is_type(spec.steps[0]))
     first = pl.col("_ts")
     for k in range(len(spec.steps) - 1):
-        is_next = pl.col("event_type") == spec.steps[k + 1]
+        is_next = is_type(spec.steps[k + 1])
         state = (
             pl.when(pl.col(f"_n{k}"))
             .then(first)
@@ -243,14 +271,19 @@ def _strict_levels(lf: pl.LazyFrame, spec: FunnelSpec, grouped: bool) -> pl.Lazy
     return frame
 
 
-def _reach(frame: pl.LazyFrame, spec: FunnelSpec, grouped: bool) -> pl.LazyFrame:
+def _reach(
+    frame: pl.LazyFrame, spec: FunnelSpec, grouped: bool, sequences: pl.DataFrame | None = None
+) -> pl.LazyFrame:
     """Per user: ``us_to_step_k``, the µs from the chain's first step to step k on the
     first row where the user reached k (null if never), ``level`` (steps reached), and
     ``_clash`` (true: the user shared a hash key with another; the result is void).
 
     With a held column the sequences are per (user, held value); a user's time to step k
     is then the one of the sequence that reached k first in client time (on a tie, the
-    shorter time)."""
+    shorter time).
+
+    ``sequences``: the rows are numbered sequences (column ``_seq``, from
+    :func:`lakehouse.funnels.packed.packed_order`) and this frame holds their keys."""
     import polars as pl
 
     k_steps = len(spec.steps)
@@ -266,18 +299,22 @@ def _reach(frame: pl.LazyFrame, spec: FunnelSpec, grouped: bool) -> pl.LazyFrame
     held = spec.hold is not None
     at = [pl.when(pl.col(f"_n{k}")).then(pl.col("_ts")).alias(f"_at{k}") for k in range(k_steps)]
     out = [GROUP, USER] if grouped else [USER]
+    by = _keys(grouped, spec) if sequences is None else [SEQ]
+    user = [USER] if sequences is None else []
     per_sequence = (
         frame.filter(pl.any_horizontal(pl.col(f"_n{k}") for k in range(k_steps)) | pl.col("_clash"))
-        .select(*_keys(grouped, spec), USER, "_clash", *reach, *(at if held else []))
-        .group_by(_keys(grouped, spec))
+        .select(*by, *user, "_clash", *reach, *(at if held else []))
+        .group_by(by)
         # rows keep their order inside a group: the first non-null is the earliest reach
         .agg(
-            pl.col(USER).first(),
+            *(pl.col(c).first() for c in user),
             pl.col("_clash").any(),
             *(pl.col(n).drop_nulls().first() for n in names),
             *(pl.col(f"_at{k}").drop_nulls().first() for k in range(k_steps) if held),
         )
     )
+    if sequences is not None:
+        per_sequence = per_sequence.join(sequences.lazy(), on=SEQ).drop(SEQ)
     if held:
         per_sequence = per_sequence.group_by(_keys(grouped)).agg(
             pl.col(USER).first(),
@@ -303,48 +340,7 @@ def levels_for(
     reached step 1: ``level``, ``us_to_step_1 .. us_to_step_K`` and ``_clash``."""
     base = _base(lf, spec, grouped, exact, ids)
     if spec.mode == "strict":
-        return _reach(_strict_levels(base, spec, grouped), spec, grouped)
-    return _reach(_window_levels(base, spec, grouped), spec, grouped)
-
-
-def collect_levels(
-    lf: pl.LazyFrame, spec: FunnelSpec, *, groupings: list[bool], ids: bool = True
-) -> list[pl.DataFrame]:
-    """Collect :func:`levels_for` for each grouping (in one Polars run), redone with exact
-    string keys in the rare case two users share a 64-bit hash."""
-    import polars as pl
-
-    frames = pl.collect_all([levels_for(lf, spec, grouped=g, ids=ids) for g in groupings])
-    if any(f["_clash"].any() for f in frames):
-        log.warning("two users share a hash key; computing the funnel again with exact keys")
-        frames = pl.collect_all(
-            [levels_for(lf, spec, grouped=g, exact=True, ids=ids) for g in groupings]
+        return _reach(
+            _strict_levels(_strict_rows(base, spec, grouped), spec, _typed), spec, grouped
         )
-    return [f.drop("_clash") for f in frames]
-
-
-def user_levels(
-    lf: pl.LazyFrame,
-    steps: Sequence[str],
-    window: timedelta,
-    *,
-    mode: Mode = "window",
-    breakdown: str | None = None,
-    exclude: Sequence[Exclusion | str] = (),
-    hold: str | None = None,
-    step_windows: Mapping[int, timedelta] | None = None,
-) -> pl.DataFrame:
-    """One row per user who reached the first step (per breakdown value, in column
-    ``breakdown``, when asked): ``level`` — the furthest step reached, the value
-    ClickHouse's ``windowFunnel`` returns in window mode — and ``us_to_step_1..K``.
-    ``exclude``, ``hold``, ``step_windows``: as :func:`lakehouse.funnels.funnel`."""
-    spec = funnel_spec(
-        steps,
-        window,
-        mode,
-        breakdown,
-        exclusions=exclude,
-        hold=hold,
-        step_windows=step_windows or {},
-    )
-    return collect_levels(lf, spec, groupings=[breakdown is not None])[0]
+    return _reach(_window_levels(_window_rows(base, spec, grouped), spec), spec, grouped)
