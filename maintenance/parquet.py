@@ -34,8 +34,9 @@ def is_compaction_output(path: str) -> bool:
 def _read_one(fs: FileSystem, path: str, schema: pa.Schema) -> pa.Table:
     """One Parquet file with the columns of ``schema`` matched by name (a column the
     file lacks reads as nulls), in ``schema``'s types."""
+    # Coalesced reads pay off on object stores; on a local disk they cost ~20% more CPU.
     with fs.open_input_file(path) as source:
-        parquet = pq.ParquetFile(source, pre_buffer=True)
+        parquet = pq.ParquetFile(source, pre_buffer=fs.type_name != "local")
         present = set(parquet.schema_arrow.names)
         columns = [name for name in schema.names if name in present]
         table = parquet.read(columns=columns, use_threads=False)
