@@ -109,3 +109,38 @@ def test_overlapping_groups_leave_the_same_rows(
         rows += file_rows
     assert multiset(rows) == multiset(fed.expected())
     assert result.duplicates_removed == fed.duplicates
+
+
+def test_groups_rewritten_after_a_failed_commit_are_removed(
+    sqlite_fed: tuple[Table, Fed], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Commits run beside the rewrites: when one raises, the groups rewritten meanwhile
+    are never committed, and their files are removed (not left as orphans)."""
+    table, fed = sqlite_fed
+    before = table.current_snapshot()
+    assert before is not None
+    plan = plan_compaction(table, CompactionOptions(max_commits=len(fed.hours)))
+    batches = plan.batches()
+    assert len(batches) == 3 and all(len(b) == 1 for b in batches)
+    written: dict[str, list[str]] = {}
+    rewrite = compact_module.rewrite_group
+
+    def recording(*args: object, **kwargs: object) -> object:
+        output = rewrite(*args, **kwargs)  # type: ignore[arg-type]
+        group = args[2]
+        written[group.group_id] = [canonical(f.file_path) for f in output.data_files]  # type: ignore[attr-defined]
+        return output
+
+    def broken(*_: object) -> None:
+        raise RuntimeError("catalog gone")
+
+    monkeypatch.setattr(compact_module, "rewrite_group", recording)
+    monkeypatch.setattr(compact_module.ConflictChecker, "check", broken)
+    with pytest.raises(RuntimeError, match="catalog gone"):
+        compact(table, plan=plan)
+    table.refresh()
+    assert table.current_snapshot() == before  # nothing committed
+    first = batches[0][0].group_id
+    later = [path for gid, paths in written.items() if gid != first for path in paths]
+    assert later  # the loop did rewrite another group while the first batch committed
+    assert not [p for p in later if Path(p).exists()]
