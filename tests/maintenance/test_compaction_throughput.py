@@ -10,17 +10,22 @@ import functools
 import importlib
 import random
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from pyarrow.fs import LocalFileSystem
+from pyiceberg.io import FileIO
 from pyiceberg.table import Table
+from pyiceberg.table.metadata import TableMetadata
 
 import maintenance.parquet as parquet_module
 from maintenance import CompactionOptions, compact, plan_compaction
 from maintenance.paths import canonical
 from maintenance.pipeline import RewritePipeline
+from maintenance.plan import RewriteGroup
+from maintenance.rewrite import RewrittenGroup
 from tests.maintenance.builders import ARROW_SCHEMA, COLUMNS, Fed, multiset
 
 # the module, not the function of the same name that the package exports
@@ -125,10 +130,11 @@ def test_groups_rewritten_after_a_failed_commit_are_removed(
     written: dict[str, list[str]] = {}
     rewrite = compact_module.rewrite_group
 
-    def recording(*args: object, **kwargs: object) -> object:
-        output = rewrite(*args, **kwargs)  # type: ignore[arg-type]
-        group = args[2]
-        written[group.group_id] = [canonical(f.file_path) for f in output.data_files]  # type: ignore[attr-defined]
+    def recording(
+        metadata: TableMetadata, io: FileIO, group: RewriteGroup, **kwargs: Any
+    ) -> RewrittenGroup:
+        output = rewrite(metadata, io, group, **kwargs)
+        written[group.group_id] = [canonical(f.file_path) for f in output.data_files]
         return output
 
     def broken(*_: object) -> None:
