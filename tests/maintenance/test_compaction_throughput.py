@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import importlib
 import random
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -128,7 +129,7 @@ def test_groups_rewritten_after_a_failed_commit_are_removed(
     batches = plan.batches()
     assert len(batches) == 3 and all(len(b) == 1 for b in batches)
     written: dict[str, list[str]] = {}
-    rewrite = compact_module.rewrite_group
+    rewrite: Callable[..., RewrittenGroup] = compact_module.rewrite_group
 
     def recording(
         metadata: TableMetadata, io: FileIO, group: RewriteGroup, **kwargs: Any
