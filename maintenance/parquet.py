@@ -21,9 +21,9 @@ from lakehouse.datafiles import parquet_options, to_schema, write_hour_file
 
 OUTPUT_PREFIX = "compacted-"
 
-# Files read at once. Small files cost mostly their footer and per-column setup, done in
-# Arrow code that releases the GIL: a few threads keep both cores busy (measured on 2,000
-# files of 1,000 rows: 4 threads read them in ~0.6x the time of one Arrow dataset scan).
+# Files read at once. Small files cost mostly per-column-chunk decoding, done in Arrow
+# code that releases the GIL: a few threads keep both cores busy (measured on 2,000 files
+# of 1,000 rows: about 20% less time and CPU than one Arrow dataset scan of the same files).
 READ_THREADS = 4
 
 
