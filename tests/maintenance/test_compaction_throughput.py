@@ -9,8 +9,10 @@ from __future__ import annotations
 import functools
 import importlib
 import random
+import threading
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pyarrow as pa
@@ -151,3 +153,33 @@ def test_groups_rewritten_after_a_failed_commit_are_removed(
     later = [path for gid, paths in written.items() if gid != first for path in paths]
     assert later  # the loop did rewrite another group while the first batch committed
     assert not [p for p in later if Path(p).exists()]
+
+
+def test_a_group_starts_as_soon_as_any_running_one_ends() -> None:
+    """Two at a time: while the oldest group is still being rewritten, the next ones
+    start as their predecessors end; never more than two run; results come in order."""
+    started = {i: threading.Event() for i in range(5)}
+    lock = threading.Lock()
+    running = [0]
+    most = [0]
+    waited_for_third: list[bool] = []
+
+    def rewrite(group: SimpleNamespace) -> int:
+        started[group.n].set()
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        try:
+            if group.n == 0:  # slow: ends only once group 2 has started beside it
+                waited_for_third.append(started[2].wait(timeout=10))
+            return int(group.n) * 10
+        finally:
+            with lock:
+                running[0] -= 1
+
+    groups = [SimpleNamespace(n=i, group_id=f"g{i}") for i in range(5)]
+    pipeline = RewritePipeline(groups, rewrite, depth=2)  # type: ignore[arg-type]
+    out = [(done.group.group_id, done.output) for done in pipeline]
+    assert out == [(f"g{i}", i * 10) for i in range(5)]
+    assert waited_for_third == [True]
+    assert most[0] <= 2
