@@ -192,6 +192,14 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _cpu_seconds() -> float:
+    """CPU time of this process so far, all threads, user and system."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _baseline_child(home: str, queue: Any) -> None:
     """The same live files read and written back as one Parquet dataset with pyarrow
     alone (Arrow's threads, the writers' compression): what the hardware does now."""
@@ -207,6 +215,7 @@ def _baseline_child(home: str, queue: Any) -> None:
     options = parquet_options(table.properties, names)
     out = Path(home) / "baseline-out"
     rss_start = _peak_rss_mb()
+    cpu = _cpu_seconds()
     start = time.perf_counter()
     source = ds.dataset(paths, format="parquet")
     ds.write_dataset(
@@ -223,10 +232,12 @@ def _baseline_child(home: str, queue: Any) -> None:
         existing_data_behavior="overwrite_or_ignore",
     )
     seconds = time.perf_counter() - start
+    cpu = _cpu_seconds() - cpu
     rows = ds.dataset(out, format="parquet").count_rows()
     queue.put(
         {
             "seconds": seconds,
+            "cpu_seconds": cpu,
             "records": rows,
             "rss_start_mb": rss_start,
             "rss_peak_mb": _peak_rss_mb(),
@@ -240,15 +251,18 @@ def _compact_child(home: str, target: int, max_commits: int | None, queue: Any) 
     settings = Settings.from_env(env={}, home=home)
     table = open_catalog(settings).load_table(settings.table.identifier)
     rss_start = _peak_rss_mb()
+    cpu = _cpu_seconds()
     start = time.perf_counter()
     result = compact(table, CompactionOptions(target_file_size=target, max_commits=max_commits))
     seconds = time.perf_counter() - start
+    cpu = _cpu_seconds() - cpu
     start = time.perf_counter()
     manifests = rewrite_manifests(table)
     manifest_seconds = time.perf_counter() - start
     queue.put(
         {
             "seconds": seconds,
+            "cpu_seconds": cpu,
             "manifest_seconds": manifest_seconds,
             "result": result.to_dict(),
             "manifests": manifests.to_dict(),
@@ -328,6 +342,8 @@ def main() -> None:
         "throughput_events_per_s": round(events_per_s),
         "baseline_events_per_s": round(baseline_per_s),
         "baseline_seconds": round(baseline["seconds"], 2),
+        "compaction_cpu_seconds": round(child["cpu_seconds"], 2),
+        "baseline_cpu_seconds": round(baseline["cpu_seconds"], 2),
         "baseline_peak_rss_mb": round(baseline["rss_peak_mb"]),
         "throughput_vs_baseline": round(events_per_s / baseline_per_s, 2),
         "peak_rss_mb": round(child["rss_peak_mb"]),
@@ -379,6 +395,11 @@ def main() -> None:
         f"peak RSS {report['baseline_peak_rss_mb']} MB)"
     )
     print(f"  ratio             {report['throughput_vs_baseline']:>10}x of the baseline, same run")
+    print(
+        f"  CPU time          {report['compaction_cpu_seconds']:>10} s  (baseline "
+        f"{report['baseline_cpu_seconds']} s; all threads, user + system: the cost that "
+        "machine load does not change)"
+    )
     print(
         f"  peak RSS          {report['peak_rss_mb']:>10} MB  (process at start {report['rss_before_compaction_mb']} MB;"
         f" Arrow pool peak {report['arrow_pool_peak_mb']} MB; target < 1024 MB)"

@@ -7,7 +7,6 @@ from collections.abc import Sequence
 
 import polars as pl
 import pyarrow as pa
-import pyarrow.dataset as ds
 from pyiceberg.expressions import AlwaysTrue
 from pyiceberg.io import FileIO
 from pyiceberg.io.pyarrow import ArrowScan, PyArrowFileIO
@@ -17,6 +16,7 @@ from pyiceberg.table.metadata import TableMetadata
 
 from lakehouse.schema import SORT_COLUMNS
 from maintenance.inventory import DataFileInfo
+from maintenance.parquet import read_parquet_files
 
 KEY_COLUMN = "event_id"
 
@@ -52,25 +52,16 @@ def schema_history_is_stable(metadata: TableMetadata) -> bool:
 def _read_dataset(
     io: FileIO, infos: Sequence[DataFileInfo], schema: Schema
 ) -> list[pa.Table] | None:
-    """The files read as one Arrow dataset (many files at once, in Arrow's threads), one
-    table per file in ``infos`` order; None when ``io`` has no Arrow file system."""
+    """The files read many at once through Arrow's file system (columns matched by name),
+    one table per file in ``infos`` order; None when ``io`` has no Arrow file system."""
     if not isinstance(io, PyArrowFileIO):
         return None
     located = [PyArrowFileIO.parse_location(i.path) for i in infos]
     if len({(scheme, netloc) for scheme, netloc, _ in located}) != 1:
         return None
     scheme, netloc, _ = located[0]
-    target = schema.as_arrow()
     paths = [path for _, _, path in located]
-    dataset = ds.dataset(
-        paths, schema=target, format="parquet", filesystem=io.fs_by_scheme(scheme, netloc)
-    )
-    batches: dict[str, list[pa.RecordBatch]] = {path: [] for path in paths}
-    for tagged in dataset.scanner(use_threads=True).scan_batches():
-        if tagged.fragment.path not in batches:  # a path Arrow spelled another way
-            return None
-        batches[tagged.fragment.path].append(tagged.record_batch)
-    return [pa.Table.from_batches(batches[path], schema=target) for path in paths]
+    return read_parquet_files(io.fs_by_scheme(scheme, netloc), paths, schema.as_arrow())
 
 
 def read_files(
@@ -82,7 +73,7 @@ def read_files(
     """Several files read at once, concatenated in order, with each file's row count.
 
     While the table's schema history is stable (:func:`schema_history_is_stable`), the
-    files are read as one Arrow dataset; otherwise (renamed, retyped or nested columns)
+    files are read many at once through Arrow (:func:`maintenance.parquet.read_parquet_files`); otherwise (renamed, retyped or nested columns)
     through pyiceberg's projection. Counts come from metadata and are checked against
     what was read; on a mismatch the files are read one by one instead."""
     schema = metadata.schema() if columns is None else metadata.schema().select(*columns)

@@ -3,7 +3,8 @@
 The plan's groups are cut, in order, into at most ``max_commits`` batches
 (:meth:`CompactionPlan.batches`, default 10, as Iceberg's ``partial-progress.max-commits``);
 each batch is one commit. Groups are rewritten ahead of their commit, a few at a time
-(:mod:`maintenance.pipeline`), so reading, sorting and writing overlap.
+(:mod:`maintenance.pipeline`), so reading, sorting and writing overlap; a batch commits
+on its own thread while the next groups are rewritten.
 
 Partial progress: a commit made stays made. A group whose rewrite fails is reported
 alone; a group whose files a concurrent change touched (another compactor, a delete) is
@@ -17,6 +18,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -179,18 +181,38 @@ def _execute(
     )
     ends = {batch[-1].group_id for batch in batches}
     ready: list[Rewritten] = []
-    for done in pipeline:
-        if done.error is not None:
-            outcome.failures.append(_failure(done.group, done.error))
-            reporter.advance(task, 1, f"{done.group.group_id} failed")
-        else:
-            ready.append(done)
-            reporter.advance(task, 1, done.group.group_id)
-        if done.group.group_id in ends and ready:
-            _commit_batch(table, plan, ready, checker, before_commit, run_id, outcome)
-            ready = []
-    if ready:  # stopped part-way through a batch: commit what was rewritten
-        _commit_batch(table, plan, ready, checker, before_commit, run_id, outcome)
+    # Batches commit one at a time, in order, on their own thread: the loop below keeps
+    # handing finished groups over and starting new ones while a commit runs.
+    with ThreadPoolExecutor(1, thread_name_prefix="compaction-commit") as committer:
+        commit: Future[None] | None = None
+
+        def submit(batch: list[Rewritten]) -> Future[None]:
+            if commit is not None:
+                commit.result()  # the previous batch first (and its error, if any)
+            return committer.submit(
+                _commit_batch, table, plan, batch, checker, before_commit, run_id, outcome
+            )
+
+        try:
+            for done in pipeline:
+                if done.error is not None:
+                    outcome.failures.append(_failure(done.group, done.error))
+                    reporter.advance(task, 1, f"{done.group.group_id} failed")
+                else:
+                    ready.append(done)
+                    reporter.advance(task, 1, done.group.group_id)
+                if done.group.group_id in ends and ready:
+                    commit = submit(ready)
+                    ready = []
+            if ready:  # stopped part-way through a batch: commit what was rewritten
+                commit = submit(ready)
+                ready = []
+            if commit is not None:
+                commit.result()
+        except BaseException:
+            # A commit raised: the groups rewritten since, never to be committed, go.
+            _delete_outputs(table, [item.output for item in ready if item.output is not None])
+            raise
     if pipeline.stopped:
         log.info("stop requested: groups not started are left for the next run")
         outcome.stopped = True

@@ -1,5 +1,6 @@
-"""Compaction output files, written by :func:`lakehouse.datafiles.write_hour_file` (as the
-writers' files are).
+"""Compaction's Parquet I/O: output files are written by
+:func:`lakehouse.datafiles.write_hour_file` (as the writers' files are); input files are
+read many at once by :func:`read_parquet_files`.
 
 Compaction outputs are named ``compacted-<uuid>-<n>.parquet``. The name is how planning
 tells them from writer files after the snapshot that added them has expired (writers
@@ -9,14 +10,52 @@ mark their sorted files with the sort order id too, so that id alone cannot tell
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
-from lakehouse.datafiles import parquet_options, write_hour_file
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pyarrow.fs import FileSystem
+
+from lakehouse.datafiles import parquet_options, to_schema, write_hour_file
 
 OUTPUT_PREFIX = "compacted-"
+
+# Files read at once. Small files cost mostly per-column-chunk decoding, done in Arrow
+# code that releases the GIL: a few threads keep both cores busy (measured on 2,000 files
+# of 1,000 rows: about 20% less time and CPU than one Arrow dataset scan of the same files).
+READ_THREADS = 4
 
 
 def is_compaction_output(path: str) -> bool:
     return posixpath.basename(path).startswith(OUTPUT_PREFIX)
 
 
-__all__ = ["OUTPUT_PREFIX", "is_compaction_output", "parquet_options", "write_hour_file"]
+def _read_one(fs: FileSystem, path: str, schema: pa.Schema) -> pa.Table:
+    """One Parquet file with the columns of ``schema`` matched by name (a column the
+    file lacks reads as nulls), in ``schema``'s types."""
+    # Coalesced reads pay off on object stores; on a local disk they cost ~20% more CPU.
+    with fs.open_input_file(path) as source:
+        parquet = pq.ParquetFile(source, pre_buffer=fs.type_name != "local")
+        present = set(parquet.schema_arrow.names)
+        columns = [name for name in schema.names if name in present]
+        table = parquet.read(columns=columns, use_threads=False)
+    return to_schema(table, schema)
+
+
+def read_parquet_files(fs: FileSystem, paths: Sequence[str], schema: pa.Schema) -> list[pa.Table]:
+    """The files at ``paths`` on ``fs``, each as one table in ``schema``, in order, read
+    ``READ_THREADS`` at a time."""
+    if len(paths) <= 1:
+        return [_read_one(fs, path, schema) for path in paths]
+    with ThreadPoolExecutor(min(READ_THREADS, len(paths)), "parquet-read") as pool:
+        return list(pool.map(lambda path: _read_one(fs, path, schema), paths))
+
+
+__all__ = [
+    "OUTPUT_PREFIX",
+    "is_compaction_output",
+    "parquet_options",
+    "read_parquet_files",
+    "write_hour_file",
+]

@@ -2,9 +2,10 @@
 
 Reading, deduplicating, sorting and writing a group spend most of their time in Arrow,
 Parquet and Polars code that releases the GIL, so while one group is being written the
-next one is already being read. At most ``depth`` groups are in flight (started and not
-yet handed to the caller): memory stays bounded by a few groups, whatever the run's size.
-Results come back in plan order.
+next one is already being read. At most ``depth`` groups are being rewritten at once, and
+a new one starts as soon as any of them ends (not only the oldest): memory stays bounded
+by a few groups, whatever the run's size; a group that ended ahead of its turn holds only
+the description of its new files. Results come back in plan order.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 from lakehouse.errors import LakehouseError
@@ -63,7 +64,7 @@ class RewritePipeline:
         pool: ThreadPoolExecutor,
         pending: deque[tuple[RewriteGroup, Future[RewrittenGroup]]],
     ) -> None:
-        while len(pending) < self._depth and not self.stopped:
+        while sum(not f.done() for _, f in pending) < self._depth and not self.stopped:
             group = next(self._groups, None)
             if group is None:
                 return
@@ -78,6 +79,10 @@ class RewritePipeline:
             try:
                 self._start(pool, pending)
                 while pending:
+                    if not pending[0][1].done():  # start another as soon as any ends
+                        wait([f for _, f in pending if not f.done()], return_when=FIRST_COMPLETED)
+                        self._start(pool, pending)
+                        continue
                     group, future = pending.popleft()
                     try:
                         done = Rewritten(group, future.result())

@@ -121,13 +121,16 @@ def _survivor_order(
             other = pl.from_arrow(_tag(keys_read, [rank[f.path] for f in siblings], counts))
             assert isinstance(other, pl.DataFrame)
             candidates = pl.concat([candidates, other.select(candidates.columns)])
-        if candidates[KEY_COLUMN].is_duplicated().any():
-            winners = (
-                candidates.sort([KEY_COLUMN, "server_ts", _FILE, _POS])
-                .unique(subset=[KEY_COLUMN], keep="first", maintain_order=True)
+        # Only the rows whose key repeats are ranked (few, in practice): every copy but
+        # the first by (server_ts, file, position) is dropped.
+        repeated = candidates.filter(pl.col(KEY_COLUMN).is_duplicated())
+        if repeated.height:
+            losers = (
+                repeated.sort([KEY_COLUMN, "server_ts", _FILE, _POS])
+                .filter(~pl.col(KEY_COLUMN).is_first_distinct())
                 .select([_FILE, _POS])
             )
-            keys = keys.join(winners, on=[_FILE, _POS], how="semi")
+            keys = keys.join(losers, on=[_FILE, _POS], how="anti")
     ordered = keys.sort(list(SORT_COLUMNS))
     return ordered[_ROW].cast(pl.Int64).to_arrow()
 
