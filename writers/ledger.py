@@ -14,7 +14,7 @@ batch's key, so a retried or repeated record of the same batch adds nothing.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -52,6 +52,9 @@ class Ledger:
 
     def __init__(self, table: Any) -> None:
         self.table = table
+        # data files are immutable: each is read once per ledger (one ingest run or cycle),
+        # however many questions (the listing's checkpoint, then the listed ids) read it
+        self._read: dict[str, pa.Table] = {}
 
     def evolve(self) -> list[str]:
         """Give a ledger made by an older version the columns it lacks (``fingerprint``,
@@ -85,7 +88,7 @@ class Ledger:
         out: dict[str, Recorded] = {}
         for k in range(0, len(wanted), LOOKUP_CHUNK):
             chunk = wanted[k : k + LOOKUP_CHUNK]
-            self._collect(is_in("source", chunk), out)
+            self._collect(is_in("source", chunk), out, _among(chunk))
         return out
 
     def committed_with_prefix(self, prefix: str) -> list[tuple[str, int]]:
@@ -94,7 +97,7 @@ class Ledger:
         if not self._fresh():
             return []
         out: dict[str, Recorded] = {}
-        self._collect(starts_with("source", prefix), out)
+        self._collect(starts_with("source", prefix), out, lambda c: pc.starts_with(c, prefix))
         return sorted((k, r.size) for k, r in out.items())
 
     def last_with_prefix(self, prefix: str) -> str | None:
@@ -118,20 +121,63 @@ class Ledger:
             bound = _upper(task.file.upper_bounds, field_id)
             if best is not None and bound is not None and bound <= best:
                 break
-            ids = _read_sources(self.table, task, prefix)
+            ids = _with_prefix(self._sources(task.file.file_path), prefix)
             if ids and (best is None or max(ids) > best):
                 best = max(ids)
         return best
 
-    def _collect(self, row_filter: Any, out: dict[str, Recorded]) -> None:
+    def _file(self, location: str) -> pa.Table | None:
+        """The columns :meth:`_collect` reads of one ledger data file, read once; None for
+        a file that lacks some (written before ``fingerprint`` and ``lines`` existed)."""
+        if location not in self._read:
+            import pyarrow.parquet as pq
+
+            with self.table.io.new_input(location).open() as stream:
+                found = pq.read_table(stream)
+            if not set(_COLUMNS) <= set(found.column_names):
+                return None
+            self._read[location] = found.select(list(_COLUMNS))
+        return self._read[location]
+
+    def _sources(self, location: str) -> pa.ChunkedArray:
+        """The ``source`` column of one ledger data file (from :meth:`_file` when whole)."""
+        whole = self._file(location)
+        if whole is not None:
+            return whole.column("source")
+        import pyarrow.parquet as pq
+
+        with self.table.io.new_input(location).open() as stream:
+            return pq.read_table(stream, columns=["source"]).column("source")
+
+    def _rows(self, row_filter: Any, mask: Callable[[pa.ChunkedArray], Any]) -> pa.Table:
+        """The rows ``row_filter`` keeps: the files whose statistics may hold one are
+        planned by pyiceberg, then each is read once (:meth:`_file`) and ``mask`` (the
+        same condition on the ``source`` column) picks the rows. Ledgers with delete files
+        or files written before the newest columns are read by pyiceberg."""
+        scan = self.table.scan(row_filter=row_filter)
+        tasks = list(scan.plan_files())
+        have = {f.name for f in self.table.schema().fields}
+        direct = set(_COLUMNS) <= have and not any(t.delete_files for t in tasks)
+        files = [self._file(t.file.file_path) for t in tasks] if direct else []
+        parts = [f.filter(mask(f.column("source"))) for f in files if f is not None]
+        if not direct or len(parts) < len(files):
+            return self.table.scan(  # pyiceberg reads what a file lacks as nulls
+                row_filter=row_filter,
+                selected_fields=tuple(c for c in _COLUMNS if c in have),
+            ).to_arrow()
+        return pa.concat_tables(parts) if parts else INGESTED_SCHEMA.as_arrow().empty_table()
+
+    def _collect(
+        self,
+        row_filter: Any,
+        out: dict[str, Recorded],
+        mask: Callable[[pa.ChunkedArray], Any],
+    ) -> None:
         """Each matching id as last recorded (a file read again after it changed is
         recorded again, at its new size)."""
         have = {f.name for f in self.table.schema().fields}
         extra = tuple(c for c in ("fingerprint", "lines") if c in have)
-        rows = self.table.scan(
-            row_filter=row_filter,
-            selected_fields=("source", "size", "ingested_at", "batch_key", *extra),
-        ).to_arrow()
+        rows = self._rows(row_filter, mask)
         n = rows.num_rows
         prints = rows.column("fingerprint").to_pylist() if "fingerprint" in extra else [None] * n
         counts = rows.column("lines").to_pylist() if "lines" in extra else [None] * n
@@ -192,11 +238,19 @@ def _upper(bounds: dict[int, bytes] | None, field_id: int) -> str | None:
     return raw.decode("utf-8", errors="replace") if raw is not None else None
 
 
-def _read_sources(table: Any, task: Any, prefix: str) -> list[str]:
-    """The ``source`` values under ``prefix`` in one ledger data file."""
-    with table.io.new_input(task.file.file_path).open() as stream:
-        import pyarrow.parquet as pq
+_COLUMNS = ("source", "size", "ingested_at", "batch_key", "fingerprint", "lines")
 
-        column = pq.read_table(stream, columns=["source"]).column("source")
-    mask = pc.starts_with(column, prefix)
-    return [str(v) for v in pc.filter(column, mask).to_pylist()]
+
+def _among(ids: Sequence[str]) -> Callable[[pa.ChunkedArray], Any]:
+    """A mask of the ``source`` values among ``ids``."""
+    value_set = pa.array(ids, pa.string())
+
+    def mask(column: pa.ChunkedArray) -> Any:
+        return pc.is_in(column, value_set=value_set)
+
+    return mask
+
+
+def _with_prefix(column: pa.ChunkedArray, prefix: str) -> list[str]:
+    """The ``source`` values under ``prefix`` in one ledger data file's column."""
+    return [str(v) for v in pc.filter(column, pc.starts_with(column, prefix)).to_pylist()]

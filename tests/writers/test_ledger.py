@@ -62,3 +62,61 @@ def test_a_lookup_reads_only_the_ledger_files_that_can_hold_the_ids(
     assert planned == [1]  # one of the 20 ledger files
     assert len(list(real_scan(row_filter=In("source", [_uri(11, 0)])).plan_files())) == 1
     assert len(list(real_scan().plan_files())) == 20
+
+
+def test_each_ledger_file_is_read_once_per_ledger(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The listing's checkpoint (the greatest id) and then the listed ids ask about the
+    same newest files: each is read from storage once; the answers stay those of a fresh
+    ledger over the same table."""
+    io_class = type(ledger.table.io)  # (a refresh gives the table a new FileIO object)
+    opened: list[str] = []
+    real_new_input = io_class.new_input
+
+    def new_input(self: Any, location: str) -> Any:
+        opened.append(location)
+        return real_new_input(self, location)
+
+    monkeypatch.setattr(io_class, "new_input", new_input)
+    assert ledger.last_with_prefix("s3://bucket/events/") == _uri(19, 2)
+    asked = [_uri(19, 0), _uri(19, 2), _uri(18, 1), "s3://bucket/events/never-seen"]
+    expected = {_uri(19, 0): 100, _uri(19, 2): 102, _uri(18, 1): 101}
+    assert ledger.committed_among(asked) == expected
+    assert ledger.committed_among(asked) == expected
+    data = [p for p in opened if p.endswith(".parquet")]
+    assert len(data) == len(set(data)) == 2, data  # the files of hours 19 and 18, once each
+    assert Ledger(ledger.table).committed_among(asked) == expected
+
+
+def test_rows_recorded_without_the_newer_columns_answer_none(
+    sqlite_settings: Settings,
+) -> None:
+    """Rows recorded without ``fingerprint`` and ``lines`` (as an older version recorded
+    them) answer with None there, beside rows that have them."""
+    import pyarrow as pa
+
+    tables, _ = ensure_tables(open_catalog(sqlite_settings), sqlite_settings.table)
+    table = tables.ingested
+    old = pa.table(
+        {
+            "source": pa.array([_uri(1, 0)], pa.string()),
+            "size": pa.array([10], pa.int64()),
+            "records": pa.array([2], pa.int64()),
+            "batch_key": pa.array(["old"], pa.string()),
+            "ingested_at": pa.array(
+                [pa.scalar(0, pa.timestamp("us", tz="UTC")).as_py()], pa.timestamp("us", tz="UTC")
+            ),
+        }
+    )
+    schema = table.schema().as_arrow()
+    table.append(old.cast(pa.schema([schema.field(n) for n in old.column_names])))
+    ledger = Ledger(table)
+    ledger.record([Position(_uri(2, 0), 20)], [3], key="new", fingerprints=["f"], lines=[3])
+    got = ledger.recorded_among([_uri(1, 0), _uri(2, 0)])
+    assert (got[_uri(1, 0)].size, got[_uri(1, 0)].fingerprint, got[_uri(1, 0)].lines) == (
+        10,
+        None,
+        None,
+    )
+    assert (got[_uri(2, 0)].fingerprint, got[_uri(2, 0)].lines) == ("f", 3)
