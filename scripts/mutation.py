@@ -50,6 +50,7 @@ MODULES: dict[str, list[str]] = {
     ],
     "maintenance/expire.py": ["tests/maintenance/test_expire.py"],
     "maintenance/orphans.py": [
+        "tests/maintenance/test_orphan_kinds.py",
         "tests/maintenance/test_orphans.py",
         "tests/maintenance/test_orphan_window.py",
     ],
