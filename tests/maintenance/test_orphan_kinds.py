@@ -159,9 +159,7 @@ def test_the_old_metadata_files_the_log_lists_are_kept(small: Table) -> None:
     assert all(Path(p.removeprefix("file://")).exists() for p in logged)
 
 
-def test_the_run_is_logged_with_its_counts(
-    small: Table, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_the_run_is_logged_with_its_counts(small: Table, caplog: pytest.LogCaptureFixture) -> None:
     table = small
     for i in range(2):
         _plant(table, f"data/old-{i}.parquet", 4)
