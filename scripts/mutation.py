@@ -48,7 +48,10 @@ MODULES: dict[str, list[str]] = {
         "tests/maintenance/test_hot_boundary.py",
         "tests/maintenance/test_plan_snapshot.py",
     ],
-    "maintenance/expire.py": ["tests/maintenance/test_expire.py"],
+    "maintenance/expire.py": [
+        "tests/maintenance/test_expire_exact.py",
+        "tests/maintenance/test_expire.py",
+    ],
     "maintenance/orphans.py": [
         "tests/maintenance/test_orphan_kinds.py",
         "tests/maintenance/test_orphans.py",
