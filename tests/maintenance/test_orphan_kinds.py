@@ -14,7 +14,9 @@ from pyiceberg.table import Table
 from pyiceberg.table.statistics import PartitionStatisticsFile, StatisticsFile
 from pyiceberg.table.update import SetPartitionStatisticsUpdate
 
+from lakehouse.errors import UsageError
 from maintenance import remove_orphan_files
+from maintenance.orphans import check_orphan_retention
 from maintenance.paths import canonical
 from tests.maintenance.builders import append, hour_start, make_rows
 from tests.support.reachable import files_under, reachable
@@ -170,3 +172,16 @@ def test_the_run_is_logged_with_its_counts(small: Table, caplog: pytest.LogCaptu
     assert [r.getMessage() for r in caplog.records if r.name == "maintenance.orphans"] == [
         f"orphans: {scanned} files scanned, 3 unreferenced, 2 older than the window, 2 deleted"
     ]
+
+
+def test_a_short_window_is_refused_with_the_whole_reason() -> None:
+    with pytest.raises(UsageError) as caught:
+        check_orphan_retention(timedelta(hours=4))  # force is off unless asked for
+    assert str(caught.value) == (
+        "orphan retention 4h is under 1d: files of a commit still in flight look like "
+        "orphans and would be deleted, leaving the table pointing at missing files. Use a "
+        "window of 24h or more, or pass --force (force=True) when no writer or maintenance "
+        "run can be active on the table"
+    )
+    check_orphan_retention(timedelta(hours=4), force=True)
+    check_orphan_retention(timedelta(hours=24))
