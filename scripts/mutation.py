@@ -48,6 +48,7 @@ MODULES: dict[str, list[str]] = {
         "tests/writers/test_storage_retries.py",
     ],
     "maintenance/plan.py": [
+        "tests/maintenance/test_plan_units.py",
         "tests/maintenance/test_compaction.py",
         "tests/maintenance/test_hot_boundary.py",
         "tests/maintenance/test_plan_snapshot.py",
