@@ -63,6 +63,7 @@ MODULES: dict[str, list[str]] = {
         "tests/maintenance/test_orphan_window.py",
     ],
     "maintenance/replace.py": [
+        "tests/maintenance/test_replace_conflicts.py",
         "tests/catalog/test_private_api.py",
         "tests/maintenance/test_concurrency.py",
     ],
