@@ -67,12 +67,13 @@ def test_every_iceberg_kind_is_judged_and_other_files_are_left(small: Table) -> 
     assert dry.orphan_paths == tuple(sorted(_uri(p) for p in planted))
     assert dry.orphans_found == len(iceberg) and dry.orphans_too_recent == 0
     assert dry.bytes_found == 11 + 12 + 13 + 14 + 15 + 16 + 17
-    assert dry.orphans_deleted == 0 and dry.delete_failures == 0
+    assert dry.orphans_deleted == 0 and dry.delete_failures == 0 and dry.dry_run is True
     # Scanned: the Iceberg files on disk, which are the referenced ones and the planted.
     assert dry.files_scanned == len(referenced_before) + len(iceberg)
     assert all(p.exists() for p in [*planted, *others])
     result = remove_orphan_files(table, now=later)
     assert result.orphans_deleted == len(iceberg) and result.delete_failures == 0
+    assert result.dry_run is False
     assert not any(p.exists() for p in planted) and all(p.exists() for p in others)
     assert referenced_before <= files_under(table.location())
 
