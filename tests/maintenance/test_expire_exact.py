@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -222,3 +223,20 @@ def test_the_expiry_is_logged_with_its_counts(
     assert [r.getMessage() for r in caplog.records if r.name == "maintenance.expire"] == [
         f"expired 2 snapshots; deleted {len(deleted)} files (0 failures)"
     ]
+
+
+def test_the_default_now_is_utc_whatever_the_local_zone(
+    sqlite_events: Table, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Five hours west of UTC, a local wall-clock "now" would put the cutoff five hours
+    in the past, and the snapshots just made would look too young to expire."""
+    table = sqlite_events
+    ids = _history(table, 3)
+    monkeypatch.setenv("TZ", "WEST+05")
+    time.tzset()
+    try:
+        result = expire_snapshots(table, retention=timedelta(0))
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert result.expired_snapshot_ids == tuple(sorted(ids[:-1]))
