@@ -90,6 +90,7 @@ def test_every_count_is_the_files_that_left_the_disk(sqlite_events: Table) -> No
     disk_before = files_under(table.location())
     dry = expire_snapshots(table, retention=timedelta(0), now=cutoff, dry_run=True)
     assert files_under(table.location()) == disk_before
+    assert dry.dry_run is True and dry.delete_failures == 0
     result = expire_snapshots(table, retention=timedelta(0), now=cutoff)
     table.refresh()
     after = reachable(table.metadata_location)
