@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from pyiceberg.expressions import LessThan
 from pyiceberg.table import Table
 
 from lakehouse import faults
@@ -241,3 +242,33 @@ def test_the_default_now_is_utc_whatever_the_local_zone(
         monkeypatch.undo()
         time.tzset()
     assert result.expired_snapshot_ids == tuple(sorted(ids[:-1]))
+
+
+def test_each_kind_is_counted_in_its_own_field(sqlite_events: Table) -> None:
+    """Counts that differ by kind (the three deleted data files, the expired snapshots'
+    four manifest lists, and the manifests between), so no count stands in for another."""
+    table = sqlite_events
+    rng = random.Random(11)
+    three_hours = [r for h in range(3) for r in make_rows(rng, 2, hour_start(h), f"a{h}")]
+    append(table, three_hours)  # one manifest, three data files
+    append(table, make_rows(rng, 2, hour_start(3), "b"))
+    append(table, make_rows(rng, 2, hour_start(4), "c"))
+    table.delete(LessThan("client_ts", hour_start(3).isoformat()))  # the three files go
+    append(table, make_rows(rng, 2, hour_start(5), "d"))
+    table.refresh()
+    before = reachable(table.metadata_location)
+    result = expire_snapshots(table, retention=timedelta(0), now=FAR_FUTURE)
+    table.refresh()
+    after = reachable(table.metadata_location)
+    assert result.snapshots_expired == len(before.manifest_lists) - 1
+    counts = (
+        result.data_files_deleted,
+        result.manifests_deleted,
+        result.manifest_lists_deleted,
+    )
+    assert counts == (
+        len(before.data_files - after.data_files),
+        len(before.manifests - after.manifests),
+        len(before.manifest_lists - after.manifest_lists),
+    )
+    assert counts[0] == 3 and counts[2] == 4 and len(set(counts)) == 3
