@@ -272,3 +272,25 @@ def test_each_kind_is_counted_in_its_own_field(sqlite_events: Table) -> None:
         len(before.manifest_lists - after.manifest_lists),
     )
     assert counts[0] == 3 and counts[2] == 4 and len(set(counts)) == 3
+
+
+def test_a_second_expiry_walks_a_history_whose_start_was_expired(
+    sqlite_events: Table, opened: Counter[str]
+) -> None:
+    """After a first expiry the history starts at a snapshot that had a parent; the
+    second expiry still takes the one-line path and loses nothing."""
+    table = sqlite_events
+    _history(table, 8)
+    snapshots = table.metadata.snapshots
+    lists = [Path(local(s.manifest_list)).name for s in snapshots]
+    at = [datetime.fromtimestamp(s.timestamp_ms / 1000, UTC) for s in snapshots]
+    rows = multiset(table_rows(table))
+    assert expire_snapshots(table, retention=timedelta(0), now=at[2]).snapshots_expired == 2
+    table.refresh()
+    opened.clear()
+    second = expire_snapshots(table, retention=timedelta(0), now=at[5])
+    assert second.expired_snapshot_ids == tuple(sorted(s.snapshot_id for s in snapshots[2:5]))
+    assert set(opened) == set(lists[2:6]) and max(opened.values()) == 1
+    table.refresh()
+    assert reachable(table.metadata_location).all <= files_under(table.location())
+    assert multiset(table_rows(table)) == rows
