@@ -294,3 +294,21 @@ def test_a_second_expiry_walks_a_history_whose_start_was_expired(
     table.refresh()
     assert reachable(table.metadata_location).all <= files_under(table.location())
     assert multiset(table_rows(table)) == rows
+
+
+def test_a_stale_handle_expires_from_the_newest_head(sqlite_events: Table) -> None:
+    """Snapshots another writer committed since this handle last looked are counted:
+    expiry refreshes before its first attempt."""
+    stale = sqlite_events
+    _history(stale, 2)
+    fresh = stale.catalog.load_table(stale.name())
+    rng = random.Random(13)
+    for i in range(2):
+        append(fresh, make_rows(rng, 2, hour_start(i), f"late{i}"))
+    fresh.refresh()
+    ids = [s.snapshot_id for s in fresh.metadata.snapshots]
+    assert len(stale.metadata.snapshots) == 2 and len(ids) == 4
+    result = expire_snapshots(stale, retention=timedelta(0), now=FAR_FUTURE)
+    assert result.expired_snapshot_ids == tuple(sorted(ids[:-1]))
+    fresh.refresh()
+    assert [s.snapshot_id for s in fresh.metadata.snapshots] == ids[-1:]
