@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from pyiceberg.exceptions import ValidationException
-from pyiceberg.expressions import LessThan
+from pyiceberg.expressions import EqualTo, GreaterThanOrEqual, LessThan
 from pyiceberg.manifest import DataFile
 from pyiceberg.table import Table
 
@@ -30,6 +30,7 @@ from tests.maintenance.builders import (
     multiset,
     sort_rows,
     table_rows,
+    to_arrow,
 )
 from tests.support.reachable import local
 
@@ -184,3 +185,56 @@ def test_each_snapshot_is_read_once_per_checker(sqlite_events: Table, opened: Co
     opened.clear()
     checker.check(table.metadata, table.metadata.current_snapshot_id, [one])
     assert sum(opened.values()) == 0
+
+
+def test_a_delete_in_a_shared_manifest_is_seen_and_the_kept_file_is_free(
+    sqlite_events: Table,
+) -> None:
+    """One append, one manifest, two files; a delete drops the second file: the
+    rewritten manifest still lists the kept file, which is no conflict."""
+    table = sqlite_events
+    rng = random.Random(21)
+    append(table, make_rows(rng, 3, hour_start(0), "a") + make_rows(rng, 3, hour_start(1), "b"))
+    table.refresh()
+    base = table.metadata.current_snapshot_id
+    files = _files(table)
+    zero, one = files[EPOCH_HOUR], files[EPOCH_HOUR + 1]
+    table.delete(GreaterThanOrEqual("client_ts", hour_start(1).isoformat()))
+    table.refresh()
+    head = table.metadata.current_snapshot_id
+    with pytest.raises(ValidationException, match="concurrently deleted"):
+        ConflictChecker(table.io, base).check(table.metadata, head, [one])
+    ConflictChecker(table.io, base).check(table.metadata, head, [zero])
+
+
+def test_a_file_rewritten_meanwhile_in_the_same_hour_is_no_conflict(sqlite_events: Table) -> None:
+    """A concurrent delete that rewrote another file of the hour added a data file
+    there, not a delete file: the group's own file may still be rewritten."""
+    table = sqlite_events
+    rng = random.Random(22)
+    first = make_rows(rng, 3, hour_start(0), "a")
+    append(table, first)
+    append(table, make_rows(rng, 3, hour_start(0), "b"))
+    table.refresh()
+    base = table.metadata.current_snapshot_id
+    ours = next(
+        t.file for t in table.scan().plan_files() if "b-" in str(pq.read_table(
+            local(t.file.file_path)).column("event_id")[0])
+    )  # fmt: skip
+    table.delete(EqualTo("event_id", str(first[0]["event_id"])))  # rewrites the other file
+    table.refresh()
+    head = table.metadata.current_snapshot_id
+    ConflictChecker(table.io, base).check(table.metadata, head, [ours])
+
+
+def test_without_a_checker_the_base_must_still_be_an_ancestor(sqlite_events: Table) -> None:
+    table = sqlite_events
+    first, zero, _ = _two_hours(table)
+    table.manage_snapshots().create_branch(first, "side").commit()
+    table.append(to_arrow(make_rows(random.Random(23), 2, hour_start(0), "s")), branch="side")
+    table.refresh()
+    side = table.metadata.refs["side"].snapshot_id
+    with pytest.raises(RewriteConflictError, match=f"Snapshot {side} is no longer an ancestor"):
+        commit_rewrite(
+            table, [zero], [_copy(table, zero, EPOCH_HOUR)], base_snapshot_id=side, replace=True
+        )
