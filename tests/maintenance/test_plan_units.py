@@ -185,6 +185,7 @@ def test_a_group_reports_its_hour_as_sql_and_as_a_dictionary() -> None:
     files = (
         _file("a", 7, records=3, late=True),
         _file("b", 9, records=4, late=True, compacted=True),
+        _file("c", 1, records=1, late=True),
     )
     group = RewriteGroup(
         group_id="2024-03-08T10#2", hour=H10, part=2, parts=3, reasons=("late-data",), files=files
@@ -205,11 +206,15 @@ def test_a_group_reports_its_hour_as_sql_and_as_a_dictionary() -> None:
         "part": 2,
         "parts": 3,
         "reasons": ["late-data"],
-        "files": 2,
-        "bytes": 16,
-        "records": 7,
-        "late_files": 1,  # the compacted file is late no more
-        "file_paths": ["s3://b/t/data/a.parquet", "s3://b/t/data/b.parquet"],
+        "files": 3,
+        "bytes": 17,
+        "records": 8,
+        "late_files": 2,  # the compacted file is late no more
+        "file_paths": [
+            "s3://b/t/data/a.parquet",
+            "s3://b/t/data/b.parquet",
+            "s3://b/t/data/c.parquet",
+        ],
     }
 
 
