@@ -316,3 +316,12 @@ def test_the_plan_leaves_hot_clean_unasked_and_merge_on_read_hours(
     only = plan_from_inventory(_inventory(*hours), _table(), small, now=now, hours={H10 + 3})
     assert [g.hour for g in only.groups] == [H10 + 3]
     assert (only.hours_total, only.hours_hot, only.hours_clean, only.skipped) == (5, 0, 0, ())
+
+
+def test_hot_and_clean_hours_are_each_counted() -> None:
+    options = CompactionOptions(target_file_size=100, hot_window=timedelta(minutes=30))
+    hours = [HourFiles(H10 + i, (_file(f"c{i}", 100, hour=H10 + i),)) for i in range(4)]
+    # at 13:00 the hours of 10:00 and 11:00 are closed (clean), 12:00 and 13:00 still hot
+    now = H10_START + timedelta(hours=3)
+    plan = plan_from_inventory(_inventory(*hours), _table(), options, now=now)
+    assert (plan.hours_total, plan.hours_hot, plan.hours_clean, plan.groups) == (4, 2, 2, ())
