@@ -3,6 +3,7 @@
     ./dev mutation                      # every module below, one after the other
     ./dev mutation writers/dedupe.py    # one module (several may be given)
     ./dev mutation --list               # the modules and the tests that judge each
+    ./dev mutation --again writers/dedupe.py  # judge the last run's survivors again
 
 Each module is mutated by mutmut 3 (pinned in the ``dev`` extra) in a scratch copy of
 the tree (``.mutation/<module>/``, mutmut's own ``mutants/`` inside it), so the working
@@ -10,7 +11,10 @@ tree is never edited; every mutant is judged by a small set of fast tests chosen
 that module (no ``slow``, ``trino`` or ``postgres`` tests), only those of them that run
 the mutated function. The score is (killed + timeouts) / every mutant judged (a timeout
 is a mutant that made the tests hang); one line of JSON per module. A survivor is shown
-with ``mutmut show NAME`` run in the scratch copy.
+with ``mutmut show NAME`` run in the scratch copy. ``--again`` keeps the scratch copy
+and its verdicts, brings the tree's current files into it (new tests are found and
+traced by mutmut) and judges only the survivors again, so the tests written for them
+count without judging every mutant anew.
 """
 
 from __future__ import annotations
@@ -44,25 +48,32 @@ MODULES: dict[str, list[str]] = {
         "tests/writers/test_storage_retries.py",
     ],
     "maintenance/plan.py": [
+        "tests/maintenance/test_plan_units.py",
         "tests/maintenance/test_compaction.py",
         "tests/maintenance/test_hot_boundary.py",
         "tests/maintenance/test_plan_snapshot.py",
     ],
-    "maintenance/expire.py": ["tests/maintenance/test_expire.py"],
+    "maintenance/expire.py": [
+        "tests/maintenance/test_expire_exact.py",
+        "tests/maintenance/test_expire.py",
+    ],
     "maintenance/orphans.py": [
+        "tests/maintenance/test_orphan_kinds.py",
         "tests/maintenance/test_orphans.py",
         "tests/maintenance/test_orphan_window.py",
     ],
     "maintenance/replace.py": [
+        "tests/maintenance/test_replace_conflicts.py",
         "tests/catalog/test_private_api.py",
         "tests/maintenance/test_concurrency.py",
     ],
 }
 
 
-def _copy_tree(dest: Path) -> None:
-    """The tracked and new (not ignored) files of the tree, copied to ``dest``."""
-    if dest.exists():
+def _copy_tree(dest: Path, *, fresh: bool = True) -> None:
+    """The tracked and new (not ignored) files of the tree, copied to ``dest`` (emptied
+    first when ``fresh``; otherwise over it, test files into mutmut's ``mutants/`` too)."""
+    if fresh and dest.exists():
         shutil.rmtree(dest)
     listed = subprocess.run(
         ["git", "ls-files", "-co", "--exclude-standard"],
@@ -72,9 +83,12 @@ def _copy_tree(dest: Path) -> None:
         source = ROOT / name
         if not source.is_file() or name.startswith(".mutation/"):
             continue
-        target = dest / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(source, target)
+        targets = [dest / name]
+        if not fresh and name.startswith("tests/"):
+            targets.append(dest / "mutants" / name)
+        for target in targets:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
 
 
 def _config(module: str, tests: list[str]) -> str:
@@ -92,25 +106,36 @@ def _config(module: str, tests: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run_module(module: str, python: str, children: int) -> dict[str, object]:
-    tests = [t for t in MODULES[module] if (ROOT / t).exists()]
-    work = SCRATCH / module.replace("/", "_").removesuffix(".py")
-    _copy_tree(work)
-    (work / "setup.cfg").write_text(_config(module, tests))
-    mutmut = str(Path(python).with_name("mutmut"))
-    env = {**os.environ, "POLARS_ICEBERG_PLANNER": "pyiceberg"}
-    env = {k: v for k, v in env.items() if not k.startswith(("LAKEHOUSE_", "PYICEBERG_"))}
-    print(f"[mutation] {module}: judged by {' '.join(tests)}", file=sys.stderr, flush=True)
-    subprocess.run(
-        [mutmut, "run", "--max-children", str(children)],
-        cwd=work, env=env, stdout=subprocess.DEVNULL,
-    )  # fmt: skip
-    subprocess.run([mutmut, "export-cicd-stats"], cwd=work, env=env, capture_output=True)
-    stats = json.loads((work / "mutants" / "mutmut-cicd-stats.json").read_text())
+def _survivors(mutmut: str, work: Path, env: dict[str, str]) -> list[str]:
     listed = subprocess.run(
         [mutmut, "results"], cwd=work, env=env, capture_output=True, text=True
     ).stdout
-    survivors = re.findall(r"^\s*(\S+): survived$", listed, re.M)
+    return re.findall(r"^\s*(\S+): survived$", listed, re.M)
+
+
+def run_module(
+    module: str, python: str, children: int, *, again: bool = False
+) -> dict[str, object]:
+    tests = [t for t in MODULES[module] if (ROOT / t).exists()]
+    work = SCRATCH / module.replace("/", "_").removesuffix(".py")
+    mutmut = str(Path(python).with_name("mutmut"))
+    env = {**os.environ, "POLARS_ICEBERG_PLANNER": "pyiceberg"}
+    env = {k: v for k, v in env.items() if not k.startswith(("LAKEHOUSE_", "PYICEBERG_"))}
+    again = again and (work / "mutants").is_dir()
+    previous = _survivors(mutmut, work, env) if again else []
+    if again and (work / "setup.cfg").read_text() != _config(module, tests):
+        sys.exit(f"{module}: its list of tests changed since the last run; run it afresh")
+    _copy_tree(work, fresh=not again)
+    (work / "setup.cfg").write_text(_config(module, tests))
+    print(f"[mutation] {module}: judged by {' '.join(tests)}", file=sys.stderr, flush=True)
+    if not again or previous:
+        subprocess.run(
+            [mutmut, "run", "--max-children", str(children), *previous],
+            cwd=work, env=env, stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+    subprocess.run([mutmut, "export-cicd-stats"], cwd=work, env=env, capture_output=True)
+    stats = json.loads((work / "mutants" / "mutmut-cicd-stats.json").read_text())
+    survivors = _survivors(mutmut, work, env)
     judged = stats["total"] - stats["skipped"] - stats["check_was_interrupted_by_user"]
     # A timeout is a mutant that made the tests hang: caught, but reported apart.
     caught = stats["killed"] + stats["timeout"] + stats["segfault"]
@@ -132,6 +157,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("modules", nargs="*", help="modules to mutate (default: all)")
     parser.add_argument("--list", action="store_true", help="print the modules and their tests")
     parser.add_argument(
+        "--again",
+        action="store_true",
+        help="keep the last run's verdicts and judge only its survivors again, with the "
+        "tree's current tests (a module never run is run in full)",
+    )
+    parser.add_argument(
         "--children", type=int, default=1, help="mutants judged at once (default 1)"
     )
     args = parser.parse_args(argv)
@@ -142,7 +173,10 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [m for m in args.modules if m not in MODULES]
     if unknown:
         parser.error(f"unknown module(s) {', '.join(unknown)}; see --list")
-    results = [run_module(m, sys.executable, args.children) for m in args.modules or list(MODULES)]
+    results = [
+        run_module(m, sys.executable, args.children, again=args.again)
+        for m in args.modules or list(MODULES)
+    ]
     return 0 if all(r["survived"] == 0 for r in results) else 1
 
 
