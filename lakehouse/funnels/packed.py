@@ -69,18 +69,27 @@ def _sorted_order(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     n = len(values)
     bits = max(1, (n - 1).bit_length())
-    wide = values.astype(np.uint64)  # signed: the sign bit flipped keeps the order
-    if np.issubdtype(values.dtype, np.signedinteger):
-        wide ^= np.uint64(1 << 63)
+    signed = np.issubdtype(values.dtype, np.signedinteger)
     low = np.uint64((1 << bits) - 1)
-    packed = (wide & ~low) | np.arange(n, dtype=np.uint64)
+
+    def high_bits(of: np.ndarray) -> np.ndarray:
+        wide = of.astype(np.uint64)  # signed: the sign bit flipped keeps the order
+        if signed:
+            wide ^= np.uint64(1 << 63)
+        wide &= ~low
+        return wide
+
+    # in place where it can be: each new array of millions of rows costs page faults
+    packed = high_bits(values)
+    packed |= np.arange(n, dtype=np.uint64)
     packed.sort()
-    order = (packed & low).astype(np.int64)
+    packed &= low
+    order = packed.view(np.int64)
     ordered = values[order]
     if len(values) > 1:
         wrong = ordered[1:] < ordered[:-1]
         if wrong.any():
-            high = packed & ~low
+            high = high_bits(ordered)  # the sorted keys' high bits, row by row
             rows = np.flatnonzero(np.isin(high, np.unique(high[1:][wrong])))
             again = np.argsort(ordered[rows], kind="stable")
             order[rows] = order[rows][again]
@@ -115,10 +124,11 @@ def packed_order(
     if entries[ts].null_count() or entries[hash_of].null_count():
         return None  # rows sort nulls; these integers cannot hold them
     seq, one = _dense(entries[hash_of].to_numpy())
-    codes = entries[code].to_numpy().astype(np.int64)
+    codes = entries[code].to_numpy().astype(np.int64, copy=False)
     times = entries[ts].to_numpy()
     low = int(times.min())
-    offsets = times - low
+    offsets = times - low  # (arrays of millions of rows: each new one costs page faults,
+    # so the work below is done in place where it can be)
     span = int(offsets.max())
     code_bits = int(codes.max()).bit_length()
     seq_bits = (len(one) - 1).bit_length()
@@ -130,21 +140,28 @@ def packed_order(
     time_bits = span.bit_length()
     if seq_bits + time_bits + code_bits > _BITS:
         return None
-    moment = (seq.astype(np.int64) << time_bits) | offsets.astype(np.int64)
-    packed = (moment << code_bits) | codes
+    moment = seq.astype(np.int64) << time_bits
+    moment |= offsets.astype(np.int64, copy=False)
+    packed = moment << code_bits
+    packed |= codes
     packed.sort()
     code_sorted = packed & ((1 << code_bits) - 1)
     if tie is not None:
         _order_ties(entries.select(tie), moment, codes, packed >> code_bits, code_sorted)
+    del moment, offsets
     seq_sorted = packed >> (time_bits + code_bits)
-    time_sorted = (packed >> code_bits) & ((1 << time_bits) - 1)
-    start = np.empty(len(packed), dtype=bool)
+    time_sorted = packed
+    time_sorted >>= code_bits  # (the packed keys are not needed any more)
+    time_sorted &= (1 << time_bits) - 1
+    start = np.empty(len(seq_sorted), dtype=bool)
     start[0] = True
     np.not_equal(seq_sorted[1:], seq_sorted[:-1], out=start[1:])
+    if stamps is None:
+        time_sorted += low
     rows = pl.DataFrame(
         {
             SEQ: pl.Series(SEQ, seq_sorted).set_sorted(),
-            ts: time_sorted + low if stamps is None else stamps[time_sorted],
+            ts: time_sorted if stamps is None else stamps[time_sorted],
             code: code_sorted,
             "_start": start,
         }
