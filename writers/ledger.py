@@ -54,7 +54,7 @@ class Ledger:
         self.table = table
         # data files are immutable: each is read once per ledger (one ingest run or cycle),
         # however many questions (the listing's checkpoint, then the listed ids) read it
-        self._read: dict[str, pa.Table] = {}
+        self._read: dict[str, pa.Table | None] = {}
 
     def evolve(self) -> list[str]:
         """Give a ledger made by an older version the columns it lacks (``fingerprint``,
@@ -133,10 +133,9 @@ class Ledger:
             import pyarrow.parquet as pq
 
             with self.table.io.new_input(location).open() as stream:
-                found = pq.read_table(stream)
-            if not set(_COLUMNS) <= set(found.column_names):
-                return None
-            self._read[location] = found.select(list(_COLUMNS))
+                parquet = pq.ParquetFile(stream)
+                whole = set(_COLUMNS) <= set(parquet.schema_arrow.names)
+                self._read[location] = parquet.read(columns=list(_COLUMNS)) if whole else None
         return self._read[location]
 
     def _sources(self, location: str) -> pa.ChunkedArray:
@@ -175,9 +174,8 @@ class Ledger:
     ) -> None:
         """Each matching id as last recorded (a file read again after it changed is
         recorded again, at its new size)."""
-        have = {f.name for f in self.table.schema().fields}
-        extra = tuple(c for c in ("fingerprint", "lines") if c in have)
         rows = self._rows(row_filter, mask)
+        extra = tuple(c for c in ("fingerprint", "lines") if c in rows.column_names)
         n = rows.num_rows
         prints = rows.column("fingerprint").to_pylist() if "fingerprint" in extra else [None] * n
         counts = rows.column("lines").to_pylist() if "lines" in extra else [None] * n

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 import threading
 from datetime import UTC, datetime
@@ -109,7 +110,7 @@ def test_a_big_table_keeps_its_full_manifests(fed: tuple[Table, Fed]) -> None:
     """A table whose manifests outgrow one target size is written as several full
     manifests, each over a range of hours; a later run leaves them alone unless more than
     ``max_manifests`` others come beside them."""
-    table, data = fed
+    table, _ = fed
     with table.transaction() as txn:  # a small target: this table needs several manifests
         txn.set_properties({"commit.manifest.target-size-bytes": "8000"})
     table.refresh()
@@ -127,7 +128,7 @@ def test_a_big_table_keeps_its_full_manifests(fed: tuple[Table, Fed]) -> None:
         hours = [e.data_file.partition[0] for e in m.fetch_manifest_entry(table.io)]
         spans.append((min(hours), max(hours)))
     spans.sort()
-    assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:], strict=False)), spans
+    assert all(a[1] <= b[0] for a, b in itertools.pairwise(spans)), spans
 
     assert not rewrite_manifests(table, max_manifests=2).rewritten  # only the full ones
     rng = random.Random(5)
