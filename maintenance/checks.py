@@ -16,7 +16,7 @@ from pyiceberg.table.metadata import TableMetadata
 
 from lakehouse.schema import SORT_COLUMNS
 from maintenance.inventory import DataFileInfo
-from maintenance.parquet import read_parquet_files
+from maintenance.parquet import read_local_parquet_files, read_parquet_files
 
 KEY_COLUMN = "event_id"
 
@@ -47,6 +47,39 @@ def schema_history_is_stable(metadata: TableMetadata) -> bool:
             if now is None and field.name in by_name:
                 return False
     return True
+
+
+def _local_paths(io: FileIO, infos: Sequence[DataFileInfo]) -> list[str] | None:
+    """The files' paths on the local disk; None when any of them is elsewhere."""
+    if not isinstance(io, PyArrowFileIO):
+        return None
+    located = [PyArrowFileIO.parse_location(i.path) for i in infos]
+    if any(scheme not in ("", "file") for scheme, _, _ in located):
+        return None
+    return [path for _, _, path in located]
+
+
+def read_frame(
+    metadata: TableMetadata,
+    io: FileIO,
+    infos: Sequence[DataFileInfo],
+    columns: Sequence[str] | None = None,
+) -> tuple[pl.DataFrame, list[int]]:
+    """:func:`read_files` as a Polars frame. Files on the local disk are read by Polars
+    (:func:`maintenance.parquet.read_local_parquet_files`) while the schema history is
+    stable, when their total row count is what the metadata says; otherwise, and for
+    other file systems, as :func:`read_files` reads them."""
+    schema = metadata.schema() if columns is None else metadata.schema().select(*columns)
+    counts = [i.records for i in infos]
+    paths = _local_paths(io, infos) if infos and schema_history_is_stable(metadata) else None
+    if paths is not None:
+        frame = read_local_parquet_files(paths, schema.as_arrow())
+        if frame is not None and frame.height == sum(counts):
+            return frame, counts
+    table, counts = read_files(metadata, io, infos, columns)
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)
+    return frame, counts
 
 
 def _read_dataset(

@@ -21,7 +21,7 @@ from pyiceberg.manifest import DataFile
 from pyiceberg.table.metadata import TableMetadata
 
 from lakehouse.schema import SORT_COLUMNS
-from maintenance.checks import KEY_COLUMN, read_files
+from maintenance.checks import KEY_COLUMN, read_frame
 from maintenance.inventory import DataFileInfo
 from maintenance.parquet import OUTPUT_PREFIX, write_hour_file
 from maintenance.paths import delete_all, io_delete
@@ -31,7 +31,6 @@ log = logging.getLogger(__name__)
 
 _FILE = "__lakehouse_file"
 _POS = "__lakehouse_pos"
-_ROW = "__lakehouse_row"
 
 
 @dataclass(frozen=True)
@@ -62,11 +61,11 @@ def rewrite_group(
     # on which copy of a duplicated event_id survives.
     everyone = sorted([*group.files, *group.siblings], key=lambda f: f.path)
     rank = {f.path: i for i, f in enumerate(everyone)}
-    rows, counts = read_files(metadata, io, group.files)
-    rows = _tag(rows, [rank[f.path] for f in group.files], counts)
-    records_in = rows.num_rows
-    order = _survivor_order(rows, metadata, io, group.siblings, rank, deduplicate)
-    rows = rows.drop_columns([_FILE, _POS]).take(order)
+    frame, counts = read_frame(metadata, io, group.files)
+    frame = _tag(frame, [rank[f.path] for f in group.files], counts)
+    records_in = frame.height
+    frame = _survivors(frame, metadata, io, group.siblings, rank, deduplicate)
+    rows = frame.drop([_FILE, _POS]).to_arrow(compat_level=pl.CompatLevel.oldest())
     bytes_in = group.bytes
     written: list[DataFile] = []
     try:
@@ -92,34 +91,30 @@ def rewrite_group(
     )
 
 
-def _tag(rows: pa.Table, ranks: list[int], counts: list[int]) -> pa.Table:
+def _tag(frame: pl.DataFrame, ranks: list[int], counts: list[int]) -> pl.DataFrame:
     """Add each row's file rank and position in its file."""
     starts = np.repeat(np.cumsum([0, *counts[:-1]]), counts) if counts else np.array([], np.int64)
-    pos = np.arange(rows.num_rows, dtype=np.int64) - starts
-    rows = rows.append_column(
-        _FILE, pa.array(np.repeat(np.array(ranks, np.int32), counts), pa.int32())
+    pos = np.arange(frame.height, dtype=np.int64) - starts
+    return frame.with_columns(
+        pl.Series(_FILE, np.repeat(np.array(ranks, np.int32), counts), pl.Int32),
+        pl.Series(_POS, pos, pl.Int64),
     )
-    return rows.append_column(_POS, pa.array(pos, pa.int64()))
 
 
-def _survivor_order(
-    rows: pa.Table,
+def _survivors(
+    frame: pl.DataFrame,
     metadata: TableMetadata,
     io: FileIO,
     siblings: Sequence[DataFileInfo],
     rank: dict[str, int],
     deduplicate: bool,
-) -> pa.Array:
-    """Row indices to keep, in ``(client_ts, event_id)`` order."""
-    keys = pl.from_arrow(rows.select([*SORT_COLUMNS, "server_ts", _FILE, _POS]))
-    assert isinstance(keys, pl.DataFrame)
-    keys = keys.with_row_index(_ROW)
+) -> pl.DataFrame:
+    """The rows to keep, in ``(client_ts, event_id)`` order."""
     if deduplicate:
-        candidates = keys.select([KEY_COLUMN, "server_ts", _FILE, _POS])
+        candidates = frame.select([KEY_COLUMN, "server_ts", _FILE, _POS])
         if siblings:
-            keys_read, counts = read_files(metadata, io, siblings, [KEY_COLUMN, "server_ts"])
-            other = pl.from_arrow(_tag(keys_read, [rank[f.path] for f in siblings], counts))
-            assert isinstance(other, pl.DataFrame)
+            keys, counts = read_frame(metadata, io, siblings, [KEY_COLUMN, "server_ts"])
+            other = _tag(keys, [rank[f.path] for f in siblings], counts)
             candidates = pl.concat([candidates, other.select(candidates.columns)])
         # Only the rows whose key repeats are ranked (few, in practice): every copy but
         # the first by (server_ts, file, position) is dropped.
@@ -130,9 +125,8 @@ def _survivor_order(
                 .filter(~pl.col(KEY_COLUMN).is_first_distinct())
                 .select([_FILE, _POS])
             )
-            keys = keys.join(losers, on=[_FILE, _POS], how="anti")
-    ordered = keys.sort(list(SORT_COLUMNS))
-    return ordered[_ROW].cast(pl.Int64).to_arrow()
+            frame = frame.join(losers, on=[_FILE, _POS], how="anti")
+    return frame.sort(list(SORT_COLUMNS))
 
 
 def _write_sized(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime
 
+import polars as pl
 import pyarrow as pa
 import pytest
 from pyiceberg.expressions import AlwaysTrue
@@ -14,9 +15,10 @@ from pyiceberg.table import FileScanTask, Table
 from pyiceberg.types import StringType
 
 from maintenance import take_inventory
+from maintenance import checks
 from maintenance.checks import read_files, schema_history_is_stable
 from maintenance.inventory import DataFileInfo
-from tests.maintenance.builders import append, make_rows, sort_rows
+from tests.maintenance.builders import append, make_rows, sort_rows, to_arrow
 
 
 def _files_and_scan(table: Table) -> tuple[list[DataFileInfo], pa.Table]:
@@ -52,3 +54,76 @@ def test_group_read_equals_pyiceberg_scan(sqlite_events: Table, change: str) -> 
         assert rows.column("extra").null_count == 100
     if change == "rename":
         assert rows.column("props").null_count < 100  # read under its new name
+
+
+@pytest.mark.parametrize("change", ["none", "add", "rename"])
+def test_frame_read_equals_pyiceberg_scan(
+    sqlite_events: Table, change: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Compaction's frame read (Polars on a local disk) returns pyiceberg's rows, files in
+    order and rows in file order; a renamed column makes it read as :func:`read_files`."""
+    table = sqlite_events
+    rng = random.Random(5)
+    hour = datetime(2024, 5, 1, 4, tzinfo=UTC)
+    for b in range(6):
+        append(table, sort_rows(make_rows(rng, 20 + b, hour, f"f{b}")))
+    if change == "add":
+        with table.update_schema() as update:
+            update.add_column("extra", StringType())
+        append(table, sort_rows(make_rows(rng, 7, hour, "after")))
+    elif change == "rename":
+        with table.update_schema() as update:
+            update.rename_column("properties", "props")
+    infos, expected = _files_and_scan(table)
+    rng.shuffle(infos)  # the frame follows the order asked, not the order on disk
+    expected = pa.concat_tables(
+        [
+            ArrowScan(table.metadata, table.io, table.schema(), AlwaysTrue()).to_table(
+                [FileScanTask(info.data_file)]
+            )
+            for info in infos
+        ]
+    )
+    arrow_reads: list[int] = []
+    real = checks.read_files
+
+    def counting(*args: object, **kwargs: object) -> tuple[pa.Table, list[int]]:
+        arrow_reads.append(1)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(checks, "read_files", counting)
+    frame, counts = checks.read_frame(table.metadata, table.io, infos)
+    assert counts == [f.records for f in infos]
+    assert frame.height == sum(counts) == expected.num_rows
+    got = frame.to_arrow(compat_level=pl.CompatLevel.oldest())
+    assert got.schema.names == expected.schema.names
+    assert got.cast(expected.schema).equals(expected)
+    assert len(arrow_reads) == (1 if change == "rename" else 0)
+    if change == "add":
+        assert frame["extra"].null_count() == expected.num_rows  # no row has it set
+
+
+def test_frame_read_of_a_type_polars_would_change_uses_arrow(
+    sqlite_events: Table, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A column type that does not come back unchanged from Polars (a fixed-width binary)
+    makes the frame read go through Arrow; the values are still pyiceberg's."""
+    from pyiceberg.types import FixedType
+
+    table = sqlite_events
+    with table.update_schema() as update:
+        update.add_column("digest", FixedType(4))
+    rows = sort_rows(make_rows(random.Random(6), 9, datetime(2024, 5, 1, 5, tzinfo=UTC), "d"))
+    with_digest = to_arrow(rows).append_column(
+        "digest", pa.array([i.to_bytes(4, "big") for i in range(9)], pa.binary(4))
+    )
+    table.append(with_digest)
+    infos, expected = _files_and_scan(table)
+    arrow_reads: list[int] = []
+    real = checks.read_files
+    monkeypatch.setattr(
+        checks, "read_files", lambda *a, **k: arrow_reads.append(1) or real(*a, **k)
+    )
+    frame, _ = checks.read_frame(table.metadata, table.io, infos)
+    assert arrow_reads == [1]
+    assert frame["digest"].to_list() == expected.column("digest").to_pylist()
