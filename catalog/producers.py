@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from pyiceberg.io import FileIO
 from pyiceberg.manifest import (
     DataFile,
     DataFileContent,
@@ -57,6 +58,28 @@ class FilesValidator(Protocol):
     ) -> None: ...
 
 
+class ManifestEntryCache:
+    """The live entries of manifests, by path (a manifest never changes once written),
+    shared by the commits of one compaction run: each manifest is read once per run,
+    and a manifest a commit writes is known without reading it back."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, list[ManifestEntry]] = {}
+        self.reads = 0
+
+    def entries(self, manifest: ManifestFile, io: FileIO) -> list[ManifestEntry]:
+        found = self._entries.get(manifest.manifest_path)
+        if found is None:
+            found = manifest.fetch_manifest_entry(io=io, discard_deleted=True)
+            self._entries[manifest.manifest_path] = found
+            self.reads += 1
+        return found
+
+    def remember(self, manifest: ManifestFile, entries: list[ManifestEntry]) -> None:
+        """``manifest`` was just written with ``entries`` (all of them live)."""
+        self._entries[manifest.manifest_path] = entries
+
+
 class _RewriteFiles(_OverwriteFiles):
     """Swap data files for their rewrite: ``replace`` (or ``overwrite``), validated by a
     :class:`FilesValidator`.
@@ -68,15 +91,10 @@ class _RewriteFiles(_OverwriteFiles):
 
     _label: Operation = Operation.REPLACE
     _validator: FilesValidator
-    _entry_cache: dict[str, list[ManifestEntry]]
+    _entry_cache: ManifestEntryCache
 
     def _entries(self, manifest: ManifestFile) -> list[ManifestEntry]:
-        cache = self.__dict__.setdefault("_entry_cache", {})
-        if manifest.manifest_path not in cache:
-            cache[manifest.manifest_path] = manifest.fetch_manifest_entry(
-                io=self._io, discard_deleted=True
-            )
-        return cache[manifest.manifest_path]  # type: ignore[no-any-return]
+        return self._entry_cache.entries(manifest, self._io)
 
     def _summary(self, snapshot_properties: dict[str, str] = EMPTY_DICT) -> Summary:
         return relabel(super()._summary(snapshot_properties), self._label)
@@ -111,7 +129,9 @@ class _RewriteFiles(_OverwriteFiles):
             with self.new_manifest_writer(self.spec(manifest.partition_spec_id)) as writer:
                 for entry in keep:
                     writer.existing(entry)
-            existing.append(writer.to_manifest_file())
+            written = writer.to_manifest_file()
+            self._entry_cache.remember(written, keep)
+            existing.append(written)
         return existing
 
     def _deleted_entries(self) -> list[ManifestEntry]:
@@ -151,6 +171,7 @@ def commit_file_rewrite(
     replace: bool,
     validator: FilesValidator,
     properties: Mapping[str, str] | None = None,
+    entries: ManifestEntryCache | None = None,
 ) -> Snapshot:
     """One attempt to commit ``removed`` -> ``added`` on ``table`` (at the head it knows).
 
@@ -168,6 +189,7 @@ def commit_file_rewrite(
     )
     producer._label = Operation.REPLACE if replace else Operation.OVERWRITE
     producer._validator = validator
+    producer._entry_cache = entries if entries is not None else ManifestEntryCache()
     for data_file in removed:
         producer.delete_data_file(data_file)
     for data_file in added:

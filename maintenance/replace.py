@@ -24,7 +24,7 @@ from pyiceberg.table.metadata import TableMetadata
 from pyiceberg.table.snapshots import Operation, Snapshot, ancestors_of
 
 from catalog.commit import Conflict, RetryPolicy, commit_with_retries
-from catalog.producers import commit_file_rewrite
+from catalog.producers import ManifestEntryCache, commit_file_rewrite
 from maintenance.errors import RewriteConflictError
 
 log = logging.getLogger(__name__)
@@ -42,13 +42,16 @@ class ConflictChecker:
     A group conflicts when a snapshot committed after the plan's base, other than this
     run's own rewrites (which touch other groups' files), deleted one of its files or
     added a delete file in one of its partitions. What each snapshot changed is read once
-    and kept, so validating the k-th group does not re-read the first k-1 commits.
+    and kept, so validating the k-th group does not re-read the first k-1 commits; the
+    live entries of the manifests the run's commits rewrite are kept too (:attr:`entries`),
+    so each manifest is read once per run, not once per commit.
     """
 
     def __init__(self, io: FileIO, base_snapshot_id: int | None) -> None:
         self.io = io
         self.base_snapshot_id = base_snapshot_id
         self.own: set[int] = set()
+        self.entries = ManifestEntryCache()
         self._changes: dict[int, _SnapshotChanges] = {}
 
     def check(
@@ -141,6 +144,7 @@ def commit_rewrite(
             replace=replace,
             validator=validator,
             properties=properties,
+            entries=validator.entries,
         )
 
     try:
