@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 _FILE = "__lakehouse_file"
 _POS = "__lakehouse_pos"
+_ROW = "__lakehouse_row"
 
 
 @dataclass(frozen=True)
@@ -62,10 +63,12 @@ def rewrite_group(
     everyone = sorted([*group.files, *group.siblings], key=lambda f: f.path)
     rank = {f.path: i for i, f in enumerate(everyone)}
     frame, counts = read_frame(metadata, io, group.files)
-    frame = _tag(frame, [rank[f.path] for f in group.files], counts)
     records_in = frame.height
-    frame = _survivors(frame, metadata, io, group.siblings, rank, deduplicate)
-    rows = frame.drop([_FILE, _POS]).to_arrow(compat_level=pl.CompatLevel.oldest())
+    keep = None
+    if deduplicate:
+        ranks = [rank[f.path] for f in group.files]
+        keep = _survivors(frame, ranks, counts, metadata, io, group.siblings, rank)
+    rows = sort_events(frame, keep).to_arrow(compat_level=pl.CompatLevel.oldest())
     bytes_in = group.bytes
     written: list[DataFile] = []
     try:
@@ -91,11 +94,11 @@ def rewrite_group(
     )
 
 
-def _tag(frame: pl.DataFrame, ranks: list[int], counts: list[int]) -> pl.DataFrame:
+def _tag(keys: pl.DataFrame, ranks: list[int], counts: list[int]) -> pl.DataFrame:
     """Add each row's file rank and position in its file."""
     starts = np.repeat(np.cumsum([0, *counts[:-1]]), counts) if counts else np.array([], np.int64)
-    pos = np.arange(frame.height, dtype=np.int64) - starts
-    return frame.with_columns(
+    pos = np.arange(keys.height, dtype=np.int64) - starts
+    return keys.with_columns(
         pl.Series(_FILE, np.repeat(np.array(ranks, np.int32), counts), pl.Int32),
         pl.Series(_POS, pos, pl.Int64),
     )
@@ -103,42 +106,54 @@ def _tag(frame: pl.DataFrame, ranks: list[int], counts: list[int]) -> pl.DataFra
 
 def _survivors(
     frame: pl.DataFrame,
+    ranks: list[int],
+    counts: list[int],
     metadata: TableMetadata,
     io: FileIO,
     siblings: Sequence[DataFileInfo],
     rank: dict[str, int],
-    deduplicate: bool,
-) -> pl.DataFrame:
-    """The rows to keep, in ``(client_ts, event_id)`` order."""
-    if deduplicate:
-        candidates = frame.select([KEY_COLUMN, "server_ts", _FILE, _POS])
-        if siblings:
-            keys, counts = read_frame(metadata, io, siblings, [KEY_COLUMN, "server_ts"])
-            other = _tag(keys, [rank[f.path] for f in siblings], counts)
-            candidates = pl.concat([candidates, other.select(candidates.columns)])
-        # Only the rows whose key repeats are ranked (few, in practice): every copy but
-        # the first by (server_ts, file, position) is dropped.
-        repeated = candidates.filter(pl.col(KEY_COLUMN).is_duplicated())
-        if repeated.height:
-            losers = (
-                repeated.sort([KEY_COLUMN, "server_ts", _FILE, _POS])
-                .filter(~pl.col(KEY_COLUMN).is_first_distinct())
-                .select([_FILE, _POS])
-            )
-            frame = frame.join(losers, on=[_FILE, _POS], how="anti")
-    return sort_events(frame)
+) -> np.ndarray | None:
+    """Which rows of ``frame`` to keep (None: all): not those whose ``event_id`` an
+    earlier copy in the hour holds. Of the copies (here and in the hour's other groups,
+    ``siblings``) the first by ``(server_ts, file rank, position in the file)`` stays."""
+    columns = [KEY_COLUMN, "server_ts"]
+    candidates = _tag(frame.select(columns), ranks, counts).with_row_index(_ROW)
+    if siblings:
+        keys, sibling_counts = read_frame(metadata, io, siblings, columns)
+        other = _tag(keys, [rank[f.path] for f in siblings], sibling_counts)
+        other = other.with_columns(pl.lit(None, pl.UInt32).alias(_ROW))  # not ours to drop
+        candidates = pl.concat([candidates, other.select(candidates.columns)])
+    # Only the rows whose key repeats are ranked (few, in practice).
+    repeated = candidates.filter(pl.col(KEY_COLUMN).is_duplicated())
+    if not repeated.height:
+        return None
+    losers = (
+        repeated.sort([KEY_COLUMN, "server_ts", _FILE, _POS])
+        .filter(~pl.col(KEY_COLUMN).is_first_distinct())[_ROW]
+        .drop_nulls()
+        .to_numpy()
+    )
+    if not losers.size:
+        return None
+    keep = np.ones(frame.height, dtype=bool)
+    keep[losers] = False
+    return keep
 
 
-def sort_events(frame: pl.DataFrame) -> pl.DataFrame:
-    """``frame`` in ``(client_ts, event_id)`` order. Sorted by the timestamp alone first
-    (half the time of both keys, which compare text): when no two rows share a
-    timestamp that is already the order; otherwise both keys are sorted on."""
+def sort_events(frame: pl.DataFrame, keep: np.ndarray | None = None) -> pl.DataFrame:
+    """The rows of ``frame`` (those ``keep`` marks, when given) in ``(client_ts,
+    event_id)`` order, gathered once. The order is found on the keys alone, by the
+    timestamp first (half the time of both keys, which compare text): when no two rows
+    share a timestamp that is the order; otherwise both keys are sorted on."""
     first, second = SORT_COLUMNS
-    by_time = frame.sort(first)
-    micros = by_time[first].to_physical()
-    if micros.null_count() == 0 and not (micros.diff() == 0).any():
-        return by_time
-    return frame.sort([first, second])
+    keys = frame.select(first, second).with_row_index(_ROW)
+    if keep is not None:
+        keys = keys.filter(pl.Series(keep))
+    order = keys.sort(first)
+    micros = order[first].to_physical()
+    if micros.null_count() or (micros.diff() == 0).any():
+        order = keys.sort([first, second])
+    return frame.select(pl.all().gather(order[_ROW]))
 
 
 def _write_sized(

@@ -14,8 +14,7 @@ from pyiceberg.io.pyarrow import ArrowScan
 from pyiceberg.table import FileScanTask, Table
 from pyiceberg.types import StringType
 
-from maintenance import take_inventory
-from maintenance import checks
+from maintenance import checks, take_inventory
 from maintenance.checks import read_files, schema_history_is_stable
 from maintenance.inventory import DataFileInfo
 from tests.maintenance.builders import append, make_rows, sort_rows, to_arrow

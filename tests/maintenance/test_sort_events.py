@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -37,3 +38,22 @@ def test_equal_timestamps_next_to_each_other_are_ordered_by_event_id() -> None:
     frame = pl.DataFrame({"client_ts": ts, "event_id": ["b", "z", "m", "a", "a"]})
     got = sort_events(frame)
     assert got["event_id"].to_list() == ["a", "z", "m", "a", "b"]
+
+
+@pytest.mark.parametrize("spread_us", [3, 10**9])
+def test_only_the_rows_kept_come_back_in_order(spread_us: int) -> None:
+    rng = random.Random(spread_us)
+    rows = [
+        (BASE + timedelta(microseconds=rng.randrange(spread_us)), f"e{i:04d}", i)
+        for i in range(300)
+    ]
+    rng.shuffle(rows)
+    frame = pl.DataFrame(
+        rows,
+        schema={"client_ts": pl.Datetime("us", "UTC"), "event_id": pl.String, "n": pl.Int64},
+        orient="row",
+    )
+    keep = np.array([rng.random() < 0.7 for _ in rows])
+    got = sort_events(frame, keep)
+    expected = sorted((r for r, k in zip(rows, keep, strict=True) if k), key=lambda r: (r[0], r[1]))
+    assert got.rows() == expected
