@@ -513,7 +513,9 @@ def report(name: str, r: dict[str, Any]) -> None:
             f"replay: {r['files']:,} landing files over {r['hours']:,} hours ({r['events']:,} events,"
             f" {r['late_files']:,} files from offline devices), {r['ingest_runs']} ingest runs"
         )
-        print(f"  ingest (all runs)          {r['ingest_s']:>9.2f} s   ({r['data_files_before']:,} data files)")
+        print(
+            f"  ingest (all runs)          {r['ingest_s']:>9.2f} s   ({r['data_files_before']:,} data files)"
+        )
         print(
             f"  maintain run               {r['maintain_s']:>9.2f} s   ({r['snapshots_added']} snapshots added)"
         )
