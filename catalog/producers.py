@@ -238,9 +238,11 @@ def manifest_size_model(manifests: list[ManifestFile]) -> tuple[float, float]:
 
 
 class _RewriteManifests(_SnapshotProducer["_RewriteManifests"]):
-    """Rewrite the head's data manifests; data files and delete manifests unchanged."""
+    """Rewrite the head's data manifests (those ``rewrite_if`` selects, all by default);
+    data files, the other data manifests and delete manifests unchanged."""
 
     target_bytes: int = 8 * 1024 * 1024
+    rewrite_if: Callable[[ManifestFile], bool] | None = None
     replaced: int = 0
     created: int = 0
 
@@ -256,8 +258,12 @@ class _RewriteManifests(_SnapshotProducer["_RewriteManifests"]):
             return []
         manifests = head.manifests(self._io)
         data = [m for m in manifests if m.content == ManifestContent.DATA]
-        others = [m for m in manifests if m.content != ManifestContent.DATA]
-        entries = [e for m in data for e in m.fetch_manifest_entry(self._io, discard_deleted=True)]
+        chosen = data if self.rewrite_if is None else [m for m in data if self.rewrite_if(m)]
+        rewritten = {m.manifest_path for m in chosen}
+        others = [m for m in manifests if m.manifest_path not in rewritten]
+        entries = [
+            e for m in chosen for e in m.fetch_manifest_entry(self._io, discard_deleted=True)
+        ]
         entries.sort(key=_partition_key)
         header, per_entry = manifest_size_model(data)
         per_manifest = max(1, int((self.target_bytes - header) / max(per_entry, 1.0)))
@@ -277,7 +283,7 @@ class _RewriteManifests(_SnapshotProducer["_RewriteManifests"]):
                 for entry in chunk:
                     writer.existing(entry)
             written.append(writer.to_manifest_file())
-        self.replaced, self.created = len(data), len(written)
+        self.replaced, self.created = len(chosen), len(written)
         return written + others
 
     def _summary(self, snapshot_properties: dict[str, str] = EMPTY_DICT) -> Summary:
@@ -298,11 +304,16 @@ class ManifestRewrite:
 
 
 def commit_manifest_rewrite(
-    table: Table, *, target_bytes: int, properties: Mapping[str, str] | None = None
+    table: Table,
+    *,
+    target_bytes: int,
+    properties: Mapping[str, str] | None = None,
+    rewrite_if: Callable[[ManifestFile], bool] | None = None,
 ) -> ManifestRewrite:
-    """One attempt to rewrite the current snapshot's data manifests into manifests of
-    about ``target_bytes``, ordered by partition. Raises ``CommitFailedException`` when
-    the catalog kept refusing (pyiceberg's own retries keep the stale base)."""
+    """One attempt to rewrite the current snapshot's data manifests (those ``rewrite_if``
+    selects; all by default) into manifests of about ``target_bytes``, ordered by
+    partition; the others stay as they are. Raises ``CommitFailedException`` when the
+    catalog kept refusing (pyiceberg's own retries keep the stale base)."""
     txn = begin(table)
     producer = _RewriteManifests(
         operation=Operation.OVERWRITE,
@@ -311,6 +322,7 @@ def commit_manifest_rewrite(
         snapshot_properties=dict(properties or {}),
     )
     producer.target_bytes = target_bytes
+    producer.rewrite_if = rewrite_if
     producer.commit()
     txn.commit_transaction()
     return ManifestRewrite(producer.replaced, producer.created)

@@ -10,6 +10,7 @@ rebuilt from the newest head on every commit attempt, so concurrent appends are 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from pyiceberg.manifest import ManifestContent, ManifestFile
 from pyiceberg.table import Table, TableProperties
@@ -41,10 +42,17 @@ def _data_manifests(table: Table) -> tuple[int, int, int]:
         return 0, 0, 0
     data = [m for m in snapshot.manifests(table.io) if m.content == ManifestContent.DATA]
     dead = [m for m in data if not m.has_added_files() and not m.has_existing_files()]
-    header, per_entry = manifest_size_model(data)
-    capacity = (target_bytes(table) - header) / max(per_entry, 1.0)
-    small = [m for m in data if _files(m) < capacity / 2]
+    is_small = _under_half_full(data, target_bytes(table))
+    small = [m for m in data if is_small(m)]
     return len(data), len(dead), len(small)
+
+
+def _under_half_full(data: list[ManifestFile], target: int) -> Callable[[ManifestFile], bool]:
+    """Whether a manifest holds under half the files a manifest of ``target`` bytes holds
+    (by the size model of ``data``); one with no live file is too."""
+    header, per_entry = manifest_size_model(data)
+    capacity = (target - header) / max(per_entry, 1.0)
+    return lambda m: _files(m) < capacity / 2
 
 
 def _files(manifest: ManifestFile) -> int:
@@ -92,10 +100,18 @@ def _commit_rewrite(table: Table) -> ManifestRewrite:
 
     def attempt(_: int) -> ManifestRewrite:
         target = target_bytes(table)
+        snapshot = table.current_snapshot()
+        data = [
+            m
+            for m in (snapshot.manifests(table.io) if snapshot is not None else [])
+            if m.content == ManifestContent.DATA
+        ]
         return commit_manifest_rewrite(
             table,
             target_bytes=target,
             properties={SUMMARY_KIND: KIND_MANIFESTS},
+            # full manifests stay as they are: only the small and the empty ones merge
+            rewrite_if=_under_half_full(data, target),
         )
 
     return commit_with_retries(table, attempt, what="a manifest rewrite")

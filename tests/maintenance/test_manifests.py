@@ -118,6 +118,7 @@ def test_a_big_table_keeps_its_full_manifests(fed: tuple[Table, Fed]) -> None:
     first = rewrite_manifests(table, max_manifests=1)
     assert first.rewritten and first.manifests_after >= 3, first
     full = first.manifests_after
+    first_paths = {m.manifest_path for m in table.current_snapshot().manifests(table.io)}
     lengths = sorted(m.manifest_length for m in table.current_snapshot().manifests(table.io))
     # about the target size each (a manifest of a few files is mostly its ~4.7 KB header)
     assert all(n <= 8000 * 1.25 for n in lengths) and all(n >= 4000 for n in lengths[1:])
@@ -140,6 +141,15 @@ def test_a_big_table_keeps_its_full_manifests(fed: tuple[Table, Fed]) -> None:
     count, _ = manifest_counts(table)
     assert count == full + 3
     assert not rewrite_manifests(table, max_manifests=4).rewritten
+    listed = table.current_snapshot().manifests(table.io)
+    appended = {m.manifest_path for m in listed if m.manifest_path not in first_paths}
+    assert len(appended) == 3
     again = rewrite_manifests(table, max_manifests=2)
     assert again.rewritten and again.manifests_before == full + 3
     assert multiset(table_rows(table)) == rows + multiset(added)
+    # the small ones were merged; the full ones (all but perhaps the last of the first
+    # rewrite, which holds what was left over) are the same files as before
+    after = {m.manifest_path for m in table.current_snapshot().manifests(table.io)}
+    assert not appended & after
+    assert len(first_paths & after) >= full - 1, (first_paths, after)
+    assert again.manifests_rewritten <= 4
