@@ -126,3 +126,67 @@ def test_frame_read_of_a_type_polars_would_change_uses_arrow(
     frame, _ = checks.read_frame(table.metadata, table.io, infos)
     assert arrow_reads == [1]
     assert frame["digest"].to_list() == expected.column("digest").to_pylist()
+
+
+def test_frame_read_keeps_the_values_of_every_type_polars_reads(
+    sqlite_events: Table, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Columns a user's table may add (decimal, date, boolean, binary, a timestamp
+    without zone, 32-bit numbers) come back from the Polars read with pyiceberg's values."""
+    from decimal import Decimal
+
+    from pyiceberg.types import (
+        BinaryType,
+        BooleanType,
+        DateType,
+        DecimalType,
+        FloatType,
+        IntegerType,
+        TimestampType,
+    )
+
+    table = sqlite_events
+    added = {
+        "price": DecimalType(10, 2),
+        "day": DateType(),
+        "flag": BooleanType(),
+        "blob": BinaryType(),
+        "local_ts": TimestampType(),
+        "count32": IntegerType(),
+        "ratio32": FloatType(),
+    }
+    with table.update_schema() as update:
+        for name, kind in added.items():
+            update.add_column(name, kind)
+    rng = random.Random(8)
+    schema = table.schema().as_arrow()
+    for b in range(3):
+        rows = to_arrow(sort_rows(make_rows(rng, 5, datetime(2024, 5, 1, 6, tzinfo=UTC), f"t{b}")))
+        n = rows.num_rows
+        extra = {
+            "price": pa.array(
+                [Decimal(f"{i}.{b}5") if i % 3 else None for i in range(n)],
+                schema.field("price").type,
+            ),
+            "day": pa.array([datetime(2024, 5, 1 + i).date() for i in range(n)], pa.date32()),
+            "flag": pa.array([bool(i % 2) for i in range(n)]),
+            "blob": pa.array([bytes([i, b]) for i in range(n)], schema.field("blob").type),
+            "local_ts": pa.array([datetime(2024, 5, 1, i) for i in range(n)], pa.timestamp("us")),
+            "count32": pa.array([i * 1000 + b for i in range(n)], pa.int32()),
+            "ratio32": pa.array([i / 4 for i in range(n)], pa.float32()),
+        }
+        for name, values in extra.items():
+            rows = rows.append_column(name, values)
+        table.append(rows.select(schema.names).cast(schema))
+    infos, expected = _files_and_scan(table)
+    arrow_reads: list[int] = []
+    real = checks.read_files
+    monkeypatch.setattr(
+        checks, "read_files", lambda *a, **k: arrow_reads.append(1) or real(*a, **k)
+    )
+    frame, _ = checks.read_frame(table.metadata, table.io, infos)
+    assert arrow_reads == []  # Polars read them all
+    got = frame.to_arrow(compat_level=pl.CompatLevel.oldest()).cast(expected.schema)
+    for name in added:
+        assert got.column(name).to_pylist() == expected.column(name).to_pylist(), name
+    assert got.equals(expected)
