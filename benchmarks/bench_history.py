@@ -6,7 +6,9 @@ a replay, each as a ratio to a baseline measured in the same run.
 Parts (each runs in its own process):
 
 * maintain -- a table of ``--days`` (90) days of hour partitions, compacted except the
-  last 3 days, which hold many small on-time files plus late files scattered over them.
+  last 3 days, which hold many small on-time files plus late files scattered over them;
+  the old days' snapshots are expired before the last 3 days come, as the default
+  retention would have done (``--keep-old-snapshots`` keeps them).
   ``lakehouse maintain run`` on it, over the same command on the same files folded into
   24 hour partitions of a fresh table (target <= 2x); the snapshots one run added
   (target <= 12).
@@ -130,10 +132,18 @@ def recent_batches(args: argparse.Namespace) -> list[tuple[int, pa.Table]]:
 
 
 def write_table(
-    settings: Any, old_days: int, recent: list[tuple[int, pa.Table]], fold: bool
+    settings: Any,
+    old_days: int,
+    recent: list[tuple[int, pa.Table]],
+    fold: bool,
+    *,
+    expire_old: bool = False,
 ) -> None:
     """``old_days`` days of compacted history (one flush per day: a file per hour), then
-    the recent batches (a flush each), after the old days or folded into one day."""
+    the recent batches (a flush each), after the old days or folded into one day. With
+    ``expire_old`` the old days' snapshots are expired before the recent batches come,
+    as the default retention (5 days) would have done over the table's life: their data
+    files stay live, only the snapshots that added them are gone."""
     from writers import EventWriter
 
     base = old_days * 24 * HOUR_US
@@ -142,6 +152,12 @@ def write_table(
             day = synthetic_events(24 * 200, hours=24, seed=d, offset=d * 10**6)
             writer.write(shifted(day, d * 24 * HOUR_US))
             writer.flush()
+        if old_days and expire_old:
+            from catalog import open_catalog
+            from maintenance import expire_snapshots
+
+            table = open_catalog(settings).load_table(settings.table.identifier)
+            expire_snapshots(table, retention=timedelta(0))
         for _, rows in recent:
             if fold:  # the same hour of day, on the first day
                 client = rows.column("client_ts").cast(pa.int64()).to_numpy()
@@ -160,7 +176,11 @@ def write_table(
 def part_maintain(args: argparse.Namespace) -> dict[str, Any]:
     recent = recent_batches(args)
     files = sum(1 for _ in recent)
-    out: dict[str, Any] = {"days": args.days, "recent_batches": files}
+    out: dict[str, Any] = {
+        "days": args.days,
+        "recent_batches": files,
+        "old_snapshots_kept": args.keep_old_snapshots,
+    }
     # both measured runs in this process: a run over a small table first loads the code
     # they share, so the first measured run does not also pay the imports
     with fresh_home("bench-history-warm-") as settings:
@@ -169,7 +189,7 @@ def part_maintain(args: argparse.Namespace) -> dict[str, Any]:
     for name, old_days, fold in (("history", args.days - RECENT_DAYS, False), ("24h", 0, True)):
         with fresh_home(f"bench-history-{name}-") as settings:
             start = time.perf_counter()
-            write_table(settings, old_days, recent, fold)
+            write_table(settings, old_days, recent, fold, expire_old=not args.keep_old_snapshots)
             out[f"{name}_build_s"] = round(time.perf_counter() - start, 1)
             before = last_sequence_number(settings)
             seconds, result = maintain_run(settings.home)
@@ -474,7 +494,11 @@ def report(name: str, r: dict[str, Any]) -> None:
         print(f"{name}: FAILED {r['error']}")
         return
     if name == "maintain":
-        print(f"maintain run, {r['days']} days of hours, last {RECENT_DAYS} days with late data")
+        kept = "kept" if r["old_snapshots_kept"] else "expired, as retention would have"
+        print(
+            f"maintain run, {r['days']} days of hours, last {RECENT_DAYS} days with late data"
+            f" (old days' snapshots {kept})"
+        )
         print(
             f"  on the {r['days']}-day table      {r['history_maintain_s']:>9.2f} s   ({r['history_snapshots_added']} snapshots added)"
         )
@@ -565,6 +589,12 @@ def main() -> None:
     )
     parser.add_argument(
         "--replay-hours", type=int, default=None, help="hours the replay spans [1,900; quick 190]"
+    )
+    parser.add_argument(
+        "--keep-old-snapshots",
+        action="store_true",
+        help="maintain part: keep the snapshots of the 87 old days (by default they are"
+        " expired before the recent days, as the 5-day retention would have done)",
     )
     parser.add_argument(
         "--replay-runs",
