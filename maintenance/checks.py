@@ -73,9 +73,9 @@ def read_frame(
     counts = [i.records for i in infos]
     paths = _local_paths(io, infos) if infos and schema_history_is_stable(metadata) else None
     if paths is not None:
-        frame = read_local_parquet_files(paths, schema.as_arrow())
-        if frame is not None and frame.height == sum(counts):
-            return frame, counts
+        local = read_local_parquet_files(paths, schema.as_arrow())
+        if local is not None and local.height == sum(counts):
+            return local, counts
     table, counts = read_files(metadata, io, infos, columns)
     frame = pl.from_arrow(table)
     assert isinstance(frame, pl.DataFrame)
