@@ -24,14 +24,19 @@ checks both.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import Future
 from typing import Any, cast
 
 import pyarrow as pa
 from pyarrow.fs import LocalFileSystem
 from pyiceberg.io import InputStream
 from pyiceberg.io.pyarrow import PyArrowFile, PyArrowFileIO
+from pyiceberg.table import Table
+from pyiceberg.utils.concurrent import ExecutorFactory
 
 CACHE_BYTES = 64 * 1024 * 1024
 """Bytes of manifest lists and manifests kept by :data:`FILE_CACHE`."""
@@ -41,6 +46,11 @@ CACHE_ENTRY_BYTES = 8 * 1024 * 1024
 
 SMALL_FILE = 1024 * 1024
 """A file on object storage up to this size is fetched whole in one GET."""
+
+PREFETCH_MANIFESTS = 32
+"""Manifests :func:`prefetch_manifests` fetches at most (the newest first)."""
+
+log = logging.getLogger(__name__)
 
 
 class FileCache:
@@ -54,6 +64,7 @@ class FileCache:
         self._items: OrderedDict[str, bytes] = OrderedDict()
         self._size = 0
         self._lock = threading.Lock()
+        self._flights: dict[str, Future[bytes]] = {}  # being read
         self.hits = 0
         self.misses = 0
 
@@ -66,6 +77,34 @@ class FileCache:
                 self._items.move_to_end(location)
                 self.hits += 1
             return found
+
+    def fetch(self, location: str, read: Callable[[], bytes]) -> bytes:
+        """The cached content of ``location``, else ``read()`` (once: a caller asking
+        while another reads it waits for that read)."""
+        with self._lock:
+            found = self._items.get(location)
+            if found is not None:
+                self._items.move_to_end(location)
+                self.hits += 1
+                return found
+            flight = self._flights.get(location)
+            mine = flight is None
+            if flight is None:
+                flight = self._flights[location] = Future()
+                self.misses += 1
+        if not mine:
+            return flight.result()
+        try:
+            data = read()
+        except BaseException as exc:
+            flight.set_exception(exc)
+            raise
+        finally:
+            with self._lock:
+                self._flights.pop(location, None)
+        self.put(location, data)
+        flight.set_result(data)
+        return data
 
     def put(self, location: str, data: bytes) -> None:
         if len(data) > min(CACHE_ENTRY_BYTES, self.max_bytes):
@@ -104,12 +143,13 @@ class CachingFile(PyArrowFile):
 
     def open(self, seekable: bool = True) -> InputStream:
         if immutable_metadata(self.location):
-            data = FILE_CACHE.get(self.location)
-            if data is None:
-                with super().open(seekable=True) as stream:
-                    data = stream.read()
-                FILE_CACHE.put(self.location, data)
-            return pa.BufferReader(data)  # type: ignore[no-any-return]
+
+            def read() -> bytes:
+                with super(CachingFile, self).open(seekable=True) as stream:
+                    data: bytes = stream.read()
+                    return data
+
+            return pa.BufferReader(FILE_CACHE.fetch(self.location, read))  # type: ignore[no-any-return]
         stream = cast(Any, super().open(seekable=seekable))  # a pyarrow NativeFile
         remote = not isinstance(self._filesystem, LocalFileSystem)
         if seekable and remote and stream.size() <= SMALL_FILE:
@@ -129,3 +169,29 @@ class LakehouseFileIO(PyArrowFileIO):
             fs=plain._filesystem,
             buffer_size=plain._buffer_size,
         )
+
+
+def prefetch_manifests(table: Table) -> threading.Thread | None:
+    """Fetch into :data:`FILE_CACHE`, in the background, the table's current manifest
+    list and its newest :data:`PREFETCH_MANIFESTS` manifests, so a scan planned or a
+    commit made later (after a listing, say) finds them; the thread, or None when there is
+    nothing to fetch. A failure is left for the reads that need the files to report."""
+    snapshot = table.current_snapshot()
+    io = table.io
+    if snapshot is None or not isinstance(io, LakehouseFileIO):
+        return None
+
+    def fetch(location: str) -> None:
+        io.new_input(location).open().close()
+
+    def run() -> None:
+        try:
+            manifests = snapshot.manifests(io)[:PREFETCH_MANIFESTS]
+            pool = ExecutorFactory.get_or_create()
+            list(pool.map(fetch, [m.manifest_path for m in manifests]))
+        except Exception:  # the reads that need the files report it
+            log.debug("prefetching the manifests of %s failed", table.name(), exc_info=True)
+
+    thread = threading.Thread(target=run, name="lakehouse-prefetch", daemon=True)
+    thread.start()
+    return thread

@@ -34,6 +34,12 @@ from writers.sources.base import Position, Recorded
 KIND = summary.KIND_INGESTED
 """The snapshot kind of the ledger's commits."""
 
+FULL_BOUNDS_PROPERTY = "write.metadata.metrics.column.source"
+"""The ledger's metrics mode for ``source`` (``full`` on ledgers this version creates)."""
+
+TRUNCATED_BOUND = 16
+"""Characters a truncated string bound keeps (pyiceberg's default, ``truncate(16)``)."""
+
 LOOKUP_CHUNK = 500
 """Ids asked of the ledger per filtered scan (an ``In`` filter of this many values)."""
 
@@ -120,11 +126,23 @@ class Ledger:
         ordered = sorted(
             tasks, key=lambda t: _upper(t.file.upper_bounds, field_id) or "\U0010ffff", reverse=True
         )
+        # recorded in full (the table's metrics mode, and longer than a truncated bound):
+        # a file's upper bound is its greatest id, and needs no read
+        full = self.table.properties.get(FULL_BOUNDS_PROPERTY) == "full"
         best: str | None = None
         for task in ordered:
             bound = _upper(task.file.upper_bounds, field_id)
             if best is not None and bound is not None and bound <= best:
                 break
+            if (
+                full
+                and bound is not None
+                and len(bound) > TRUNCATED_BOUND
+                and bound.startswith(prefix)
+                and not task.delete_files
+            ):
+                best = bound if best is None or bound > best else best
+                continue
             ids = _with_prefix(self._sources(task.file.file_path), prefix)
             if ids and (best is None or max(ids) > best):
                 best = max(ids)

@@ -138,3 +138,58 @@ def test_a_small_file_on_object_storage_is_read_whole_and_a_large_one_is_not(
     assert streamed.read_at(16, 100) == data[100:116]
     local = CachingFile(location=str(path), path=str(path), fs=pafs.LocalFileSystem()).open()
     assert not isinstance(local, pa.BufferReader) and local.read() == data
+
+
+def test_a_prefetch_fetches_the_list_and_newest_manifests_once(
+    sqlite_events: Table, storage_opens: Counter[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = _fragmented(sqlite_events, 5)
+    FILE_CACHE.clear()
+    storage_opens.clear()
+    monkeypatch.setattr(files, "PREFETCH_MANIFESTS", 2)
+    thread = files.prefetch_manifests(sqlite_events)
+    assert thread is not None
+    thread.join(30)
+    snapshot = sqlite_events.current_snapshot()
+    assert snapshot is not None
+    newest = [m.manifest_path for m in snapshot.manifests(sqlite_events.io)][:2]
+    assert set(storage_opens) == {snapshot.manifest_list, *newest}  # before any plan
+    got = sqlite_events.scan(selected_fields=("event_id",)).to_arrow().column("event_id")
+    assert sorted(got.to_pylist()) == sorted(ids)
+    avro = [n for loc, n in storage_opens.items() if loc.endswith(".avro")]
+    assert len(avro) == 1 + 5 and set(avro) == {1}  # the rest fetched by the plan, once
+
+
+def test_nothing_to_prefetch_for_an_empty_table(sqlite_events: Table) -> None:
+    assert files.prefetch_manifests(sqlite_events) is None
+
+
+def test_readers_of_a_file_being_fetched_wait_for_that_one_fetch() -> None:
+    import threading
+    import time
+
+    cache = FileCache()
+    calls: list[int] = []
+
+    def slow() -> bytes:
+        calls.append(1)
+        time.sleep(0.2)
+        return b"content"
+
+    got: list[bytes] = []
+    threads = [
+        threading.Thread(target=lambda: got.append(cache.fetch("m", slow))) for _ in range(4)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert got == [b"content"] * 4 and len(calls) == 1
+    assert cache.fetch("m", slow) == b"content" and len(calls) == 1
+
+    def broken() -> bytes:
+        raise OSError("unavailable")
+
+    with pytest.raises(OSError, match="unavailable"):
+        cache.fetch("n", broken)
+    assert cache.fetch("n", lambda: b"later") == b"later"  # a failed read is not kept

@@ -1,5 +1,6 @@
 """Prefetching the ledger files a listing from a checkpoint will ask about: only the files
-whose id bounds reach past the checkpoint, each read once, the answers unchanged."""
+whose id bounds reach past the checkpoint, each read once, the answers unchanged; and the
+checkpoint itself (the greatest id) taken from bounds recorded in full, no file read."""
 
 from __future__ import annotations
 
@@ -71,3 +72,25 @@ def test_a_prefetch_of_another_prefix_reads_nothing(
     assert fresh.prefetch(ROOT, f"{ROOT}2026/12/01/99") == 0  # past every recorded id
     assert not parquet_opens
     assert fresh.last_with_prefix(ROOT) == _uri(9, 2)
+
+
+def test_the_greatest_id_comes_from_full_bounds_without_a_read(
+    ledger: Ledger, parquet_opens: Counter[str]
+) -> None:
+    assert Ledger(ledger.table).last_with_prefix(ROOT) == _uri(9, 2)
+    assert not parquet_opens
+    assert Ledger(ledger.table).last_with_prefix(f"{ROOT}2026/12/01/04/") == _uri(4, 2)
+    assert not parquet_opens
+    # bounds not known to be whole (another metrics mode): the file is read, same answer
+    with ledger.table.transaction() as tx:
+        tx.set_properties({"write.metadata.metrics.column.source": "truncate(16)"})
+    assert Ledger(ledger.table).last_with_prefix(ROOT) == _uri(9, 2)
+    assert len(parquet_opens) == 1
+
+
+def test_a_bound_as_short_as_a_truncated_one_is_checked_by_a_read(
+    ledger: Ledger, parquet_opens: Counter[str]
+) -> None:
+    ledger.record([Position("s3://b/a/01", 1), Position("s3://b/a/02", 2)], [1, 1], key="short")
+    assert Ledger(ledger.table).last_with_prefix("s3://b/a/") == "s3://b/a/02"
+    assert len(parquet_opens) == 1  # 11 characters: a truncated bound would look alike
