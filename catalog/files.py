@@ -173,9 +173,12 @@ class LakehouseFileIO(PyArrowFileIO):
 
 def prefetch_manifests(table: Table) -> threading.Thread | None:
     """Fetch into :data:`FILE_CACHE`, in the background, the table's current manifest
-    list and its newest :data:`PREFETCH_MANIFESTS` manifests, so a scan planned or a
-    commit made later (after a listing, say) finds them; the thread, or None when there is
-    nothing to fetch. A failure is left for the reads that need the files to report."""
+    list and, when the table is unpartitioned (every scan plan reads every manifest), its
+    newest :data:`PREFETCH_MANIFESTS` manifests, so a scan planned or a commit made later
+    (after a listing, say) finds them; the thread, or None when there is nothing to fetch.
+    The manifests of a partitioned table are left to the plan, which reads only those
+    whose partitions its filter can match. A failure is left for the reads that need the
+    files to report."""
     snapshot = table.current_snapshot()
     io = table.io
     if snapshot is None or not isinstance(io, LakehouseFileIO):
@@ -187,6 +190,8 @@ def prefetch_manifests(table: Table) -> threading.Thread | None:
     def run() -> None:
         try:
             manifests = snapshot.manifests(io)[:PREFETCH_MANIFESTS]
+            if not table.spec().is_unpartitioned():
+                return
             pool = ExecutorFactory.get_or_create()
             list(pool.map(fetch, [m.manifest_path for m in manifests]))
         except Exception:  # the reads that need the files report it

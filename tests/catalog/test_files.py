@@ -15,8 +15,9 @@ import pytest
 from pyiceberg.io.pyarrow import PyArrowFile, PyArrowFileIO
 from pyiceberg.table import Table
 
-from catalog import files
+from catalog import files, open_catalog
 from catalog.files import FILE_CACHE, CachingFile, FileCache, LakehouseFileIO
+from lakehouse.settings import Settings
 from lakehouse.storage import FILE_IO_CLASS, FILE_IO_PROPERTY, with_storage_defaults
 from tests.maintenance.builders import append, hour_start, make_rows
 
@@ -141,23 +142,41 @@ def test_a_small_file_on_object_storage_is_read_whole_and_a_large_one_is_not(
 
 
 def test_a_prefetch_fetches_the_list_and_newest_manifests_once(
-    sqlite_events: Table, storage_opens: Counter[str], monkeypatch: pytest.MonkeyPatch
+    sqlite_settings: Settings, storage_opens: Counter[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ids = _fragmented(sqlite_events, 5)
+    catalog = open_catalog(sqlite_settings)
+    catalog.create_namespace_if_not_exists("plain")
+    table = catalog.create_table("plain.log", pa.schema([("k", pa.int64())]))  # unpartitioned
+    for k in range(5):
+        table.append(pa.table({"k": [k, k + 10]}))
     FILE_CACHE.clear()
     storage_opens.clear()
     monkeypatch.setattr(files, "PREFETCH_MANIFESTS", 2)
+    thread = files.prefetch_manifests(table)
+    assert thread is not None
+    thread.join(30)
+    snapshot = table.current_snapshot()
+    assert snapshot is not None
+    newest = [m.manifest_path for m in snapshot.manifests(table.io)][:2]
+    assert set(storage_opens) == {snapshot.manifest_list, *newest}  # before any plan
+    got = table.scan().to_arrow().column("k").to_pylist()
+    assert sorted(got) == sorted([k for k in range(5)] + [k + 10 for k in range(5)])
+    avro = [n for loc, n in storage_opens.items() if loc.endswith(".avro")]
+    assert len(avro) == 1 + 5 and set(avro) == {1}  # the rest fetched by the plan, once
+
+
+def test_a_partitioned_table_has_only_its_manifest_list_prefetched(
+    sqlite_events: Table, storage_opens: Counter[str]
+) -> None:
+    _fragmented(sqlite_events, 3)
+    FILE_CACHE.clear()
+    storage_opens.clear()
     thread = files.prefetch_manifests(sqlite_events)
     assert thread is not None
     thread.join(30)
     snapshot = sqlite_events.current_snapshot()
     assert snapshot is not None
-    newest = [m.manifest_path for m in snapshot.manifests(sqlite_events.io)][:2]
-    assert set(storage_opens) == {snapshot.manifest_list, *newest}  # before any plan
-    got = sqlite_events.scan(selected_fields=("event_id",)).to_arrow().column("event_id")
-    assert sorted(got.to_pylist()) == sorted(ids)
-    avro = [n for loc, n in storage_opens.items() if loc.endswith(".avro")]
-    assert len(avro) == 1 + 5 and set(avro) == {1}  # the rest fetched by the plan, once
+    assert list(storage_opens) == [snapshot.manifest_list]  # the plan picks its manifests
 
 
 def test_nothing_to_prefetch_for_an_empty_table(sqlite_events: Table) -> None:
@@ -193,3 +212,20 @@ def test_readers_of_a_file_being_fetched_wait_for_that_one_fetch() -> None:
     with pytest.raises(OSError, match="unavailable"):
         cache.fetch("n", broken)
     assert cache.fetch("n", lambda: b"later") == b"later"  # a failed read is not kept
+
+
+def test_a_check_reads_what_storage_holds_not_what_the_process_cached(
+    sqlite_settings: Settings, sqlite_events: Table
+) -> None:
+    from maintenance.check import check_table
+
+    _fragmented(sqlite_events, 2)
+    snapshot = sqlite_events.current_snapshot()
+    assert snapshot is not None
+    list(sqlite_events.scan().plan_files())  # the manifest list is now in the cache
+    assert FILE_CACHE.get(snapshot.manifest_list) is not None
+    Path(snapshot.manifest_list.removeprefix("file://")).write_bytes(b"not avro at all")
+    result = check_table(open_catalog(sqlite_settings), sqlite_settings.table)
+    assert [p.path for p in result.problems if p.kind == "unreadable-file"] == [
+        snapshot.manifest_list
+    ]
