@@ -28,6 +28,12 @@ def is_in(column: str, values: Sequence[str]) -> ex.BooleanExpression:
     return result
 
 
+def greater_than(column: str, value: str) -> ex.BooleanExpression:
+    ctor: Any = ex.GreaterThan
+    result: ex.BooleanExpression = ctor(column, value)
+    return result
+
+
 def starts_with(column: str, prefix: str) -> ex.BooleanExpression:
     ctor: Any = ex.StartsWith
     result: ex.BooleanExpression = ctor(column, prefix)

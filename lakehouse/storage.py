@@ -19,6 +19,10 @@ S3_RETRY_ATTEMPTS = 10
 S3_ATTEMPTS_VARIABLE = "LAKEHOUSE_S3_ATTEMPTS"
 RETRY_STRATEGY_PROPERTY = "s3.retry-strategy-impl"
 RETRY_STRATEGY_CLASS = "lakehouse.storage.PatientS3RetryStrategy"
+FILE_IO_PROPERTY = "py-io-impl"
+FILE_IO_CLASS = "catalog.files.LakehouseFileIO"
+"""The FileIO the catalogs use unless told otherwise: pyiceberg's ``PyArrowFileIO`` reading
+each manifest once per process and small files in one request (:mod:`catalog.files`)."""
 
 
 class PatientS3RetryStrategy(AwsStandardS3RetryStrategy):  # type: ignore[misc]
@@ -41,6 +45,7 @@ def with_storage_defaults(properties: dict[str, Any]) -> dict[str, Any]:
     """Catalog properties plus our defaults for what the user did not set."""
     out = dict(properties)
     out.setdefault(RETRY_STRATEGY_PROPERTY, RETRY_STRATEGY_CLASS)
+    out.setdefault(FILE_IO_PROPERTY, FILE_IO_CLASS)
     return out
 
 

@@ -32,6 +32,7 @@ from pyiceberg.manifest import DataFile, DataFileContent
 from pyiceberg.table import Table
 from pyiceberg.table.snapshots import Snapshot, ancestors_of
 
+from catalog.files import FILE_CACHE
 from lakehouse.errors import ConfigError
 from lakehouse.schema import SORT_COLUMNS, SUMMARY_BATCH_KEY
 from lakehouse.settings import TableName
@@ -190,6 +191,7 @@ def check_table(
         raise ConfigError(
             f"table {name} does not exist in this catalog: run `lakehouse init --table {name}`"
         ) from exc
+    FILE_CACHE.clear()  # what storage holds now, not what this process read before
     problems: list[Problem] = []
     files = _Files(table.io)
     metadata = table.metadata

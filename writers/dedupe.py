@@ -3,6 +3,7 @@ hours the batch touches (an anti-join over only those hours, never a full scan).
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import OrderedDict
 from datetime import datetime, timedelta
 
@@ -141,6 +142,31 @@ def committed_ids(table: Table, hours: list[datetime]) -> pa.Array:
     return pc.cast(ids.column("event_id").combine_chunks(), pa.string())
 
 
+def may_hold(table: Table, hours: list[int], ids: pa.Array | pa.ChunkedArray) -> bool:
+    """Whether a data file of these hours (hours since the epoch) may hold one of ``ids``,
+    judged from the manifests: a file whose ``event_id`` lower and upper bounds (truncated
+    bounds still enclose every value) leave out every id cannot; a file without readable
+    bounds, or a null among the ids, may."""
+    if ids.null_count:
+        return True
+    values = sorted(set(pc.cast(ids, pa.string()).to_pylist()))
+    if not values:
+        return False
+    field_id = table.schema().find_field("event_id").field_id
+    scan = table.scan(row_filter=hour_ranges_filter([hour_start(h) for h in hours]))
+    for task in scan.plan_files():
+        low = (task.file.lower_bounds or {}).get(field_id)
+        high = (task.file.upper_bounds or {}).get(field_id)
+        try:
+            lower, upper = low.decode(), high.decode()  # type: ignore[union-attr]
+        except (AttributeError, UnicodeDecodeError):  # no bounds, or not text
+            return True
+        first = bisect_left(values, lower)
+        if first < len(values) and values[first] <= upper:
+            return True
+    return False
+
+
 # Snapshots that never change which ids an hour holds: rewrites by maintenance (which
 # only drop duplicate copies) and manifest rewrites.
 _ID_PRESERVING_KINDS = summary_names.MAINTENANCE_KINDS
@@ -166,21 +192,27 @@ class CommittedIds:
         self._size = 0
         self.scans = 0  # hours scanned, for tests and logs
 
-    def lookup(self, table: Table, hours: list[int]) -> pa.Array:
-        """Committed ids in these hours (hours since the epoch) at the table's head."""
+    def lookup(self, table: Table, hours: list[int], ids: pa.Array | None = None) -> pa.Array:
+        """Committed ids in these hours (hours since the epoch) at the table's head. With
+        the batch's ``ids``, a cold cache first checks the hours' data files: when no
+        file's ``event_id`` bounds can hold one of them, nothing is read (and the hours
+        are not cached; the next lookup reads them)."""
         head = table.current_snapshot()
         if head is None or not hours:
             return pa.array([], pa.large_string())
         if not self._current_at(table, head.snapshot_id):
             self.clear()
         missing = [h for h in hours if h not in self._hours]
-        if missing:
+        if missing and not (
+            ids is not None and self._as_of is None and not may_hold(table, missing, ids)
+        ):
             self._load(table, missing)
         self._as_of, self._table = head.snapshot_id, table.metadata.table_uuid.hex
         chunks: list[pa.Array] = []
         for h in hours:
-            self._hours.move_to_end(h)
-            chunks.extend(self._hours[h])
+            if h in self._hours:
+                self._hours.move_to_end(h)
+                chunks.extend(self._hours[h])
         self._trim(keep=set(hours))
         if not chunks:
             return pa.array([], pa.large_string())
@@ -267,7 +299,7 @@ def drop_committed(
         existing = committed_ids(table, hours_of(batch.column("client_ts")))
     else:
         hours = distinct_hours(hours_of_micros(micros(batch.column("client_ts")))).tolist()
-        existing = cache.lookup(table, hours)
+        existing = cache.lookup(table, hours, batch.column("event_id"))
     if len(existing) == 0:
         return batch, 0
     seen = pc.is_in(batch.column("event_id"), value_set=existing)

@@ -19,6 +19,7 @@ from datetime import timedelta
 
 import pyarrow as pa
 
+from catalog.files import prefetch_manifests
 from lakehouse import faults
 from lakehouse.settings import Settings
 from writers.ledger import Ledger, batch_key
@@ -95,6 +96,8 @@ def ingest_source(
     """
     started = time.perf_counter()
     writer = writer or _batch_writer(settings)
+    for table in (writer.tables.ingested, writer.tables.events):
+        prefetch_manifests(table)  # read while the source plans (the ledger, a listing)
     ledger = Ledger(writer.tables.ingested)
     ledger.evolve()  # a ledger made before fingerprints gains the column
     plan = source.plan(ledger)

@@ -15,14 +15,17 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future
 from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+from pyiceberg.expressions import And
+from pyiceberg.utils.concurrent import ExecutorFactory
 
 from lakehouse import summary
-from lakehouse.expressions import is_in, starts_with
+from lakehouse.expressions import greater_than, is_in, starts_with
 from lakehouse.schema import INGESTED_SCHEMA
 from writers import commit
 from writers.evolution import union
@@ -30,6 +33,12 @@ from writers.sources.base import Position, Recorded
 
 KIND = summary.KIND_INGESTED
 """The snapshot kind of the ledger's commits."""
+
+FULL_BOUNDS_PROPERTY = "write.metadata.metrics.column.source"
+"""The ledger's metrics mode for ``source`` (``full`` on ledgers this version creates)."""
+
+TRUNCATED_BOUND = 16
+"""Characters a truncated string bound keeps (pyiceberg's default, ``truncate(16)``)."""
 
 LOOKUP_CHUNK = 500
 """Ids asked of the ledger per filtered scan (an ``In`` filter of this many values)."""
@@ -55,6 +64,7 @@ class Ledger:
         # data files are immutable: each is read once per ledger (one ingest run or cycle),
         # however many questions (the listing's checkpoint, then the listed ids) read it
         self._read: dict[str, pa.Table | None] = {}
+        self._pending: dict[str, Future[pa.Table | None]] = {}  # being read (prefetch)
 
     def evolve(self) -> list[str]:
         """Give a ledger made by an older version the columns it lacks (``fingerprint``,
@@ -116,27 +126,72 @@ class Ledger:
         ordered = sorted(
             tasks, key=lambda t: _upper(t.file.upper_bounds, field_id) or "\U0010ffff", reverse=True
         )
+        # recorded in full (the table's metrics mode, and longer than a truncated bound):
+        # a file's upper bound is its greatest id, and needs no read
+        full = self.table.properties.get(FULL_BOUNDS_PROPERTY) == "full"
         best: str | None = None
         for task in ordered:
             bound = _upper(task.file.upper_bounds, field_id)
             if best is not None and bound is not None and bound <= best:
                 break
+            if (
+                full
+                and bound is not None
+                and len(bound) > TRUNCATED_BOUND
+                and bound.startswith(prefix)
+                and not task.delete_files
+            ):
+                best = bound if best is None or bound > best else best
+                continue
             ids = _with_prefix(self._sources(task.file.file_path), prefix)
             if ids and (best is None or max(ids) > best):
                 best = max(ids)
         return best
 
+    def prefetch(self, prefix: str, after: str) -> int:
+        """Start reading, in the background, the ledger files that may hold ids starting
+        with ``prefix`` and greater than ``after`` (what a listing from that checkpoint
+        will ask about), while the caller lists; the number of files started."""
+        if not self._fresh():
+            return 0
+        row_filter = And(starts_with("source", prefix), greater_than("source", after))
+        pool = ExecutorFactory.get_or_create()
+        started = 0
+        for task in self.table.scan(row_filter=row_filter).plan_files():
+            location = task.file.file_path
+            if task.delete_files or location in self._read or location in self._pending:
+                continue
+            self._pending[location] = pool.submit(self._fetch, location)
+            started += 1
+        return started
+
     def _file(self, location: str) -> pa.Table | None:
         """The columns :meth:`_collect` reads of one ledger data file, read once; None for
         a file that lacks some (written before ``fingerprint`` and ``lines`` existed)."""
-        if location not in self._read:
-            import pyarrow.parquet as pq
+        return self._files([location])[0]
 
-            with self.table.io.new_input(location).open() as stream:
-                parquet = pq.ParquetFile(stream)
-                whole = set(_COLUMNS) <= set(parquet.schema_arrow.names)
-                self._read[location] = parquet.read(columns=list(_COLUMNS)) if whole else None
-        return self._read[location]
+    def _files(self, locations: Sequence[str]) -> list[pa.Table | None]:
+        """:meth:`_file` of each location, those not yet read fetched side by side (each
+        is a HEAD and a GET on S3), those being prefetched awaited."""
+        missing = [x for x in dict.fromkeys(locations) if x not in self._read]
+        fetch = [x for x in missing if x not in self._pending]
+        if len(fetch) > 1:
+            pool = ExecutorFactory.get_or_create()
+            self._read.update(zip(fetch, pool.map(self._fetch, fetch), strict=True))
+        elif fetch:
+            self._read[fetch[0]] = self._fetch(fetch[0])
+        for location in missing:
+            if location in self._pending:
+                self._read[location] = self._pending.pop(location).result()
+        return [self._read[x] for x in locations]
+
+    def _fetch(self, location: str) -> pa.Table | None:
+        import pyarrow.parquet as pq
+
+        with self.table.io.new_input(location).open() as stream:
+            parquet = pq.ParquetFile(stream)
+            whole = set(_COLUMNS) <= set(parquet.schema_arrow.names)
+            return parquet.read(columns=list(_COLUMNS)) if whole else None
 
     def _sources(self, location: str) -> pa.ChunkedArray:
         """The ``source`` column of one ledger data file (from :meth:`_file` when whole)."""
@@ -157,7 +212,7 @@ class Ledger:
         tasks = list(scan.plan_files())
         have = {f.name for f in self.table.schema().fields}
         direct = set(_COLUMNS) <= have and not any(t.delete_files for t in tasks)
-        files = [self._file(t.file.file_path) for t in tasks] if direct else []
+        files = self._files([t.file.file_path for t in tasks]) if direct else []
         parts = [f.filter(mask(f.column("source"))) for f in files if f is not None]
         if not direct or len(parts) < len(files):
             return self.table.scan(  # pyiceberg reads what a file lacks as nulls

@@ -183,7 +183,11 @@ class LandingFiles:
         def start_after(root: str) -> str | None:
             if look_back is None:
                 return None
-            return start_key(ledger.last_with_prefix(root), root, look_back)
+            after = start_key(ledger.last_with_prefix(root), root, look_back)
+            prefetch = getattr(ledger, "prefetch", None)
+            if after is not None and prefetch is not None:
+                prefetch(root, root + after)  # the ledger files it will be asked, while listing
+            return after
 
         listing = list_zone(
             self.locations, self.io, selection=self.selection, start_after=start_after

@@ -239,6 +239,8 @@ def s3_client(io: Any = None) -> Any:
     """A boto3 S3 client configured from the FileIO's ``s3.*`` properties (endpoint,
     region, keys), else from the standard AWS chain."""
     import boto3
+    import boto3.session
+    import botocore.session
     from botocore.config import Config
 
     props = dict(getattr(io, "properties", {}) or {})
@@ -256,7 +258,21 @@ def s3_client(io: Any = None) -> Any:
     config = Config(
         retries={"max_attempts": 10, "mode": "standard"}, s3={"addressing_style": style}
     )
-    return boto3.client("s3", config=config, **kwargs)
+    session = botocore.session.get_session()
+    # a LIST page's LastModified values parsed by the standard library, not dateutil
+    parsers = session.get_component("response_parser_factory")
+    parsers.set_parser_defaults(timestamp_parser=_timestamp)
+    return boto3.session.Session(botocore_session=session).client("s3", config=config, **kwargs)
+
+
+def _timestamp(value: Any) -> datetime:
+    """An S3 timestamp (``2026-12-03T19:22:29.000Z``; RFC 1123 in headers)."""
+    from botocore.utils import parse_timestamp
+
+    try:
+        return datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        return parse_timestamp(value)  # type: ignore[no-any-return]
 
 
 _clients: dict[tuple[tuple[str, str], ...], Any] = {}
@@ -286,7 +302,10 @@ def _list_s3(
     client = _client_for(io)
     out: list[SourceFile] = []
     try:
-        exact = _head(client, bucket, key_prefix) if key_prefix else None
+        # a location ending in "/" names a prefix: no object of that exact name is asked for
+        exact = (
+            _head(client, bucket, key_prefix) if key_prefix and not location.endswith("/") else None
+        )
         if exact is not None:
             size, mtime, etag = exact
             return [SourceFile("s3://" + path, path, size, mtime, "", key_prefix, etag)]
