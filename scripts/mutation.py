@@ -40,12 +40,17 @@ MODULES: dict[str, list[str]] = {
         "tests/writers/test_lateness.py",
         "tests/test_hours.py",
     ],
-    "writers/normalize.py": ["tests/writers/test_normalize.py"],
+    "writers/normalize.py": [
+        "tests/writers/test_normalize.py",
+        "tests/writers/test_normalize_exact.py",
+    ],
     "writers/writer.py": ["tests/writers/test_writer.py", "tests/writers/test_buffer.py"],
     "writers/commit.py": [
         "tests/writers/test_commit_races.py",
         "tests/writers/test_writer.py",
         "tests/writers/test_storage_retries.py",
+        "tests/writers/test_key_index.py",
+        "tests/writers/test_batch_key_race.py",
     ],
     "maintenance/plan.py": [
         "tests/maintenance/test_plan_units.py",
@@ -99,6 +104,7 @@ def _config(module: str, tests: list[str]) -> str:
     lines += [f"    {p}" for p in [*others, "scripts"]]
     lines += ["pytest_add_cli_args_test_selection="] + [f"    {t}" for t in tests]
     lines += ["pytest_add_cli_args=", "    -m", f"    {MARKERS}", "    -p", "    no:randomly"]
+    lines += ["    -p", "    scripts.mutation_order"]  # a mutant's fastest tests first
     # polars and pyarrow start thread pools: forking straight from a process that ran
     # tests can deadlock a worker (reported as a timeout). A fork server that only
     # collected the tests forks clean workers.
