@@ -14,12 +14,17 @@ is a mutant that made the tests hang); one line of JSON per module. A survivor i
 with ``mutmut show NAME`` run in the scratch copy. ``--again`` keeps the scratch copy
 and its verdicts, brings the tree's current files into it (new tests are found and
 traced by mutmut) and judges only the survivors again, so the tests written for them
-count without judging every mutant anew.
+count without judging every mutant anew. When the module's list of test files grew
+since the run (new test files written for its survivors), the survivors and the
+mutants no test reached are judged by the whole new list; mutmut forgets every verdict
+when its list of tests changes, so the others (killed by tests that are all still in
+the list) are put back afterwards. Any other change of the list needs a fresh run.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import re
@@ -51,6 +56,7 @@ MODULES: dict[str, list[str]] = {
         "tests/writers/test_storage_retries.py",
         "tests/writers/test_key_index.py",
         "tests/writers/test_batch_key_race.py",
+        "tests/writers/test_commit_units.py",
     ],
     "maintenance/plan.py": [
         "tests/maintenance/test_plan_units.py",
@@ -112,11 +118,36 @@ def _config(module: str, tests: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _survivors(mutmut: str, work: Path, env: dict[str, str]) -> list[str]:
+def _survivors(mutmut: str, work: Path, env: dict[str, str], kinds: str = "survived") -> list[str]:
     listed = subprocess.run(
         [mutmut, "results"], cwd=work, env=env, capture_output=True, text=True
     ).stdout
-    return re.findall(r"^\s*(\S+): survived$", listed, re.M)
+    return re.findall(rf"^\s*(\S+): (?:{kinds})$", listed, re.M)
+
+
+def _selected(config: str) -> list[str]:
+    """The test files a module's mutmut configuration names."""
+    lines = config.splitlines()
+    start = lines.index("pytest_add_cli_args_test_selection=") + 1
+    return [line.strip() for line in itertools.takewhile(lambda x: x[:4] == "    ", lines[start:])]
+
+
+def _verdicts(work: Path) -> dict[Path, dict[str, int | None]]:
+    """mutmut's verdict (exit code) of every mutant, per mutated file."""
+    return {
+        meta: json.loads(meta.read_text())["exit_code_by_key"]
+        for meta in (work / "mutants").rglob("*.py.meta")
+    }
+
+
+def _restore(saved: dict[Path, dict[str, int | None]], rejudged: set[str]) -> None:
+    """Put back the verdicts of the mutants not judged again (see the module docstring)."""
+    for meta, codes in saved.items():
+        data = json.loads(meta.read_text())
+        for name, code in codes.items():
+            if name not in rejudged:
+                data["exit_code_by_key"][name] = code
+        meta.write_text(json.dumps(data, indent=4))
 
 
 def run_module(
@@ -129,8 +160,15 @@ def run_module(
     env = {k: v for k, v in env.items() if not k.startswith(("LAKEHOUSE_", "PYICEBERG_"))}
     again = again and (work / "mutants").is_dir()
     previous = _survivors(mutmut, work, env) if again else []
+    saved: dict[Path, dict[str, int | None]] = {}
     if again and (work / "setup.cfg").read_text() != _config(module, tests):
-        sys.exit(f"{module}: its list of tests changed since the last run; run it afresh")
+        before = _selected((work / "setup.cfg").read_text())
+        if not set(before) < set(tests) or (work / "setup.cfg").read_text() != _config(
+            module, before
+        ):
+            sys.exit(f"{module}: its list of tests changed since the last run; run it afresh")
+        previous = _survivors(mutmut, work, env, "survived|no tests")
+        saved = _verdicts(work)
     _copy_tree(work, fresh=not again)
     (work / "setup.cfg").write_text(_config(module, tests))
     print(f"[mutation] {module}: judged by {' '.join(tests)}", file=sys.stderr, flush=True)
@@ -139,6 +177,8 @@ def run_module(
             [mutmut, "run", "--max-children", str(children), *previous],
             cwd=work, env=env, stdout=subprocess.DEVNULL,
         )  # fmt: skip
+    if saved:
+        _restore(saved, set(previous))
     subprocess.run([mutmut, "export-cicd-stats"], cwd=work, env=env, capture_output=True)
     stats = json.loads((work / "mutants" / "mutmut-cicd-stats.json").read_text())
     survivors = _survivors(mutmut, work, env)
