@@ -49,7 +49,14 @@ MODULES: dict[str, list[str]] = {
         "tests/writers/test_normalize.py",
         "tests/writers/test_normalize_exact.py",
     ],
-    "writers/writer.py": ["tests/writers/test_writer.py", "tests/writers/test_buffer.py"],
+    "writers/writer.py": [
+        "tests/writers/test_writer.py",
+        "tests/writers/test_buffer.py",
+        "tests/writers/test_writer_units.py",
+        "tests/writers/test_lateness.py",
+        "tests/writers/test_schema_growth.py",
+        "tests/writers/test_ingest.py",
+    ],
     "writers/commit.py": [
         "tests/writers/test_commit_races.py",
         "tests/writers/test_writer.py",

@@ -1,0 +1,260 @@
+"""The writer's flush, its batch keys, its lifecycle and its record of rejects, each
+checked field by field against values counted by hand from the input and against what
+the tables hold (read with pyiceberg's public API, not the writer's code)."""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+
+from catalog import open_catalog
+from lakehouse import summary
+from lakehouse.settings import Settings
+from lakehouse.tables import ensure_tables, load_tables
+from tests.writers.events import BASE, event, rows
+from writers import EventWriter
+from writers import writer as writer_module
+from writers.parse import parse_records
+from writers.rejects import Reject, rejects_to_arrow
+
+LATE = timedelta(hours=3)  # the default lateness is one hour after the hour's end
+
+
+def _snapshots(settings: Settings) -> list[dict[str, str]]:
+    events = load_tables(open_catalog(settings), settings.table).events
+    return [
+        {"id": str(s.snapshot_id), **(s.summary.additional_properties if s.summary else {})}
+        for s in events.metadata.snapshots
+    ]
+
+
+def test_a_flush_reports_every_count_and_the_table_agrees(home: Path) -> None:
+    settings = Settings.from_env()
+    bad = {"event_id": "bad", "event_type": "view", "client_ts": "2024-05-01T00:01:00Z"}
+    records = [
+        event(0),  # 00:00, on time
+        event(1),  # 00:07
+        event(2, delay=LATE),  # 00:14, received 03:14: late
+        event(1),  # a duplicate of the second
+        bad,  # no user_id
+        event(9, minutes=70),  # 01:10, on time
+    ]
+    with EventWriter(settings) as writer:
+        writer.write(records, batch_id="first")
+        result = writer.flush()
+    assert (result.records_read, result.records_written) == (6, 4)
+    assert (result.duplicates_dropped, result.records_rejected) == (1, 1)
+    assert dict(result.rejected_by_reason) == {"missing required field user_id": 1}
+    assert (result.late_records, result.on_time_records) == (1, 3)
+    assert result.late_hours == ("2024-05-01T00",)
+    assert (result.already_committed, result.new_columns, result.fields_folded) == (0, (), 0)
+    assert result.warnings == () and result.seconds > 0
+    snaps = _snapshots(settings)
+    assert [s[summary.KIND] for s in snaps] == [summary.KIND_ON_TIME, summary.KIND_LATE]
+    assert result.snapshot_ids == tuple(int(s["id"]) for s in snaps)
+    assert result.batch_keys == (snaps[0][summary.BATCH_KEY],)
+    events = load_tables(open_catalog(settings), settings.table).events
+    assert sorted(rows(events).column("event_id").to_pylist()) == [
+        "e000000",
+        "e000001",
+        "e000002",
+        "e000009",
+    ]
+    assert writer.totals.records_read == 6 and writer.totals.records_written == 4
+
+
+def test_a_batch_that_landed_already_is_counted_as_duplicates(home: Path) -> None:
+    settings = Settings.from_env()
+    with EventWriter(settings) as writer:
+        first = writer.write([event(i) for i in range(3)], batch_id="b1")
+        first = writer.flush()
+    with EventWriter(settings) as again:
+        again.write([event(i) for i in range(3)], batch_id="b1")
+        second = again.flush()
+    assert (second.records_read, second.records_written, second.duplicates_dropped) == (3, 0, 3)
+    assert second.already_committed == 1 and first.already_committed == 0
+    assert second.snapshot_ids == first.snapshot_ids and len(first.snapshot_ids) == 1
+    assert second.batch_keys == first.batch_keys
+    assert len(_snapshots(settings)) == 1
+
+
+def test_all_late_or_all_on_time_makes_one_snapshot_of_that_kind(home: Path) -> None:
+    settings = Settings.from_env()
+    with EventWriter(settings) as writer:
+        late = writer.write([event(i, delay=LATE) for i in range(3)])
+        late = writer.flush()
+        on_time = writer.write([event(i) for i in range(3, 5)])
+        on_time = writer.flush()
+    assert (late.late_records, late.on_time_records, len(late.snapshot_ids)) == (3, 0, 1)
+    assert (on_time.late_records, on_time.on_time_records) == (0, 2)
+    assert on_time.late_hours == ()
+    kinds = [s[summary.KIND] for s in _snapshots(settings)]
+    assert kinds == [summary.KIND_LATE, summary.KIND_ON_TIME]
+
+
+def test_batch_ids_make_the_key_whatever_their_order(home: Path) -> None:
+    settings = Settings.from_env()
+    with EventWriter(settings) as one:
+        one.write([event(0)], batch_id="a")
+        one.write([event(1)], batch_id="b")
+        first = one.flush()
+    with EventWriter(settings) as two:
+        two.write([event(1)], batch_id="b")
+        two.write([event(0)], batch_id="a")
+        second = two.flush()
+    (key,) = first.batch_keys
+    assert re.fullmatch(r"b-[0-9a-f]{32}", key)
+    assert second.batch_keys == (key,) and second.already_committed == 1
+    with EventWriter(settings) as three:  # one write without an id: the content decides
+        three.write([event(0)], batch_id="a")
+        three.write([event(2)])
+        third = three.flush()
+    assert re.fullmatch(r"c-[0-9a-f]{32}", third.batch_keys[0])
+    assert third.records_written == 1 and third.duplicates_dropped == 1
+
+
+def test_rejects_change_the_content_key_whatever_their_order(home: Path) -> None:
+    settings = Settings.from_env()
+    bad = [
+        {"event_id": "x1", "event_type": "v", "client_ts": "2024-05-01T00:00:00Z"},
+        {"event_id": "x2", "user_id": "u", "event_type": "v", "client_ts": "nope"},
+    ]
+    keys = []
+    for extra in ([], bad, bad[::-1], bad[:1]):
+        with EventWriter(settings) as writer:
+            writer.write([event(0), *extra])
+            keys.append(writer.flush().batch_keys[0])
+    plain, both, reversed_, one = keys
+    assert both == reversed_
+    assert len({plain, both, one}) == 3
+    assert all(re.fullmatch(r"c-[0-9a-f]{32}", k) for k in keys)
+
+
+def test_the_rejects_table_holds_each_reject_once(home: Path) -> None:
+    settings = Settings.from_env()
+    bad = {"event_id": "x", "event_type": "v", "client_ts": "2024-05-01T00:00:00Z"}
+    with EventWriter(settings) as writer:
+        writer.write([event(0), bad], batch_id="r")
+        result = writer.flush()
+    rejected = load_tables(open_catalog(settings), settings.table).rejected
+    stored = rows(rejected).to_pylist()
+    assert [(r["reason"], r["batch_key"]) for r in stored] == [
+        ("missing required field user_id", result.batch_keys[0])
+    ]
+    kinds = [
+        s.summary.additional_properties[summary.KIND]
+        for s in rejected.metadata.snapshots
+        if s.summary
+    ]
+    assert kinds == [summary.KIND_REJECTS]
+
+
+def test_file_rejects_already_recorded_are_not_recorded_again(home: Path) -> None:
+    settings = Settings.from_env()
+    rejected = ensure_tables(open_catalog(settings), settings.table)[0].rejected
+    fresh = [Reject("r1", "s1", 3, "x"), Reject("whole", "s2", None, None)]
+    assert writer_module._not_yet_rejected(rejected, fresh) == fresh  # an empty table
+    at = datetime(2024, 5, 1, tzinfo=UTC)
+    rejected.append(rejects_to_arrow(fresh, batch_key="k", at=at))
+    candidates = [
+        Reject("r1", "s1", 3, "x"),  # the same line: recorded
+        Reject("other", "s1", 3, "y"),  # the same line, another reason: recorded too
+        Reject("r1", "s1", 4, "x"),  # another line
+        Reject("whole", "s2", None, None),  # the same whole-file reason: recorded
+        Reject("else", "s2", None, None),  # another whole-file reason
+        Reject("r1", "s3", None, "raw"),  # a record without a line: never looked up
+    ]
+    kept = writer_module._not_yet_rejected(rejected, candidates)
+    assert kept == [candidates[2], candidates[4], candidates[5]]
+    only_raw = [Reject("r1", "s1", None, "raw")]
+    assert writer_module._not_yet_rejected(rejected, only_raw) == only_raw
+
+
+def test_a_closed_writer_refuses_writes_and_closes_once(home: Path) -> None:
+    settings = Settings.from_env()
+    seen: list[int] = []
+    writer = EventWriter(settings, on_commit=lambda r: seen.append(r.records_written))
+    writer.write([event(0), event(1)])
+    totals = writer.close()
+    assert (totals.records_written, seen) == (2, [2])
+    assert writer.close().records_written == 2
+    assert seen == [2]
+    with pytest.raises(RuntimeError, match=r"^this writer is closed$"):
+        writer.write([event(2)])
+    assert EventWriter(settings).flush().records_read == 0
+
+
+def test_leaving_on_an_error_commits_the_buffer_and_keeps_the_error(
+    home: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = Settings.from_env()
+    with pytest.raises(KeyError), EventWriter(settings) as writer:
+        writer.write([event(0)])
+        raise KeyError("boom")
+    events = load_tables(open_catalog(settings), settings.table).events
+    assert rows(events).column("event_id").to_pylist() == ["e000000"]
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise OSError("disk gone")
+
+    with (
+        caplog.at_level(logging.ERROR, logger="writers.writer"),
+        pytest.raises(KeyError),
+        EventWriter(settings) as writer,
+    ):
+        writer.write([event(1)])
+        monkeypatch.setattr(writer_module.commit, "commit_events", broken)
+        raise KeyError("boom")
+    assert [r.getMessage() for r in caplog.records if r.name == "writers.writer"] == [
+        "could not commit the buffer while handling KeyError"
+    ]
+
+
+def test_the_log_line_of_a_commit(home: Path, caplog: pytest.LogCaptureFixture) -> None:
+    settings = Settings.from_env()
+    with caplog.at_level(logging.INFO, logger="writers.writer"), EventWriter(settings) as w:
+        w.write([event(0), event(0), event(1, delay=LATE), {"event_id": "x"}], batch_id="L")
+        result = w.flush()
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "writers.writer"]
+    pattern = rf"committed batch {result.batch_keys[0]}: 2 written \(1 late\), 1 duplicates, "
+    assert re.fullmatch(pattern + r"1 rejected in \d+\.\d\ds", line), line
+
+
+def test_an_empty_buffer_is_never_due(home: Path) -> None:
+    writer = EventWriter(Settings.from_env(), max_age=0)
+    assert writer.due() is False and writer.flush_if_due() is None
+    writer.write([{"event_id": "only-bad"}])  # read, rejected: still a record to commit
+    assert writer._buffer.records == 0  # committed at once (age 0)
+    assert writer.totals.records_read == 1 and writer.totals.records_rejected == 1
+
+
+def test_per_source_receipt_times_need_a_line_map(home: Path) -> None:
+    writer = EventWriter(Settings.from_env())
+    parsed = parse_records([event(0)], "batch:x")
+    times = [BASE + timedelta(hours=1)]
+    with pytest.raises(
+        ValueError, match=r"^per-source receipt times need NDJSON input parsed with a line map$"
+    ):
+        writer.add_parsed(parsed, receipt_time=times)
+    assert writer._buffer.records == 0 and writer._buffer.opened is None
+
+
+def test_the_buffer_counts_records_and_bytes_of_kept_rows(home: Path) -> None:
+    writer = EventWriter(Settings.from_env(), max_records=100, max_bytes=10**9, max_age=3600)
+    writer.write([event(0), event(1), {"event_id": "bad"}], batch_id="x")
+    buf = writer._buffer
+    assert (buf.records, len(buf.rejects), buf.batch_ids) == (3, 1, ["x"])
+    assert buf.nbytes == sum(t.nbytes for t, _ in buf.pieces) and buf.nbytes > 0
+    assert sum(t.num_rows for t, _ in buf.pieces) == 2
+    opened = buf.opened
+    writer.write([event(2)])
+    assert buf.opened == opened and buf.records == 4 and buf.batch_ids == ["x", None]
+    assert isinstance(pa.concat_tables([t for t, _ in buf.pieces]), pa.Table)
+    writer.flush()
+    assert (buf.records, buf.nbytes, buf.pieces, buf.rejects, buf.opened) == (0, 0, [], [], None)
