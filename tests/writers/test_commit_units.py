@@ -21,7 +21,7 @@ from pyiceberg.table.snapshots import Operation, Snapshot, Summary
 
 import writers.commit as commit
 from catalog import open_catalog
-from lakehouse import summary
+from lakehouse import faults, summary
 from lakehouse.errors import StorageError
 from lakehouse.settings import Settings
 from lakehouse.tables import ensure_tables
@@ -256,8 +256,11 @@ def test_a_failed_attempt_drops_its_files_and_logs_those_it_could_not(
         real_delete(path)
 
     monkeypatch.setattr(events.io, "delete", delete)
-    with caplog.at_level(logging.WARNING, logger="writers.commit"):
-        commit.commit_events(events, batch, batch.slice(0, 0), key="k", late_hours=[], writer="w")
+    late_hours = [datetime(2024, 5, 1, tzinfo=UTC)]
+    with caplog.at_level(logging.WARNING, logger="writers.commit"):  # on-time and late files
+        commit.commit_events(
+            events, batch.slice(0, 3), batch.slice(3), key="k", late_hours=late_hours, writer="w"
+        )
     assert [r.getMessage() for r in caplog.records if r.name == "writers.commit"] == [
         f"could not delete {kept[0]} after a failed commit: permission denied"
     ]
@@ -267,3 +270,55 @@ def test_a_failed_attempt_drops_its_files_and_logs_those_it_could_not(
     }
     assert on_disk == live | {kept[0]}  # the other files of the failed attempt are gone
     assert sorted(rows(events).column("event_id").to_pylist()) == [f"e{i:06d}" for i in range(6)]
+
+
+def test_a_batch_already_committed_is_logged_and_not_written_again(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    events = ensure_tables(open_catalog(settings), settings.table)[0].events
+    batch = _batch(settings, range(3))
+    ids = commit.commit_events(events, batch, batch.slice(0, 0), key="k", late_hours=[], writer="w")
+    with caplog.at_level(logging.INFO, logger="writers.commit"):
+        again = commit.commit_events(
+            events, batch, batch.slice(0, 0), key="k", late_hours=[], writer="w"
+        )
+    assert again == ids and len(events.metadata.snapshots) == 1
+    assert [r.getMessage() for r in caplog.records if r.name == "writers.commit"] == [
+        f"batch k already committed as {ids}; nothing to write"
+    ]
+
+
+@pytest.mark.parametrize(("value", "merged"), [("True", True), (None, False), ("false", False)])
+def test_manifest_merging_follows_the_table_property(
+    settings: Settings, value: str | None, merged: bool
+) -> None:
+    events = ensure_tables(open_catalog(settings), settings.table)[0].events
+    with events.transaction() as tx:
+        tx.set_properties({"commit.manifest.min-count-to-merge": "2"})
+        if value is None:  # the project's tables set it: without it, no merging
+            tx.remove_properties("commit.manifest-merge.enabled")
+        else:
+            tx.set_properties({"commit.manifest-merge.enabled": value})
+    for n in range(3):
+        batch = _batch(settings, range(n * 2, n * 2 + 2))
+        commit.commit_events(
+            events, batch, batch.slice(0, 0), key=f"k{n}", late_hours=[], writer="w"
+        )
+    head = events.current_snapshot()
+    assert head is not None
+    manifests = head.manifests(events.io)
+    assert len(manifests) == (1 if merged else 3)
+    assert rows(events).num_rows == 6
+
+
+def test_the_files_written_fault_point_stops_before_the_commit(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events = ensure_tables(open_catalog(settings), settings.table)[0].events
+    monkeypatch.setattr(faults, "_hits", {})
+    monkeypatch.setenv(faults.ENV, "write.files-written:1:raise")
+    batch = _batch(settings, range(3))
+    with pytest.raises(faults.FaultInjected, match=r"^fault point write\.files-written \(hit 1\)$"):
+        commit.commit_events(events, batch, batch.slice(0, 0), key="k", late_hours=[], writer="w")
+    events.refresh()
+    assert events.current_snapshot() is None
