@@ -21,6 +21,7 @@ from pyiceberg.table.snapshots import Operation, Snapshot, Summary
 
 import writers.commit as commit
 from catalog import open_catalog
+from catalog.commit import CommitConflictError
 from lakehouse import faults, summary
 from lakehouse.errors import StorageError
 from lakehouse.settings import Settings
@@ -68,11 +69,11 @@ def test_the_content_key_tells_contents_apart_and_has_its_form() -> None:
 # -- the batch-key index --------------------------------------------------------------
 
 
-def _snap(snapshot_id: int, key: str | None) -> Snapshot:
+def _snap(snapshot_id: int, key: str | None, sequence: int | None = -1) -> Snapshot:
     props = {summary.BATCH_KEY: key} if key is not None else {}
     return Snapshot(
         snapshot_id=snapshot_id,
-        sequence_number=snapshot_id,
+        sequence_number=snapshot_id if sequence == -1 else sequence,
         timestamp_ms=snapshot_id,
         manifest_list=f"m{snapshot_id}.avro",
         summary=Summary(Operation.APPEND, **props),
@@ -89,6 +90,24 @@ def test_the_key_index_keeps_a_key_until_its_last_snapshot_is_expired() -> None:
     index.update([s3, s4])  # the key's last snapshot expired
     assert (index.lookup("k"), index.lookup("j")) == ([], [4])
     assert "k" not in index.ids_of and set(index.key_of) == {3, 4}
+    assert index.full_passes == 2
+
+
+def test_the_key_index_orders_by_sequence_number_and_fills_gaps() -> None:
+    index = commit._KeyIndex()
+    newer, older = _snap(10, "k", sequence=2), _snap(11, "k", sequence=1)
+    index.update([newer, older])  # listed out of commit order: the sequence decides
+    assert index.lookup("k") == [11, 10]
+    v1 = _snap(21, "v", sequence=None)  # no sequence number (format v1): counts as 0
+    index.update([newer, older, _snap(20, "v", sequence=1), v1])
+    assert index.lookup("v") == [21, 20]
+    bare = Snapshot(snapshot_id=30, timestamp_ms=30, manifest_list="m30.avro", summary=None)
+    gap = _snap(12, "g")
+    index.update([newer, older, _snap(20, "v", sequence=1), v1, bare])
+    assert index.key_of[30] is None
+    # a snapshot listed before one the index knows, and missing from it, is found too
+    index.update([gap, newer, older, _snap(20, "v", sequence=1), v1, bare])
+    assert index.lookup("g") == [12] and index.full_passes == 1
 
 
 # -- what the commits write -----------------------------------------------------------
@@ -322,3 +341,37 @@ def test_the_files_written_fault_point_stops_before_the_commit(
         commit.commit_events(events, batch, batch.slice(0, 0), key="k", late_hours=[], writer="w")
     events.refresh()
     assert events.current_snapshot() is None
+
+
+def test_a_commit_that_keeps_losing_names_its_batch(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tables = ensure_tables(open_catalog(settings), settings.table)[0]
+    events, ledger = tables.events, tables.ingested
+    monkeypatch.setenv("LAKEHOUSE_COMMIT_RETRIES", "2")
+    for table in (events, ledger):
+        with table.transaction() as tx:
+            tx.set_properties(
+                {"lakehouse.commit.min-wait-ms": "1", "lakehouse.commit.max-wait-ms": "2"}
+            )
+
+    class Faults:
+        @staticmethod
+        def point(name: str) -> None:
+            raise CommitFailedException("a concurrent commit won the swap")
+
+    monkeypatch.setattr(commit, "faults", Faults)
+    batch = _batch(settings, range(2))
+    with pytest.raises(CommitConflictError) as caught:
+        commit.commit_events(events, batch, batch.slice(0, 0), key="k", late_hours=[], writer="w")
+    name = ".".join(events.name())
+    assert str(caught.value).startswith(f"commit of batch k to {name} gave up after 2 attempts")
+
+    def losing(*args: Any, **kwargs: Any) -> None:
+        raise CommitFailedException("a concurrent commit won the swap")
+
+    monkeypatch.setattr(Transaction, "append", losing)
+    with pytest.raises(CommitConflictError) as caught:
+        commit.append_with_key(ledger, _ledger_rows(ledger), key="j", kind="ingested")
+    name = ".".join(ledger.name())
+    assert str(caught.value).startswith(f"commit of ingested of batch j to {name} gave up after")
