@@ -343,3 +343,24 @@ def test_bad_property_texts_are_found_beside_the_other_checks(kind: str) -> None
     result = _norm({"client_ts": _ts(*["2024-05-01T10:00:00Z"] * 3), "properties": props})
     assert result.rejected == [(1, "properties: not JSON object text")]
     assert result.table.column("properties").to_pylist() == ['{"a":1}', None]
+
+
+def test_a_well_formed_but_impossible_time_sends_the_column_one_by_one() -> None:
+    padded = "2024-05-01T10:00:00" + " " * 60  # read after stripping; quoted as received
+    column = _ts(
+        "2024-13-01T10:00:00Z",  # the shape of a timestamp, month 13
+        None,
+        padded,
+        " 2024-05-01T11:00:00Z",
+        "2024-05-01T12:00:00Z",
+    )
+    result = _norm({"client_ts": column})
+    assert result.rejected == [
+        (0, "client_ts: not an ISO-8601 timestamp: '2024-13-01T10:00:00Z'"),
+        (1, "missing required field client_ts"),
+        (2, f"client_ts: timestamp has no UTC offset (add Z or +hh:mm): {padded[:64]!r}"),
+    ]
+    assert result.table.column("client_ts").to_pylist() == [
+        datetime(2024, 5, 1, 11, tzinfo=UTC),
+        datetime(2024, 5, 1, 12, tzinfo=UTC),
+    ]
