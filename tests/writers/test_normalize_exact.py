@@ -364,3 +364,37 @@ def test_a_well_formed_but_impossible_time_sends_the_column_one_by_one() -> None
         datetime(2024, 5, 1, 11, tzinfo=UTC),
         datetime(2024, 5, 1, 12, tzinfo=UTC),
     ]
+
+
+def test_only_the_texts_that_need_it_are_checked_one_by_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Texts that start with ``{``, end with ``}`` and hold no line break are parsed in
+    bulk; the others, and those naming NaN or Infinity, are read one by one; all of them
+    when the bulk parse fails."""
+    import writers.normalize as normalize_module
+
+    checked: list[str] = []
+    real = normalize_module._is_object_text
+
+    def counted(text: str) -> bool:
+        checked.append(text)
+        return real(text)
+
+    monkeypatch.setattr(normalize_module, "_is_object_text", counted)
+    texts = [None, '{"a":1}', "{}", '{"b":[1,2]}', "x", '{"c":"NaN"}', '{"d":\n1}', "", '{"e":2}']
+    assert not_object_texts(pa.array(texts, pa.string())).tolist() == [4, 7]
+    assert checked == ["x", '{"c":"NaN"}', '{"d":\n1}', ""]
+    checked.clear()
+    assert not_object_texts(pa.array(['{"a":1}', "{}", '{"b":{}}'] * 20)).tolist() == []
+    assert checked == []
+    assert not_object_texts(pa.array(['{"a":1}', "{x}"])).tolist() == [1]
+    assert checked == ['{"a":1}', "{x}"]  # the bulk parse failed: every text, one by one
+    checked.clear()
+    assert not_object_texts(pa.array(['{"a":NaN}', '{"b":1}'])).tolist() == [0]
+    assert not_object_texts(pa.array(['{"a":1}', '{"b":Infinity}'])).tolist() == [1]
+    assert not_object_texts(pa.array(["{\r}", "{}"])).tolist() == []
+    assert checked == ['{"a":NaN}', '{"b":Infinity}', "{\r}"]
+    checked.clear()
+    assert not_object_texts(pa.array(["", ""])).tolist() == [0, 1]
+    assert checked == ["", ""]
