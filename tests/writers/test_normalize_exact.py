@@ -398,3 +398,28 @@ def test_only_the_texts_that_need_it_are_checked_one_by_one(
     checked.clear()
     assert not_object_texts(pa.array(["", ""])).tolist() == [0, 1]
     assert checked == ["", ""]
+
+
+def test_float_epochs_past_the_bound_and_columns_of_nulls_keep_their_types() -> None:
+    # 5e15 ms is a finite number whose microseconds pass 2**62: out of range
+    result = _norm({"client_ts": pa.array([5e15, 1714557600000.0])})
+    assert result.rejected == [(0, "client_ts: epoch milliseconds out of range")]
+    assert result.table.column("client_ts").to_pylist() == [datetime(2024, 5, 1, 10, tzinfo=UTC)]
+    nulls = _norm({"client_ts": pa.nulls(2), "server_ts": pa.nulls(2)})
+    assert nulls.table.schema.field("client_ts").type == TS
+    assert nulls.table.schema.field("server_ts").type == TS
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="a float epoch whose microseconds overflow int64 (1e17 ms and beyond) wraps "
+    "around in the unchecked cast and is rejected as 'before 2000-01-01' instead of "
+    "'epoch milliseconds out of range' (rejected either way, with a misleading reason)",
+)
+def test_a_float_epoch_that_overflows_is_out_of_range() -> None:
+    result = _norm({"client_ts": pa.array([1e17, -1e300])})
+    assert result.rejected == [
+        (0, "client_ts: epoch milliseconds out of range"),
+        (1, "client_ts: epoch milliseconds out of range"),
+    ]
