@@ -423,3 +423,39 @@ def test_a_float_epoch_that_overflows_is_out_of_range() -> None:
         (0, "client_ts: epoch milliseconds out of range"),
         (1, "client_ts: epoch milliseconds out of range"),
     ]
+
+
+def test_properties_encoded_from_structs_and_maps_are_not_checked_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import writers.normalize as normalize_module
+
+    calls: list[int] = []
+    real = normalize_module.not_object_texts
+
+    def counted(texts: pa.Array) -> np.ndarray:
+        calls.append(len(texts))
+        return real(texts)
+
+    monkeypatch.setattr(normalize_module, "not_object_texts", counted)
+    ts = _ts("2024-05-01T10:00:00Z")
+    struct = pa.array([{"a": 1}], pa.struct([("a", pa.int64())]))
+    mapped = pa.array([[("k", "v")]], pa.map_(pa.string(), pa.string()))
+    for props in (struct, mapped):
+        result = _norm({"client_ts": ts, "properties": props, "extra": pa.array([[1]])})
+        assert result.rejected == [] and calls == []
+        assert json.loads(result.table.column("properties")[0].as_py())["extra"] == [1]
+    assert _norm({"client_ts": ts, "properties": _ts('{"a":1}')}).rejected == []
+    assert calls == [1]  # text is checked, once
+
+
+def test_timestamps_that_cannot_be_read_leave_a_timestamp_column() -> None:
+    naive = pa.array([datetime(2024, 5, 1), None], pa.timestamp("us"))
+    for column in (naive, pa.array([True, None])):
+        result = _norm({"client_ts": ts_ok(), "server_ts": column})
+        assert result.table.schema.field("server_ts").type == TS
+        assert len(result.rejected) == 1 and result.rejected[0][0] == 0
+
+
+def ts_ok() -> pa.Array:
+    return _ts("2024-05-01T10:00:00Z", "2024-05-01T10:00:00Z")
