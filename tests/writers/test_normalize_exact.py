@@ -15,7 +15,7 @@ import pyarrow as pa
 import pytest
 
 from writers.normalize import Normalized, is_plain_name, normalize, not_object_texts
-from writers.parse import ROW_COLUMN
+from writers.parse import MAX_NESTING, ROW_COLUMN, type_depth
 
 NOW = datetime(2024, 5, 2, tzinfo=UTC)
 SKEW = timedelta(hours=1)
@@ -459,3 +459,66 @@ def test_timestamps_that_cannot_be_read_leave_a_timestamp_column() -> None:
 
 def ts_ok() -> pa.Array:
     return _ts("2024-05-01T10:00:00Z", "2024-05-01T10:00:00Z")
+
+
+def test_empty_struct_properties_take_the_folded_fields() -> None:
+    empty = pa.array([{}, {}], pa.struct([]))
+    extra = pa.array([{"x": 1}, None], pa.struct([("x", pa.int64())]))
+    result = _norm({"client_ts": ts_ok(), "properties": empty, "extra": extra})
+    assert result.table.column("properties").to_pylist() == ['{"extra":{"x":1}}', "{}"]
+
+
+def test_every_column_is_looked_at_for_unstorable_values_wherever_the_row_column_is() -> None:
+    deep: pa.DataType = pa.int64()
+    for _ in range(MAX_NESTING):
+        deep = pa.struct([("a", deep)])
+    assert type_depth(deep) == MAX_NESTING  # exactly the limit: kept
+    value: object = 1
+    for _ in range(MAX_NESTING):
+        value = {"a": value}
+    table = pa.table(
+        {
+            ROW_COLUMN: pa.array([0, 1], pa.int64()),
+            "event_id": ["a", "b"],
+            "user_id": ["u", "u"],
+            "event_type": ["v", "v"],
+            "client_ts": ["2024-05-01T10:00:00Z"] * 2,
+            "deep": pa.array([value, None], deep),
+            "blob": pa.array([None, b"x"], pa.binary()),
+        }
+    )
+    result = normalize(table, receipt_time=NOW, max_future_skew=SKEW)
+    assert result.rejected == [
+        (1, "blob: binary data is not accepted (decode bytes to text first)")
+    ]
+    assert json.loads(result.table.column("properties")[0].as_py())["deep"] == value
+
+
+def test_string_columns_keep_their_type_when_missing_or_partly_wrong() -> None:
+    result = _norm({"client_ts": ts_ok()})  # no session_id at all
+    assert result.table.schema.field("session_id").type == pa.large_string()
+    partly = _norm({"client_ts": ts_ok(), "session_id": pa.array([None, 7])})
+    assert partly.rejected == [(1, "session_id: expected a string, got int64")]
+    assert partly.table.schema.field("session_id").type == pa.large_string()
+    assert partly.table.column("session_id").to_pylist() == [None]
+
+
+@pytest.mark.parametrize("kind", ["string", "large_string"])
+def test_text_properties_are_checked_beside_the_other_rules(
+    monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    import writers.normalize as normalize_module
+
+    submitted: list[int] = []
+    real = normalize_module._CHECKS
+
+    class Recorder:
+        def submit(self, fn: Any, texts: pa.Array) -> Any:
+            submitted.append(len(texts))
+            return real.submit(fn, texts)
+
+    monkeypatch.setattr(normalize_module, "_CHECKS", Recorder())
+    props = pa.array(['{"a":1}', "[]"], getattr(pa, kind)())
+    result = _norm({"client_ts": ts_ok(), "properties": props})
+    assert result.rejected == [(1, "properties: not JSON object text")]
+    assert submitted == [2]
