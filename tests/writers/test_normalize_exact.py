@@ -451,10 +451,15 @@ def test_properties_encoded_from_structs_and_maps_are_not_checked_again(
 
 def test_timestamps_that_cannot_be_read_leave_a_timestamp_column() -> None:
     naive = pa.array([datetime(2024, 5, 1), None], pa.timestamp("us"))
-    for column in (naive, pa.array([True, None])):
+    reasons = [
+        "server_ts: timestamp has no time zone",
+        "server_ts: expected an ISO-8601 string or epoch milliseconds, got bool",
+    ]
+    for column, reason in zip((naive, pa.array([True, None])), reasons, strict=True):
         result = _norm({"client_ts": ts_ok(), "server_ts": column})
         assert result.table.schema.field("server_ts").type == TS
-        assert len(result.rejected) == 1 and result.rejected[0][0] == 0
+        assert result.rejected == [(0, reason)]
+    assert _norm({"client_ts": ts_ok()}).table.schema.field("server_ts").type == TS
 
 
 def ts_ok() -> pa.Array:
@@ -522,3 +527,21 @@ def test_text_properties_are_checked_beside_the_other_rules(
     result = _norm({"client_ts": ts_ok(), "properties": props})
     assert result.rejected == [(1, "properties: not JSON object text")]
     assert submitted == [2]
+
+
+def test_now_is_utc_whatever_the_local_zone(monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    monkeypatch.setenv("TZ", "Asia/Tokyo")  # nine hours ahead of UTC
+    time.tzset()
+    try:
+        ahead = (datetime.now(UTC) + timedelta(hours=2)).isoformat()
+        result = _norm(
+            {"client_ts": _ts("2024-05-01T10:00:00Z"), "server_ts": _ts(ahead)},
+            receipt_time=datetime(2024, 5, 1, 11, tzinfo=UTC),
+            receipt_estimated=True,
+        )
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+    assert result.rejected == [(0, "server_ts is in the future")]
