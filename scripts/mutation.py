@@ -4,6 +4,7 @@
     ./dev mutation writers/dedupe.py    # one module (several may be given)
     ./dev mutation --list               # the modules and the tests that judge each
     ./dev mutation --again writers/dedupe.py  # judge the last run's survivors again
+    ./dev mutation --resume writers/writer.py  # go on with a run that was stopped
 
 Each module is mutated by mutmut 3 (pinned in the ``dev`` extra) in a scratch copy of
 the tree (``.mutation/<module>/``, mutmut's own ``mutants/`` inside it), so the working
@@ -19,6 +20,8 @@ since the run (new test files written for its survivors), the survivors and the
 mutants no test reached are judged by the whole new list; mutmut forgets every verdict
 when its list of tests changes, so the others (killed by tests that are all still in
 the list) are put back afterwards. Any other change of the list needs a fresh run.
+``--resume`` keeps the scratch copy and its verdicts and judges the mutants a stopped
+run left unjudged (with the same list of tests).
 """
 
 from __future__ import annotations
@@ -159,13 +162,22 @@ def _restore(saved: dict[Path, dict[str, int | None]], rejudged: set[str]) -> No
 
 
 def run_module(
-    module: str, python: str, children: int, *, again: bool = False
+    module: str, python: str, children: int, *, again: bool = False, resume: bool = False
 ) -> dict[str, object]:
     tests = [t for t in MODULES[module] if (ROOT / t).exists()]
     work = SCRATCH / module.replace("/", "_").removesuffix(".py")
     mutmut = str(Path(python).with_name("mutmut"))
     env = {**os.environ, "POLARS_ICEBERG_PLANNER": "pyiceberg"}
     env = {k: v for k, v in env.items() if not k.startswith(("LAKEHOUSE_", "PYICEBERG_"))}
+    if resume and (work / "mutants").is_dir():
+        if (work / "setup.cfg").read_text() != _config(module, tests):
+            sys.exit(f"{module}: its list of tests changed since the run; run it afresh")
+        print(f"[mutation] {module}: resumed", file=sys.stderr, flush=True)
+        subprocess.run(
+            [mutmut, "run", "--max-children", str(children)],
+            cwd=work, env=env, stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        return _report(module, tests, work, mutmut, env)
     again = again and (work / "mutants").is_dir()
     previous = _survivors(mutmut, work, env) if again else []
     saved: dict[Path, dict[str, int | None]] = {}
@@ -187,15 +199,24 @@ def run_module(
         )  # fmt: skip
     if saved:
         _restore(saved, set(previous))
+    return _report(module, tests, work, mutmut, env)
+
+
+def _report(
+    module: str, tests: list[str], work: Path, mutmut: str, env: dict[str, str]
+) -> dict[str, object]:
     subprocess.run([mutmut, "export-cicd-stats"], cwd=work, env=env, capture_output=True)
     stats = json.loads((work / "mutants" / "mutmut-cicd-stats.json").read_text())
     survivors = _survivors(mutmut, work, env)
-    judged = stats["total"] - stats["skipped"] - stats["check_was_interrupted_by_user"]
+    # a stopped run leaves mutants with no verdict: they are not in the score
+    unjudged = sum(c is None for codes in _verdicts(work).values() for c in codes.values())
+    judged = stats["total"] - stats["skipped"] - stats["check_was_interrupted_by_user"] - unjudged
     # A timeout is a mutant that made the tests hang: caught, but reported apart.
     caught = stats["killed"] + stats["timeout"] + stats["segfault"]
     result = {
         "module": module,
         "mutants": judged,
+        "not_judged": unjudged,
         **{k: stats[k] for k in ("killed", "timeout", "survived", "no_tests", "suspicious")},
         "score": round(100 * caught / judged, 1) if judged else None,
         "survivors": survivors,
@@ -219,6 +240,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--children", type=int, default=1, help="mutants judged at once (default 1)"
     )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the last run's verdicts and judge the mutants it left unjudged "
+        "(a module never run is run in full)",
+    )
     args = parser.parse_args(argv)
     if args.list:
         for module, tests in MODULES.items():
@@ -228,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown module(s) {', '.join(unknown)}; see --list")
     results = [
-        run_module(m, sys.executable, args.children, again=args.again)
+        run_module(m, sys.executable, args.children, again=args.again, resume=args.resume)
         for m in args.modules or list(MODULES)
     ]
     return 0 if all(r["survived"] == 0 for r in results) else 1
