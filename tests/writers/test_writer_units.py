@@ -4,6 +4,7 @@ the tables hold (read with pyiceberg's public API, not the writer's code)."""
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from datetime import UTC, datetime, timedelta
@@ -258,3 +259,17 @@ def test_the_buffer_counts_records_and_bytes_of_kept_rows(home: Path) -> None:
     assert isinstance(pa.concat_tables([t for t, _ in buf.pieces]), pa.Table)
     writer.flush()
     assert (buf.records, buf.nbytes, buf.pieces, buf.rejects, buf.opened) == (0, 0, [], [], None)
+
+
+def test_each_reject_names_where_it_came_from(home: Path) -> None:
+    settings = Settings.from_env()
+    bad = {"event_id": "x", "event_type": "v", "client_ts": "2024-05-01T00:00:00Z"}
+    with EventWriter(settings) as writer:
+        writer.write([bad])
+        writer.write([dict(bad, event_id="y")], batch_id="b7")
+        writer.write([dict(bad, event_id="z")], source="file:///zone/a.ndjson")
+    rejected = load_tables(open_catalog(settings), settings.table).rejected
+    by_id = dict(zip(*rows(rejected).select(["raw", "source"]).to_pydict().values(), strict=True))
+    sources = {json.loads(raw)["event_id"]: source for raw, source in by_id.items()}
+    assert (sources["y"], sources["z"]) == ("batch:b7", "file:///zone/a.ndjson")
+    assert re.fullmatch(r"batch:[0-9a-f]{12}", sources["x"]), sources
