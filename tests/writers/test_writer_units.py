@@ -170,9 +170,10 @@ def test_file_rejects_already_recorded_are_not_recorded_again(home: Path) -> Non
         Reject("whole", "s2", None, None),  # the same whole-file reason: recorded
         Reject("else", "s2", None, None),  # another whole-file reason
         Reject("r1", "s3", None, "raw"),  # a record without a line: never looked up
+        Reject("whole", "s2", None, "raw"),  # a record, not the file: not a file reject
     ]
     kept = writer_module._not_yet_rejected(rejected, candidates)
-    assert kept == [candidates[2], candidates[4], candidates[5]]
+    assert kept == [candidates[2], candidates[4], candidates[5], candidates[6]]
     only_raw = [Reject("r1", "s1", None, "raw")]
     assert writer_module._not_yet_rejected(rejected, only_raw) == only_raw
 
@@ -352,3 +353,16 @@ def test_a_record_with_a_lone_surrogate_is_rejected_and_the_others_land(home: Pa
         writer.write([event(0), odd])
         result = writer.flush()
     assert (result.records_written, result.records_rejected) == (1, 1)
+
+
+def test_rejects_found_after_parsing_keep_their_line(home: Path) -> None:
+    settings = Settings.from_env()
+    lines = [event(0), {"event_id": "x", "event_type": "v", "client_ts": "2024-05-01T00:00:00Z"}]
+    data = "\n".join(json.dumps(r) for r in lines).encode()
+    with EventWriter(settings) as writer:
+        writer.write(data, source="file:///zone/a.ndjson")
+    rejected = load_tables(open_catalog(settings), settings.table).rejected
+    stored = rows(rejected).select(["source", "line", "reason"]).to_pylist()
+    assert stored == [
+        {"source": "file:///zone/a.ndjson", "line": 2, "reason": "missing required field user_id"}
+    ]
