@@ -366,3 +366,16 @@ def test_rejects_found_after_parsing_keep_their_line(home: Path) -> None:
     assert stored == [
         {"source": "file:///zone/a.ndjson", "line": 2, "reason": "missing required field user_id"}
     ]
+
+
+def test_one_on_time_row_is_on_time_and_hours_are_scanned_once(home: Path) -> None:
+    settings = Settings.from_env()
+    with EventWriter(settings) as writer:
+        first = writer.write([event(0)])
+        first = writer.flush()
+        second = writer.write([event(1), event(0)])  # the same hour, one id again
+        second = writer.flush()
+    assert (first.on_time_records, first.late_records, first.late_hours) == (1, 0, ())
+    assert (second.records_written, second.duplicates_dropped) == (1, 1)
+    assert [s[summary.KIND] for s in _snapshots(settings)] == [summary.KIND_ON_TIME] * 2
+    assert writer._committed.scans == 1  # the hour's ids were read once, then kept
