@@ -45,6 +45,7 @@ MODULES: dict[str, list[str]] = {
     "writers/dedupe.py": [
         "tests/writers/test_dedupe.py",
         "tests/writers/test_dedupe_hours.py",
+        "tests/writers/test_dedupe_record.py",
         "tests/writers/test_lateness.py",
         "tests/test_hours.py",
     ],
