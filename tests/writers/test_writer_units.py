@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
+import socket
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -60,6 +62,9 @@ def test_a_flush_reports_every_count_and_the_table_agrees(home: Path) -> None:
     assert [s[summary.KIND] for s in snaps] == [summary.KIND_ON_TIME, summary.KIND_LATE]
     assert result.snapshot_ids == tuple(int(s["id"]) for s in snaps)
     assert result.batch_keys == (snaps[0][summary.BATCH_KEY],)
+    host, pid = re.escape(socket.gethostname()), os.getpid()
+    assert snaps[0][summary.WRITER] == snaps[1][summary.WRITER] == writer.writer_id
+    assert re.fullmatch(rf"{host}:{pid}:[0-9a-f]{{8}}", writer.writer_id)
     events = load_tables(open_catalog(settings), settings.table).events
     assert sorted(rows(events).column("event_id").to_pylist()) == [
         "e000000",
@@ -70,14 +75,25 @@ def test_a_flush_reports_every_count_and_the_table_agrees(home: Path) -> None:
     assert writer.totals.records_read == 6 and writer.totals.records_written == 4
 
 
-def test_a_batch_that_landed_already_is_counted_as_duplicates(home: Path) -> None:
+def test_a_batch_that_landed_already_is_counted_as_duplicates(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     settings = Settings.from_env()
     with EventWriter(settings) as writer:
         first = writer.write([event(i) for i in range(3)], batch_id="b1")
         first = writer.flush()
+    handed: list[str] = []
+    real = writer_module.commit.commit_events
+
+    def spy(*args: Any, **kwargs: Any) -> list[int]:
+        handed.append(kwargs["key"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(writer_module.commit, "commit_events", spy)
     with EventWriter(settings) as again:
         again.write([event(i) for i in range(3)], batch_id="b1")
         second = again.flush()
+    assert handed == []  # a landed batch is not handed to the commit step again
     assert (second.records_read, second.records_written, second.duplicates_dropped) == (3, 0, 3)
     assert second.already_committed == 1 and first.already_committed == 0
     assert second.snapshot_ids == first.snapshot_ids and len(first.snapshot_ids) == 1
