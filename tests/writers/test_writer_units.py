@@ -395,3 +395,26 @@ def test_one_on_time_row_is_on_time_and_hours_are_scanned_once(home: Path) -> No
     assert (second.records_written, second.duplicates_dropped) == (1, 1)
     assert [s[summary.KIND] for s in _snapshots(settings)] == [summary.KIND_ON_TIME] * 2
     assert writer._committed.scans == 1  # the hour's ids were read once, then kept
+
+
+@pytest.mark.parametrize(
+    ("point", "rejects_stored"),
+    [("write.events-committed", 0), ("write.rejects-committed", 1)],
+)
+def test_the_flush_fault_points_stop_after_their_step(
+    home: Path, monkeypatch: pytest.MonkeyPatch, point: str, rejects_stored: int
+) -> None:
+    from lakehouse import faults
+
+    settings = Settings.from_env()
+    monkeypatch.setattr(faults, "_hits", {})
+    monkeypatch.setenv(faults.ENV, f"{point}:1:raise")
+    bad = {"event_id": "x", "event_type": "v", "client_ts": "2024-05-01T00:00:00Z"}
+    writer = EventWriter(settings)
+    writer.write([event(0), bad])
+    with pytest.raises(faults.FaultInjected, match=rf"^fault point {re.escape(point)} \(hit 1\)$"):
+        writer.flush()
+    tables = load_tables(open_catalog(settings), settings.table)
+    assert rows(tables.events).column("event_id").to_pylist() == ["e000000"]
+    stored = rows(tables.rejected).num_rows if tables.rejected.current_snapshot() else 0
+    assert stored == rejects_stored
