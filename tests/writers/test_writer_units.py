@@ -418,3 +418,24 @@ def test_the_flush_fault_points_stop_after_their_step(
     assert rows(tables.events).column("event_id").to_pylist() == ["e000000"]
     stored = rows(tables.rejected).num_rows if tables.rejected.current_snapshot() else 0
     assert stored == rejects_stored
+
+
+def test_a_folding_warning_is_logged_with_the_table_and_the_time_is_measured(
+    home: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import time
+
+    from lakehouse import schema as spec
+
+    settings = Settings.from_env(max_columns=len(spec.CORE_COLUMNS) + 1)
+    with caplog.at_level(logging.WARNING, logger="writers.writer"), EventWriter(settings) as w:
+        w.write([event(0, a=1, b=2), event(1, a=3)])
+        before = time.perf_counter()
+        result = w.flush()
+        elapsed = time.perf_counter() - before
+    assert result.new_columns == ("a",) and result.fields_folded == 1
+    (warning,) = result.warnings
+    assert "LAKEHOUSE_MAX_COLUMNS=" in warning
+    logged = [r.getMessage() for r in caplog.records if r.name == "writers.writer"]
+    assert logged == [f"{w.tables.events.name()}: {warning}"]
+    assert 0 < result.seconds <= elapsed
