@@ -439,3 +439,36 @@ def test_a_folding_warning_is_logged_with_the_table_and_the_time_is_measured(
     logged = [r.getMessage() for r in caplog.records if r.name == "writers.writer"]
     assert logged == [f"{w.tables.events.name()}: {warning}"]
     assert 0 < result.seconds <= elapsed
+
+
+def test_the_receipt_time_is_the_writers_clock_and_the_skew_its_settings(home: Path) -> None:
+    skew = "client_ts is more than 1:00:00 after its receipt time (device clock skew)"
+    settings = Settings.from_env()
+    ahead = event(0, minutes=90)  # 01:30, received at 00:00 by this writer's clock
+    del ahead["server_ts"]  # (the receipt time then stands for it)
+    with EventWriter(settings, clock=lambda: BASE) as writer:
+        writer.write([ahead, event(1, minutes=-30)])
+        result = writer.flush()
+    assert (result.records_written, result.records_rejected) == (1, 1)
+    rejected = load_tables(open_catalog(settings), settings.table).rejected
+    assert rows(rejected).column("reason").to_pylist() == [skew]
+
+
+def test_the_default_clock_is_utc_whatever_the_local_zone(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    settings = Settings.from_env()
+    future = (datetime.now(UTC) + timedelta(hours=2)).isoformat()
+    record = {"event_id": "f", "user_id": "u", "event_type": "v", "client_ts": future}
+    monkeypatch.setenv("TZ", "Asia/Tokyo")  # nine hours ahead of UTC
+    time.tzset()
+    try:
+        with EventWriter(settings) as writer:
+            writer.write([record])
+            result = writer.flush()
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+    assert (result.records_written, result.records_rejected) == (0, 1)
