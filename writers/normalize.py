@@ -98,8 +98,11 @@ def to_timestamps(col: pa.Array, name: str, reasons: _Reasons) -> pa.Array:
             finite = pc.is_finite(values)
             reasons.flag(pc.invert(finite), f"{name}: not a finite number")
             values = pc.if_else(finite, values, None)
-            values = pc.cast(pc.round(pc.multiply(values, 1000.0)), pa.int64(), safe=False)
-            millis_ok = pc.less(pc.abs(values), 2**62)
+            # the range is checked on the float: an unchecked cast of one past int64
+            # would wrap around into a plausible (and wrong) time
+            micros = pc.round(pc.multiply(values, 1000.0))
+            millis_ok = pc.less(pc.abs(micros), float(2**62))
+            values = pc.cast(pc.if_else(millis_ok, micros, None), pa.int64(), safe=False)
         else:
             millis_ok = pc.less(pc.abs(values), 2**53)
             values = pc.if_else(millis_ok, values, None)
