@@ -55,9 +55,23 @@ def test_group_read_equals_pyiceberg_scan(sqlite_events: Table, change: str) -> 
         assert rows.column("props").null_count < 100  # read under its new name
 
 
+@pytest.fixture
+def arrow_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """One item per call of :func:`read_files` (the Arrow read) made by ``read_frame``."""
+    calls: list[int] = []
+    real = checks.read_files
+
+    def counting(*args: object, **kwargs: object) -> tuple[pa.Table, list[int]]:
+        calls.append(1)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(checks, "read_files", counting)
+    return calls
+
+
 @pytest.mark.parametrize("change", ["none", "add", "rename"])
 def test_frame_read_equals_pyiceberg_scan(
-    sqlite_events: Table, change: str, monkeypatch: pytest.MonkeyPatch
+    sqlite_events: Table, change: str, arrow_reads: list[int]
 ) -> None:
     """Compaction's frame read (Polars on a local disk) returns pyiceberg's rows, files in
     order and rows in file order; a renamed column makes it read as :func:`read_files`."""
@@ -83,14 +97,6 @@ def test_frame_read_equals_pyiceberg_scan(
             for info in infos
         ]
     )
-    arrow_reads: list[int] = []
-    real = checks.read_files
-
-    def counting(*args: object, **kwargs: object) -> tuple[pa.Table, list[int]]:
-        arrow_reads.append(1)
-        return real(*args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(checks, "read_files", counting)
     frame, counts = checks.read_frame(table.metadata, table.io, infos)
     assert counts == [f.records for f in infos]
     assert frame.height == sum(counts) == expected.num_rows
@@ -103,7 +109,7 @@ def test_frame_read_equals_pyiceberg_scan(
 
 
 def test_frame_read_of_a_type_polars_would_change_uses_arrow(
-    sqlite_events: Table, monkeypatch: pytest.MonkeyPatch
+    sqlite_events: Table, arrow_reads: list[int]
 ) -> None:
     """A column type that does not come back unchanged from Polars (a fixed-width binary)
     makes the frame read go through Arrow; the values are still pyiceberg's."""
@@ -118,18 +124,13 @@ def test_frame_read_of_a_type_polars_would_change_uses_arrow(
     )
     table.append(with_digest)
     infos, expected = _files_and_scan(table)
-    arrow_reads: list[int] = []
-    real = checks.read_files
-    monkeypatch.setattr(
-        checks, "read_files", lambda *a, **k: arrow_reads.append(1) or real(*a, **k)
-    )
     frame, _ = checks.read_frame(table.metadata, table.io, infos)
     assert arrow_reads == [1]
     assert frame["digest"].to_list() == expected.column("digest").to_pylist()
 
 
 def test_frame_read_keeps_the_values_of_every_type_polars_reads(
-    sqlite_events: Table, monkeypatch: pytest.MonkeyPatch
+    sqlite_events: Table, arrow_reads: list[int]
 ) -> None:
     """Columns a user's table may add (decimal, date, boolean, binary, a timestamp
     without zone, 32-bit numbers) come back from the Polars read with pyiceberg's values."""
@@ -179,11 +180,6 @@ def test_frame_read_keeps_the_values_of_every_type_polars_reads(
             rows = rows.append_column(name, values)
         table.append(rows.select(schema.names).cast(schema))
     infos, expected = _files_and_scan(table)
-    arrow_reads: list[int] = []
-    real = checks.read_files
-    monkeypatch.setattr(
-        checks, "read_files", lambda *a, **k: arrow_reads.append(1) or real(*a, **k)
-    )
     frame, _ = checks.read_frame(table.metadata, table.io, infos)
     assert arrow_reads == []  # Polars read them all
     got = frame.to_arrow(compat_level=pl.CompatLevel.oldest()).cast(expected.schema)
