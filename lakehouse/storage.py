@@ -76,6 +76,7 @@ def filesystem_for(location: str, io: Any = None) -> tuple[pafs.FileSystem, str,
 # what the S3 client (pyarrow's, or boto's) says when the service, not the request, failed:
 # throttling, 5xx answers, a dropped or refused connection, a timeout
 _TRANSIENT = (
+    "HTTP status 50",  # pyarrow's "AWS Error UNKNOWN (HTTP status 503) during HeadObject"
     "SERVICE_UNAVAILABLE",
     "SLOW_DOWN",
     "SlowDown",
