@@ -214,13 +214,13 @@ def crash_run(
             procs.append(
                 (
                     lakehouse(ingest_args(zone, rng), target, logs, f"s{step}-ingest"),
-                    rng.uniform(0.5, estimate),
+                    rng.uniform(0.05, estimate),
                 )
             )
         if action in ("maintain", "both"):
             args = maintain_args(rng, concurrent=action == "both")
             procs.append(
-                (lakehouse(args, target, logs, f"s{step}-maintain"), rng.uniform(0.5, estimate))
+                (lakehouse(args, target, logs, f"s{step}-maintain"), rng.uniform(0.05, estimate))
             )
         # Kill moments count from the first write (imports take seconds on a busy machine).
         wait_for_writes(target.home, baseline, [p for p, _ in procs], timeout=120)
