@@ -120,21 +120,45 @@ def hostile_zone(put: Put, *, max_line: int) -> Zone:
     return zone
 
 
-def run_cli(args: list[str], env: dict[str, str]) -> tuple[int, str, str, int]:
-    """Run ``lakehouse ARGS`` in a child process: (exit code, stdout, stderr, peak RSS
-    in bytes of that child alone, read when ``wait4`` reaps it)."""
-    code = "import sys; from lakehouse.cli.main import main; sys.exit(main())"
-    home = env.get("LAKEHOUSE_HOME") or os.environ["LAKEHOUSE_HOME"]
-    out_path = Path(home).parent / f"cli-{os.getpid()}.out"
+PEAK_AT_EXIT = """
+import atexit, re, sys
+def _peak(path=sys.argv.pop(1)):
+    status = open("/proc/self/status").read()
+    open(path, "w").write(re.search(r"VmHWM:\\s+(\\d+) kB", status).group(1))
+atexit.register(_peak)
+"""
+"""Child prelude: at exit, write the child's own peak RSS in KiB (``VmHWM``) to the file
+named by its first argument. ``VmHWM`` belongs to the address space the child made at
+exec; ``ru_maxrss`` from ``wait4`` does not do: Linux carries the address space given up
+at exec into it, which under fork or vfork is the parent's, so a test process grown to
+1 GiB reported every child as at least 1 GiB."""
+
+
+def run_measured(
+    code: str, args: list[str], env: dict[str, str], workdir: Path
+) -> tuple[int, str, str, int]:
+    """Run ``python -c CODE ARGS`` in a child process: (exit code, stdout, stderr, peak
+    RSS in bytes of that child alone, as the child measured it at exit; -1 when the child
+    did not exit through Python, e.g. killed by a signal)."""
+    out_path = workdir / f"cli-{os.getpid()}.out"
     err_path = out_path.with_suffix(".err")
+    peak_path = out_path.with_suffix(".peak")
+    peak_path.unlink(missing_ok=True)
     with out_path.open("wb") as out, err_path.open("wb") as err:
-        pid = subprocess.Popen(
-            [sys.executable, "-c", code, *args], env={**os.environ, **env}, stdout=out, stderr=err
-        ).pid
-        _, status, usage = os.wait4(pid, 0)
-    return (
-        os.waitstatus_to_exitcode(status),
-        out_path.read_text(),
-        err_path.read_text(),
-        usage.ru_maxrss * 1024,
-    )
+        status = subprocess.run(
+            [sys.executable, "-c", PEAK_AT_EXIT + code, str(peak_path), *args],
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=err,
+            check=False,
+        ).returncode
+    peak = int(peak_path.read_text()) * 1024 if peak_path.exists() else -1  # no clean exit
+    return status, out_path.read_text(), err_path.read_text(), peak
+
+
+def run_cli(args: list[str], env: dict[str, str]) -> tuple[int, str, str, int]:
+    """Run ``lakehouse ARGS`` in a child process: (exit code, stdout, stderr, peak RSS in
+    bytes of that child alone)."""
+    home = env.get("LAKEHOUSE_HOME") or os.environ["LAKEHOUSE_HOME"]
+    code = "import sys; from lakehouse.cli.main import main; sys.exit(main())"
+    return run_measured(code, args, env, Path(home).parent)

@@ -16,7 +16,14 @@ from catalog import open_catalog
 from lakehouse.settings import Settings
 from lakehouse.tables import load_tables
 from tests.writers.events import event, rows
-from tests.writers.landing_zone import FIREHOSE_TIME, firehose_key, hostile_zone, lines, run_cli
+from tests.writers.landing_zone import (
+    FIREHOSE_TIME,
+    firehose_key,
+    hostile_zone,
+    lines,
+    run_cli,
+    run_measured,
+)
 from writers import ingest
 from writers.sources import reading
 
@@ -37,6 +44,21 @@ def landed(settings: Settings) -> tuple[list[dict], list[dict], list[dict]]:
     return rows(t.events).to_pylist(), rows(t.rejected).to_pylist(), rows(t.ingested).to_pylist()
 
 
+def test_a_childs_peak_memory_is_its_own(tmp_path: Path) -> None:
+    """The memory bound below is the CLI's own: a test process holding 600 MiB does not
+    show in a small child, and a child that holds 300 MiB shows it."""
+    held = b"\x01" * (600 << 20)  # every page touched, so resident
+    code, _, err, small = run_measured("pass", [], {}, tmp_path)
+    assert code == 0, err
+    assert 0 < small < 100 << 20, f"a child that does nothing peaked at {small >> 20} MiB"
+    code, _, err, big = run_measured("b = b'\\x01' * (300 << 20)", [], {}, tmp_path)
+    assert code == 0, err
+    assert big >= 300 << 20, f"a child holding 300 MiB peaked at {big >> 20} MiB"
+    code, _, _, killed = run_measured("import os; os.kill(os.getpid(), 9)", [], {}, tmp_path)
+    assert (code, killed) == (-9, -1)
+    assert len(held) == 600 << 20
+
+
 def test_hostile_files_among_good_ones_are_rejects_and_block_nothing(
     home: Path, tmp_path: Path
 ) -> None:
@@ -46,7 +68,7 @@ def test_hostile_files_among_good_ones_are_rejects_and_block_nothing(
     code, out, err, peak = run_cli(["ingest", str(zone_root), "--create", "--json"], env)
     assert code == 1, err
     assert "Traceback" not in err and "Traceback" not in out
-    assert peak < 1 << 30, f"peak RSS {peak / 2**20:.0f} MiB"
+    assert 0 < peak < 1 << 30, f"peak RSS {peak / 2**20:.0f} MiB"
     summary = json.loads(out)
     events, rejected, ledger = landed(Settings.from_env())
     ids = [e["event_id"] for e in events]
