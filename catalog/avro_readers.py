@@ -10,7 +10,8 @@ manifests, and building those trees was about a third of its time (1.27 s -> 0.9
 :func:`install` makes both lookups cached: the schema by its header text, the reader
 tree by the (cached, so identical) file schema object, the read schema object and the
 read types and enums. Reader trees hold no state between reads (each ``read`` gets the
-decoder), so one tree serves any number of files, from any thread. The caches are
+decoder), so one tree serves any number of files, from any thread. The reader of the
+file header (the same for every file) is cached the same way. The caches are
 bounded; ``tests/catalog/test_avro_readers.py`` pins the hooks and checks that what is
 read is what pyiceberg reads without them.
 """
@@ -27,6 +28,7 @@ from pyiceberg.schema import Schema
 
 _GET_SCHEMA = avro_file.AvroFileHeader.get_schema  # pyiceberg's own
 _RESOLVE = avro_file.resolve_reader  # type: ignore[attr-defined]
+_CONSTRUCT = avro_file.construct_reader  # type: ignore[attr-defined]  # the header's reader
 _MAX_ENTRIES = 256  # distinct schemas in one process: a handful per table and spec
 
 _schemas: dict[str, Schema] = {}
@@ -72,8 +74,17 @@ def _resolve_reader(
     return found[0]
 
 
+def _construct_reader(
+    file_schema: Schema, read_types: dict[int, Callable[..., Any]] | None = None
+) -> Reader:
+    """pyiceberg's ``construct_reader`` (a tree reading ``file_schema`` as itself), cached:
+    ``AvroFile._read_header`` builds one for the file header of every file it opens."""
+    return _resolve_reader(file_schema, file_schema, read_types)
+
+
 def install() -> None:
     """Cache schema parsing and reader building for every Avro file pyiceberg reads
     (idempotent)."""
     avro_file.AvroFileHeader.get_schema = _get_schema  # type: ignore[method-assign, assignment]
     avro_file.resolve_reader = _resolve_reader  # type: ignore[attr-defined, assignment]
+    avro_file.construct_reader = _construct_reader  # type: ignore[attr-defined, assignment]

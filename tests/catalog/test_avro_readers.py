@@ -20,6 +20,8 @@ from tests.maintenance.builders import append, make_rows, sort_rows
 def test_the_caches_are_installed_over_pyiceberg_0_12s_hooks() -> None:
     assert avro_file.AvroFileHeader.get_schema is avro_readers._get_schema
     assert avro_file.resolve_reader is avro_readers._resolve_reader
+    assert avro_file.construct_reader is avro_readers._construct_reader
+    assert avro_readers._CONSTRUCT.__module__ == "pyiceberg.avro.resolver"
     assert avro_readers._GET_SCHEMA.__qualname__ == "AvroFileHeader.get_schema"
     assert avro_readers._RESOLVE.__module__ == "pyiceberg.avro.resolver"
 
@@ -79,13 +81,15 @@ def test_reads_equal_pyiceberg_s_own_and_build_one_tree_per_schema(
     cached = read_all()
     built = avro_readers.stats["readers_built"] - before["readers_built"]
     parsed = avro_readers.stats["schemas_parsed"] - before["schemas_parsed"]
-    # one manifest-list schema and a manifest schema per spec: a tree for each
+    # one manifest-list schema and a manifest schema per spec: a tree for each, and one
+    # for the file header every file starts with
     assert len(lists) == 8 and len(manifests) >= 8
     assert {m.partition_spec_id for m in manifests.values()} == {0, 1}
-    assert parsed == 3 and built == 3, (parsed, built)
+    assert parsed == 3 and built == 4, (parsed, built)
     read_all()  # and none more when the same files are read again
-    assert avro_readers.stats["readers_built"] - before["readers_built"] == 3
+    assert avro_readers.stats["readers_built"] - before["readers_built"] == 4
 
     monkeypatch.setattr(avro_file.AvroFileHeader, "get_schema", avro_readers._GET_SCHEMA)
     monkeypatch.setattr(avro_file, "resolve_reader", avro_readers._RESOLVE)
+    monkeypatch.setattr(avro_file, "construct_reader", avro_readers._CONSTRUCT)
     assert read_all() == cached  # pyiceberg's own reading, tree built per file
