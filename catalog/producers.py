@@ -39,6 +39,7 @@ from pyiceberg.table.snapshots import Operation, Snapshot, Summary
 from pyiceberg.table.update.snapshot import CommitWindow, _OverwriteFiles, _SnapshotProducer
 from pyiceberg.typedef import EMPTY_DICT, KeyDefaultDict
 
+from catalog.entries import manifest_entries
 from catalog.transaction import begin
 from lakehouse.errors import CommitError
 
@@ -70,7 +71,7 @@ class ManifestEntryCache:
     def entries(self, manifest: ManifestFile, io: FileIO) -> list[ManifestEntry]:
         found = self._entries.get(manifest.manifest_path)
         if found is None:
-            found = manifest.fetch_manifest_entry(io=io, discard_deleted=True)
+            found = manifest_entries(manifest, io, discard_deleted=True)
             self._entries[manifest.manifest_path] = found
             self.reads += 1
         return found

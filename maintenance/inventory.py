@@ -18,6 +18,7 @@ from pyiceberg.table.metadata import TableMetadata
 from pyiceberg.transforms import HourTransform
 from pyiceberg.types import TimestamptzType
 
+from catalog.entries import manifest_entries
 from lakehouse import summary as summary_names
 from lakehouse.hours import EPOCH, HOUR, hour_label, hour_of, hour_start
 from lakehouse.summary import KIND as SUMMARY_KIND
@@ -167,7 +168,7 @@ def take_inventory(table: Table) -> Inventory:
                 delete_manifests += 1
             else:
                 data_manifests += 1
-            for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=True):
+            for entry in manifest_entries(manifest, table.io, discard_deleted=True):
                 df = entry.data_file
                 if df.spec_id not in positions:
                     positions[df.spec_id] = _hour_position(metadata, df.spec_id, client_ts_id)
