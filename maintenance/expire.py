@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from pyiceberg.io import FileIO
-from pyiceberg.manifest import ManifestEntryStatus
+from pyiceberg.manifest import ManifestEntryStatus, ManifestFile
 from pyiceberg.table import Table
 from pyiceberg.table.metadata import TableMetadata
 from pyiceberg.table.refs import SnapshotRefType
@@ -25,6 +25,7 @@ from pyiceberg.table.snapshots import Snapshot, ancestors_of
 from pyiceberg.utils.datetime import datetime_to_millis
 
 from catalog.commit import commit_with_retries
+from catalog.entries import manifest_entries
 from lakehouse import faults
 from lakehouse.errors import UsageError
 from maintenance.paths import DeleteFn, canonical, delete_all, io_delete, list_files
@@ -78,7 +79,31 @@ class ReachCache:
 
     def __init__(self, io: FileIO) -> None:
         self.io = io
-        self._live: dict[str, dict[str, str]] = {}  # manifest -> {canonical: location}
+        # manifest -> ({canonical: location} of its live entries,
+        #              {canonical: (location, id of the snapshot that removed it)} of the
+        #              DELETED ones)
+        self._entries: dict[str, tuple[dict[str, str], dict[str, tuple[str, int | None]]]] = {}
+
+    def _files(
+        self, manifest: ManifestFile
+    ) -> tuple[dict[str, str], dict[str, tuple[str, int | None]]]:
+        key = canonical(manifest.manifest_path)
+        found = self._entries.get(key)
+        if found is None:
+            live: dict[str, str] = {}
+            deleted: dict[str, tuple[str, int | None]] = {}
+            for e in manifest_entries(manifest, self.io):
+                path = e.data_file.file_path
+                if e.status == ManifestEntryStatus.DELETED:
+                    deleted[canonical(path)] = (path, e.snapshot_id)
+                else:
+                    live[canonical(path)] = path
+            found = self._entries[key] = (live, deleted)
+        return found
+
+    @property
+    def manifests_read(self) -> int:
+        return len(self._entries)
 
     def reach(self, snapshots: list[Snapshot]) -> Reach:
         out = Reach()
@@ -89,14 +114,57 @@ class ReachCache:
                 if key in out.manifests:
                     continue  # its files are in already
                 out.manifests[key] = manifest.manifest_path
-                if key not in self._live:
-                    self._live[key] = {
-                        canonical(e.data_file.file_path): e.data_file.file_path
-                        for e in manifest.fetch_manifest_entry(self.io, discard_deleted=False)
-                        if e.status != ManifestEntryStatus.DELETED
-                    }
-                out.live_files.update(self._live[key])
+                out.live_files.update(self._files(manifest)[0])
         return out
+
+    def reach_line(self, line: list[Snapshot]) -> Reach:
+        """What :meth:`reach` gives for ``line``, one line of history from its head
+        (``line[0]``) back, each snapshot the parent of the one before, reading fewer
+        manifests: a file some snapshot of the line can read is either live in the head
+        or was removed by a later snapshot of the line, and a snapshot records each file
+        it removes as a DELETED entry of a manifest it lists (the Iceberg spec; Iceberg's
+        own incremental expiry relies on it). So the head's manifests are read, and of
+        the others' only those that count deleted files; the rest are only named. A
+        DELETED entry counts when the snapshot that removed the file has its parent in
+        the line (which could read the file); an entry without a snapshot id counts."""
+        removers = {s.snapshot_id for s in line[:-1]}  # each has its parent in the line
+        out = Reach()
+        for index, snapshot in enumerate(line):
+            out.manifest_lists[canonical(snapshot.manifest_list)] = snapshot.manifest_list
+            for manifest in snapshot.manifests(self.io):
+                key = canonical(manifest.manifest_path)
+                if key in out.manifests:
+                    continue  # read or named already
+                out.manifests[key] = manifest.manifest_path
+                removes = manifest.deleted_files_count != 0  # None (unknown) reads it
+                if index == 0 or removes:
+                    live, deleted = self._files(manifest)
+                    out.live_files.update(live)
+                    out.live_files.update(
+                        (name, path)
+                        for name, (path, by) in deleted.items()
+                        if by is None or by in removers
+                    )
+        return out
+
+
+def history_line(metadata: TableMetadata) -> list[Snapshot] | None:
+    """The table's snapshots from the head back, when they are one line of history: one
+    branch and no tag, and walking back from its head meets every snapshot. None
+    otherwise (or when the table has no snapshot)."""
+    refs = list(metadata.refs.values())
+    if len(refs) != 1 or refs[0].snapshot_ref_type != SnapshotRefType.BRANCH:
+        return None
+    by_id = {s.snapshot_id: s for s in metadata.snapshots}
+    line: list[Snapshot] = []
+    current = by_id.get(refs[0].snapshot_id)
+    while current is not None and len(line) <= len(by_id):
+        line.append(current)
+        parent = current.parent_snapshot_id
+        current = by_id.get(parent) if parent is not None else None
+    if len(line) != len(by_id) or len({s.snapshot_id for s in line}) != len(by_id):
+        return None
+    return line
 
 
 def expire_snapshots(

@@ -18,7 +18,7 @@ from pyiceberg.table import Table
 
 from lakehouse.durations import format_duration
 from lakehouse.errors import UsageError
-from maintenance.expire import ReachCache
+from maintenance.expire import ReachCache, history_line
 from maintenance.paths import DeleteFn, canonical, delete_all, io_delete, list_files
 from maintenance.results import OrphanResult
 
@@ -52,7 +52,10 @@ def check_orphan_retention(older_than: timedelta, *, force: bool = False) -> Non
 def referenced_files(table: Table) -> set[str]:
     """Canonical locations of every file the table's current metadata references."""
     metadata = table.metadata
-    reach = ReachCache(table.io).reach(list(metadata.snapshots))
+    cache = ReachCache(table.io)
+    line = history_line(metadata)
+    # one line of history: the head's manifests and those recording removals suffice
+    reach = cache.reach(list(metadata.snapshots)) if line is None else cache.reach_line(line)
     # Files only a DELETED manifest entry mentions are not readable; expiry owns them.
     refs = {*reach.manifest_lists, *reach.manifests, *reach.live_files}
     refs.add(canonical(table.metadata_location))

@@ -1,0 +1,123 @@
+"""Orphan removal's short walk over one line of history (``ReachCache.reach_line``)
+reaches exactly the files an independent walk of every retained snapshot reaches, while
+reading only the head's manifests and those that record removals."""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+
+from pyiceberg.table import Table
+
+from maintenance import compact, expire_snapshots
+from maintenance.expire import ReachCache, history_line
+from maintenance.orphans import referenced_files
+from tests.maintenance.builders import Fed, append, make_rows, sort_rows, to_arrow
+from tests.support.reachable import _avro, local, reachable
+
+_DELETED = 2  # manifest entry status (Iceberg spec)
+
+
+def short_walk(table: Table) -> tuple[set[str], set[str], set[str], int]:
+    """(data files, manifests, manifest lists) the short walk reaches, as local paths, and
+    how many manifests it read."""
+    table.refresh()
+    line = history_line(table.metadata)
+    assert line is not None
+    cache = ReachCache(table.io)
+    reach = cache.reach_line(line)
+    return (
+        {local(p) for p in reach.live_files.values()},
+        {local(p) for p in reach.manifests.values()},
+        {local(p) for p in reach.manifest_lists.values()},
+        cache.manifests_read,
+    )
+
+
+def assert_same_as_oracle(table: Table) -> int:
+    """The short walk against the independent one; returns how many manifests it read."""
+    files, manifests, lists, read = short_walk(table)
+    oracle = reachable(table.metadata_location)
+    assert files == oracle.data_files
+    assert manifests == oracle.manifests
+    assert lists == oracle.manifest_lists
+    return read
+
+
+def removed_by(table: Table, snapshot_id: int) -> set[str]:
+    """Files the snapshot's own manifest list records as DELETED by it (fastavro)."""
+    snapshot = table.metadata.snapshot_by_id(snapshot_id)
+    assert snapshot is not None
+    out = set()
+    for manifest in _avro(snapshot.manifest_list):
+        for entry in _avro(manifest["manifest_path"]):
+            if entry["status"] == _DELETED and entry["snapshot_id"] == snapshot_id:
+                out.add(local(entry["data_file"]["file_path"]))
+    return out
+
+
+def test_the_short_walk_reaches_what_every_snapshot_reaches(
+    sqlite_fed: tuple[Table, Fed],
+) -> None:
+    table, data = sqlite_fed
+    assert_same_as_oracle(table)  # appends only
+    compact(table)  # replace and overwrite snapshots: the small files become DELETED entries
+    table.refresh()
+    compactions = [
+        s.snapshot_id
+        for s in table.metadata.snapshots
+        if s.summary is not None and s.summary.operation.value in ("replace", "overwrite")
+    ]
+    assert compactions and all(removed_by(table, sid) for sid in compactions)
+    assert_same_as_oracle(table)
+    for i in range(3):  # appends after the compaction
+        append(table, sort_rows(make_rows(random.Random(i), 20, data.hours[0], f"x{i}")))
+    table.refresh()
+    read = assert_same_as_oracle(table)
+    distinct = len(reachable(table.metadata_location).manifests)
+    assert read < distinct, f"read {read} of {distinct} manifests: nothing was skipped"
+
+    # The first compaction snapshot becomes the oldest retained: its parent is gone, so
+    # the files it removed are reachable from no retained snapshot any more.
+    line = history_line(table.metadata)
+    assert line is not None
+    ids = [s.snapshot_id for s in line]  # head first
+    first = max(compactions, key=ids.index)
+    position = ids.index(first)
+    gone_with_parent = removed_by(table, first)
+    expire_snapshots(table, retention=timedelta(0), retain_last=position + 1)
+    table.refresh()
+    assert history_line(table.metadata)[-1].snapshot_id == first  # type: ignore[index]
+    files, _, _, _ = short_walk(table)
+    assert gone_with_parent and not (gone_with_parent & files)
+    assert_same_as_oracle(table)
+    expire_snapshots(table, retention=timedelta(0), retain_last=1)
+    assert_same_as_oracle(table)
+
+
+def test_a_tag_or_a_second_branch_takes_the_full_walk(sqlite_fed: tuple[Table, Fed]) -> None:
+    table, data = sqlite_fed
+    compact(table)
+    table.refresh()
+    assert history_line(table.metadata) is not None
+    first = table.metadata.snapshots[0].snapshot_id
+    table.manage_snapshots().create_tag(first, "audit").commit()
+    assert history_line(table.metadata) is None
+    refs = {local(p) for p in referenced_files(table)}
+    assert refs >= reachable(table.metadata_location).all
+    table.manage_snapshots().remove_tag("audit").create_branch(first, "side").commit()
+    assert history_line(table.metadata) is None
+    rows = sort_rows(make_rows(random.Random(5), 20, data.hours[0], "side"))
+    table.append(to_arrow(rows), branch="side")  # a snapshot off the main line
+    table.refresh()
+    side = table.metadata.snapshot_by_name("side")
+    assert side is not None and side.snapshot_id not in {
+        s.snapshot_id for s in table.metadata.snapshots if s.snapshot_id != side.snapshot_id
+    }
+    refs = {local(p) for p in referenced_files(table)}
+    oracle = reachable(table.metadata_location)
+    assert refs >= oracle.all
+    assert (
+        oracle.by_snapshot[side.snapshot_id]
+        - oracle.by_snapshot[table.metadata.current_snapshot_id]
+    )  # type: ignore[index]
