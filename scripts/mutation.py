@@ -78,6 +78,7 @@ MODULES: dict[str, list[str]] = {
     "maintenance/expire.py": [
         "tests/maintenance/test_expire_exact.py",
         "tests/maintenance/test_expire.py",
+        "tests/maintenance/test_reach_line.py",
     ],
     "maintenance/orphans.py": [
         "tests/maintenance/test_orphan_kinds.py",
