@@ -88,6 +88,7 @@ MODULES: dict[str, list[str]] = {
     "maintenance/replace.py": [
         "tests/maintenance/test_replace_conflicts.py",
         "tests/maintenance/test_replace_deletes.py",
+        "tests/maintenance/test_replace_retries.py",
         "tests/catalog/test_private_api.py",
         "tests/maintenance/test_concurrency.py",
     ],
