@@ -5,12 +5,22 @@ reading only the head's manifests and those that record removals."""
 from __future__ import annotations
 
 import random
+from collections import Counter
 from datetime import timedelta
+from types import SimpleNamespace
 
+import pytest
+from pyiceberg.io import FileIO
+from pyiceberg.manifest import ManifestFile
 from pyiceberg.table import Table
+from pyiceberg.table.metadata import TableMetadata
+from pyiceberg.table.refs import SnapshotRef, SnapshotRefType
+from pyiceberg.table.snapshots import Snapshot
 
 from maintenance import compact, expire_snapshots
+from maintenance import expire as expire_module
 from maintenance.expire import ReachCache, history_line
+from maintenance.manifests import rewrite_manifests
 from maintenance.orphans import referenced_files
 from tests.maintenance.builders import Fed, append, make_rows, sort_rows, to_arrow
 from tests.support.reachable import _avro, local, reachable
@@ -34,6 +44,21 @@ def short_walk(table: Table) -> tuple[set[str], set[str], set[str], int]:
     )
 
 
+def must_read(table: Table) -> set[str]:
+    """The manifests the short walk is to decode: the head's, and of the other snapshots'
+    those that count deleted files (read from the manifest lists with fastavro)."""
+    head = table.metadata.current_snapshot()
+    assert head is not None
+    out = {local(m["manifest_path"]) for m in _avro(head.manifest_list)}
+    for snapshot in table.metadata.snapshots:
+        out.update(
+            local(m["manifest_path"])
+            for m in _avro(snapshot.manifest_list)
+            if m["deleted_files_count"] != 0
+        )
+    return out
+
+
 def assert_same_as_oracle(table: Table) -> int:
     """The short walk against the independent one; returns how many manifests it read."""
     files, manifests, lists, read = short_walk(table)
@@ -41,6 +66,7 @@ def assert_same_as_oracle(table: Table) -> int:
     assert files == oracle.data_files
     assert manifests == oracle.manifests
     assert lists == oracle.manifest_lists
+    assert read == len(must_read(table))  # and decoded no other manifest
     return read
 
 
@@ -121,3 +147,85 @@ def test_a_tag_or_a_second_branch_takes_the_full_walk(sqlite_fed: tuple[Table, F
         oracle.by_snapshot[side.snapshot_id]
         - oracle.by_snapshot[table.metadata.current_snapshot_id]
     )  # type: ignore[index]
+
+
+def test_removals_the_head_no_longer_lists_are_still_reached(
+    sqlite_fed: tuple[Table, Fed],
+) -> None:
+    """After a manifest rewrite the head lists none of the manifests that recorded a
+    compaction's removals; the files they removed are still readable from the snapshots
+    before the compaction, and the short walk finds them in those manifests."""
+    table, _ = sqlite_fed
+    compact(table)
+    table.refresh()
+    removers = [
+        s.snapshot_id
+        for s in table.metadata.snapshots
+        if s.summary is not None and s.summary.operation.value in ("replace", "overwrite")
+    ]
+    rewrite_manifests(table, max_manifests=0)
+    table.refresh()
+    head = table.metadata.current_snapshot()
+    assert head is not None
+    head_manifests = {local(m["manifest_path"]) for m in _avro(head.manifest_list)}
+    removal_manifests = {
+        local(m["manifest_path"])
+        for sid in removers
+        for m in _avro(table.metadata.snapshot_by_id(sid).manifest_list)  # type: ignore[union-attr]
+        if any(e["status"] == _DELETED for e in _avro(m["manifest_path"]))
+    }
+    assert removal_manifests and not (removal_manifests & head_manifests)
+    removed = set().union(*(removed_by(table, sid) for sid in removers))
+    files, _, _, _ = short_walk(table)
+    assert removed and removed <= files
+    assert_same_as_oracle(table)
+
+
+def test_each_manifest_is_decoded_once_per_cache(
+    sqlite_fed: tuple[Table, Fed], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    table, _ = sqlite_fed
+    compact(table)
+    table.refresh()
+    decoded: Counter[str] = Counter()
+    real = expire_module.manifest_entries
+
+    def counting(manifest: ManifestFile, io: FileIO, **kwargs: bool) -> list:  # type: ignore[type-arg]
+        decoded[manifest.manifest_path] += 1
+        return real(manifest, io, **kwargs)
+
+    monkeypatch.setattr(expire_module, "manifest_entries", counting)
+    cache = ReachCache(table.io)
+    line = history_line(table.metadata)
+    assert line is not None
+    first = cache.reach(list(table.metadata.snapshots))
+    again = cache.reach(list(table.metadata.snapshots))
+    short = cache.reach_line(line)
+    assert decoded and max(decoded.values()) == 1, decoded
+    assert cache.manifests_read == len(decoded)
+    assert first.live_files == again.live_files and short.manifests == first.manifests
+
+
+def _snap(snapshot_id: int, parent: int | None) -> Snapshot:
+    return Snapshot(
+        snapshot_id=snapshot_id,
+        parent_snapshot_id=parent,
+        sequence_number=snapshot_id,
+        timestamp_ms=snapshot_id,
+        manifest_list=f"snap-{snapshot_id}.avro",
+    )
+
+
+def test_history_line_refuses_what_is_not_one_line() -> None:
+    def metadata(head: int, parents: dict[int, int | None]) -> TableMetadata:
+        return SimpleNamespace(  # type: ignore[return-value]
+            refs={"main": SnapshotRef(snapshot_id=head, snapshot_ref_type=SnapshotRefType.BRANCH)},
+            snapshots=[_snap(sid, parent) for sid, parent in parents.items()],
+        )
+
+    line = history_line(metadata(3, {1: None, 2: 1, 3: 2}))
+    assert line is not None and [s.snapshot_id for s in line] == [3, 2, 1]
+    assert history_line(metadata(3, {1: None, 2: 1, 3: 1})) is None  # 2 is off the line
+    assert history_line(metadata(3, {1: 3, 2: 1, 3: 2})) is None  # parent links in a cycle
+    assert history_line(metadata(3, {1: 9, 2: 1, 3: 2})) is not None  # a parent expired
+    assert history_line(metadata(7, {1: None})) is None  # the head is missing
