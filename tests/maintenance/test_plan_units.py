@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import logging
+import random
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
@@ -22,9 +23,11 @@ from maintenance.plan import (
     commit_batches,
     hour_reasons,
     max_commits_property,
+    plan_compaction,
     plan_from_inventory,
     split_hour,
 )
+from tests.maintenance.builders import append, hour_start, make_rows, sort_rows
 
 H10 = 474_970  # 2024-03-08T10:00 UTC as an hour(client_ts) ordinal (hours since 1970)
 H10_START = datetime(2024, 3, 8, 10, tzinfo=UTC)
@@ -179,6 +182,14 @@ def test_an_hour_is_packed_in_client_ts_order_into_bounded_groups() -> None:
         HourFiles(H10, (_file("big", 9),)), ("unsorted",), CompactionOptions(max_group_bytes=6)
     )
     assert [len(g.files) for g in big] == [1]
+    # Two groups: each names the other's files as siblings.
+    two = split_hour(item, ("small-files",), CompactionOptions(max_group_bytes=10))
+    assert [[f.path.rsplit("/", 1)[1] for f in g.files] for g in two] == [
+        ["unknown.parquet", "early.parquet", "middle.parquet"],
+        ["middle2.parquet", "late.parquet"],
+    ]
+    assert [g.parts for g in two] == [2, 2]
+    assert set(two[0].siblings) == set(two[1].files) and set(two[1].siblings) == set(two[0].files)
 
 
 def test_a_group_reports_its_hour_as_sql_and_as_a_dictionary() -> None:
@@ -325,3 +336,17 @@ def test_hot_and_clean_hours_are_each_counted() -> None:
     now = H10_START + timedelta(hours=3)
     plan = plan_from_inventory(_inventory(*hours), _table(), options, now=now)
     assert (plan.hours_total, plan.hours_hot, plan.hours_clean, plan.groups) == (4, 2, 2, ())
+
+
+def test_plan_compaction_of_a_table_keeps_to_the_hours_asked(sqlite_events: Any) -> None:
+    rng = random.Random(4)
+    for hour in (0, 1):
+        for batch in range(2):  # two small files in each hour
+            append(sqlite_events, sort_rows(make_rows(rng, 5, hour_start(hour), f"{hour}{batch}")))
+    sqlite_events.refresh()
+    ordinals = [int(hour_start(h).timestamp()) // 3600 for h in (0, 1)]
+    every = plan_compaction(sqlite_events)
+    assert sorted(g.hour for g in every.groups) == ordinals
+    asked = plan_compaction(sqlite_events, hours={ordinals[1]})
+    assert [g.hour for g in asked.groups] == [ordinals[1]]
+    assert [len(g.files) for g in asked.groups] == [2]
