@@ -46,6 +46,8 @@ MODULES: dict[str, list[str]] = {
         "tests/writers/test_dedupe.py",
         "tests/writers/test_dedupe_hours.py",
         "tests/writers/test_dedupe_record.py",
+        "tests/writers/test_dedupe_bounds.py",
+        "tests/writers/test_drop_committed.py",
         "tests/writers/test_lateness.py",
         "tests/test_hours.py",
     ],
