@@ -173,3 +173,8 @@ def test_the_two_thread_take_equals_arrow_take() -> None:
     )
     rows = rng.permutation(n)[: n - 10]
     assert dedupe.take(table, rows).equals(table.take(pa.array(rows)))
+    # an event's width: every column lands, whichever half took it
+    for k in range(4):
+        table = table.append_column(f"c{k}", pa.array(rng.integers(0, 10**k + 1, n)))
+    assert table.num_columns == 7
+    assert dedupe.take(table, rows).equals(table.take(pa.array(rows)))
