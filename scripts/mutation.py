@@ -86,6 +86,7 @@ MODULES: dict[str, list[str]] = {
         "tests/maintenance/test_orphan_kinds.py",
         "tests/maintenance/test_orphans.py",
         "tests/maintenance/test_orphan_window.py",
+        "tests/maintenance/test_reach_line.py",
     ],
     "maintenance/replace.py": [
         "tests/maintenance/test_replace_conflicts.py",

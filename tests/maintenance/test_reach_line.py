@@ -229,3 +229,25 @@ def test_history_line_refuses_what_is_not_one_line() -> None:
     assert history_line(metadata(3, {1: 3, 2: 1, 3: 2})) is None  # parent links in a cycle
     assert history_line(metadata(3, {1: 9, 2: 1, 3: 2})) is not None  # a parent expired
     assert history_line(metadata(7, {1: None})) is None  # the head is missing
+
+
+def test_orphan_removal_takes_the_short_walk_on_one_line(
+    sqlite_fed: tuple[Table, Fed], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    table, data = sqlite_fed
+    compact(table)
+    for i in range(2):  # appends after the compaction: older manifests are only named
+        append(table, sort_rows(make_rows(random.Random(i), 20, data.hours[0], f"y{i}")))
+    table.refresh()
+    decoded: set[str] = set()
+    real = expire_module.manifest_entries
+
+    def counting(manifest: ManifestFile, io: FileIO, **kwargs: bool) -> list:  # type: ignore[type-arg]
+        decoded.add(local(manifest.manifest_path))
+        return real(manifest, io, **kwargs)
+
+    monkeypatch.setattr(expire_module, "manifest_entries", counting)
+    refs = {local(p) for p in referenced_files(table)}
+    oracle = reachable(table.metadata_location)
+    assert refs >= oracle.all
+    assert decoded == must_read(table) and decoded < oracle.manifests
