@@ -101,3 +101,26 @@ def test_a_warm_cache_cut_off_from_its_snapshot_by_expiry_scans_again(
     assert len(ids) == len(set(ids)) == 9
     for writer in (seed, a, b):
         writer.close()
+
+
+def test_files_without_event_id_bounds_may_hold_any_id(sqlite_settings: Settings) -> None:
+    """A data file written without event_id bounds (``write.metadata.metrics.column.
+    event_id=none``, as another engine may write them) cannot be ruled out: the hour is
+    read and a resend is dropped."""
+    from writers.dedupe import may_hold
+
+    with EventWriter(sqlite_settings) as writer:  # creates the table (hour 5)
+        writer.write([event(90, minutes=300)])
+    table = load_tables(open_catalog(sqlite_settings), sqlite_settings.table).events
+    with table.transaction() as txn:
+        txn.set_properties({"write.metadata.metrics.column.event_id": "none"})
+    with EventWriter(sqlite_settings) as writer:
+        writer.write([event(i, minutes=i) for i in (1, 2, 3)])
+    table.refresh()
+    tasks = [t for t in table.scan().plan_files() if t.file.record_count == 3]
+    field_id = table.schema().find_field("event_id").field_id
+    assert tasks and all(field_id not in (t.file.lower_bounds or {}) for t in tasks)
+    hour = [int(BASE.timestamp()) // 3600]
+    assert may_hold(table, hour, pa.array(["zzz"], pa.string()))
+    kept, dropped = drop_committed(_batch(("e000002", _at(0, 2))), table, CommittedIds())
+    assert (kept.num_rows, dropped) == (0, 1)
