@@ -333,17 +333,24 @@ def test_the_key_of_a_batch_with_rejects_keeps_its_documented_form(home: Path) -
     bad_time = dict(no_user, user_id="u", client_ts="nope")
     with EventWriter(settings) as writer:
         writer.write([no_user, event(0), bad_time])
-        whole_file = Parsed(failures=[("file:///zone/f.gz", None, None, "truncated gzip")])
-        whole_file.records = 1
+        whole_file = Parsed(
+            failures=[
+                ("file:///zone/f.gz", None, None, "truncated gzip"),
+                # a raw text that sorts after the empty one and before letters
+                ("file:///zone/g.ndjson", 3, "42", "not a JSON object"),
+            ]
+        )
+        whole_file.records = 2
         writer.add_parsed(whole_file, receipt_time=BASE)
         result = writer.flush()
-    assert (result.records_written, result.records_rejected) == (1, 3)
+    assert (result.records_written, result.records_rejected) == (1, 4)
     rejected = load_tables(open_catalog(settings), settings.table).rejected
     stored = sorted(
         (r["raw"] or "", r["reason"]) for r in rows(rejected).select(["raw", "reason"]).to_pylist()
     )
     assert [reason for _, reason in stored] == [
         "truncated gzip",
+        "not a JSON object",
         "missing required field user_id",
         "client_ts: not an ISO-8601 timestamp: 'nope'",
     ]
@@ -387,6 +394,22 @@ def test_one_on_time_row_is_on_time_and_hours_are_scanned_once(home: Path) -> No
     assert (second.records_written, second.duplicates_dropped) == (1, 1)
     assert [s[summary.KIND] for s in _snapshots(settings)] == [summary.KIND_ON_TIME] * 2
     assert writer._committed.scans == 1  # the hour's ids were read once, then kept
+
+
+def test_a_writers_own_commits_keep_its_cache_current(home: Path) -> None:
+    """Once an hour is cached, the writer's own commits are added to it (``record``):
+    the next flush into the hour reads nothing and still drops a resend of them."""
+    settings = Settings.from_env()
+    with EventWriter(settings) as writer:
+        writer.write([event(0)])
+        writer.flush()  # an empty table: nothing to read
+        writer.write([event(1), event(0)])
+        assert writer.flush().duplicates_dropped == 1
+        assert writer._committed.scans == 1  # the hour is read and cached
+        writer.write([event(2), event(1)])  # e000001 was committed by this writer
+        third = writer.flush()
+    assert (third.records_written, third.duplicates_dropped) == (1, 1)
+    assert writer._committed.scans == 1  # no rescan after its own commit
 
 
 @pytest.mark.parametrize(
